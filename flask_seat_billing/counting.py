@@ -1,0 +1,131 @@
+"""How many seats an organization should be billed for.
+
+Counts are always computed from committed rows at the moment of a sync (never carried from the
+event that triggered it), so the last sync of a burst always carries the latest count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from .keys import to_key
+from .membership import MembershipSchema
+from .tables import utcnow
+
+
+@dataclass(frozen=True)
+class SeatCount:
+    """The parts of a seat count, so a custom rule can start from the default one."""
+
+    organization_id: Any
+    members: int
+    pending_invitations: int
+    included: int
+    minimum: int
+
+    @property
+    def billable(self) -> int:
+        """Billable members (+ pending invitations) - included seats, never below the minimum."""
+        return max(self.minimum, self.members + self.pending_invitations - self.included)
+
+
+SeatRule = Callable[[Any, SeatCount], int]
+
+
+class SeatCounter:
+    """Counts billable seats with one query per organization, or a few grouped ones for many."""
+
+    def __init__(
+        self,
+        schema: MembershipSchema,
+        *,
+        included: int,
+        minimum: int,
+        count_pending_invitations: bool,
+    ) -> None:
+        self.schema = schema
+        self.included = included
+        self.minimum = minimum
+        self.count_pending = count_pending_invitations and schema.invitation_model is not None
+        self.rule_source: Callable[[], SeatRule | None] = lambda: None
+
+    @property
+    def rule(self) -> SeatRule | None:
+        """The app's counting rule, looked up on each count so a later decorator still applies."""
+        return self.rule_source()
+
+    def _member_conditions(self) -> list[Any]:
+        criteria = self.schema.billable_criteria
+        return [criteria] if criteria is not None else []
+
+    def _pending_conditions(self) -> list[Any]:
+        model = self.schema.invitation_model
+        fields = self.schema.invitation_fields
+        expires = getattr(model, fields.expires_at)
+        return [
+            getattr(model, fields.status) == fields.pending_value,
+            sa.or_(expires.is_(None), expires > utcnow()),
+        ]
+
+    def _finish(self, organization_id: Any, members: int, pending: int) -> SeatCount:
+        return SeatCount(organization_id, members, pending, self.included, self.minimum)
+
+    def count(self, conn: sa.Connection, organization_id: Any) -> SeatCount:
+        """The seat count of one organization, read on ``conn``."""
+        column = self.schema.organization_column
+        members = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(self.schema.table)
+            .where(column == organization_id, *self._member_conditions())
+        ).scalar_one()
+        pending = 0
+        if self.count_pending:
+            inv_column = self.schema.invitation_organization_column
+            pending = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(sa.inspect(self.schema.invitation_model).local_table)
+                .where(inv_column == organization_id, *self._pending_conditions())
+            ).scalar_one()
+        return self._finish(organization_id, int(members), int(pending))
+
+    def billable(self, conn: sa.Connection, organization_id: Any) -> int:
+        """Seats to bill for one organization: the custom rule when the app gave one."""
+        count = self.count(conn, organization_id)
+        if self.rule is not None:
+            return max(0, int(self.rule(organization_id, count)))
+        return count.billable
+
+    def billable_many(
+        self, conn: sa.Connection, organization_ids: Iterable[Any] | None = None
+    ) -> dict[str, int]:
+        """Seats to bill for many organizations, by key, in two grouped queries.
+
+        ``None`` means every organization that has members or pending invitations. With a custom
+        rule each organization is counted on its own, since the rule may read anything.
+        """
+        ids = None if organization_ids is None else list(organization_ids)
+        column = self.schema.organization_column
+        members_q = sa.select(column, sa.func.count()).where(*self._member_conditions())
+        if ids is not None:
+            members_q = members_q.where(column.in_(ids))
+        members = {to_key(k): int(n) for k, n in conn.execute(members_q.group_by(column))}
+        pending: dict[str, int] = {}
+        if self.count_pending:
+            inv_column = self.schema.invitation_organization_column
+            pending_q = sa.select(inv_column, sa.func.count()).where(*self._pending_conditions())
+            if ids is not None:
+                pending_q = pending_q.where(inv_column.in_(ids))
+            pending = {to_key(k): int(n) for k, n in conn.execute(pending_q.group_by(inv_column))}
+        keys = [to_key(i) for i in ids] if ids is not None else sorted(set(members) | set(pending))
+        result: dict[str, int] = {}
+        for key in keys:
+            count = self._finish(self.schema.parse_key(key), members.get(key, 0), pending.get(key, 0))
+            if self.rule is not None:
+                result[key] = max(0, int(self.rule(count.organization_id, count)))
+            else:
+                result[key] = count.billable
+        return result

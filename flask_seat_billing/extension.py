@@ -1,0 +1,218 @@
+"""The ``SeatBilling`` extension: wiring for one or more Flask apps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from . import ledger, listeners, outbox, subscriptions
+from .counting import SeatCount, SeatCounter, SeatRule
+from .errors import ConfigurationError
+from .keys import to_key
+from .ledger import SeatChange
+from .membership import BillableFilter, InvitationFields, MembershipSchema
+from .outbox import OutboxEntry
+from .plans import Product
+from .providers import BillingProvider, build_provider
+from .settings import DEFAULTS, check_catalog, read_settings
+from .state import SeatBillingState, get_state
+from .subscriptions import LocalSubscription
+from .sync import SyncEngine, SyncResult
+from .tables import define_tables
+from .worker import SyncWorker
+
+
+class SeatBilling:
+    """Per-seat billing for a Flask + SQLAlchemy app: the seat quantity follows membership.
+
+    Create it once, then call :meth:`init_app` (or pass ``app`` and the same keyword arguments
+    to the constructor). The object holds no app; per-app state lives in
+    ``app.extensions["seat_billing"]``.
+    """
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        self._seat_rule: SeatRule | None = None
+        if app is not None:
+            self.init_app(app, **options)
+
+    def init_app(
+        self,
+        app: Flask,
+        *,
+        db: Any,
+        member_model: Any,
+        products: list[Product],
+        organization_key: str = "organization_id",
+        billable_filter: BillableFilter | Any | None = None,
+        invitation_model: Any | None = None,
+        invitation_fields: InvitationFields | None = None,
+        provider: BillingProvider | None = None,
+    ) -> None:
+        """Register seat billing on ``app``.
+
+        ``db`` is the app's Flask-SQLAlchemy instance; ``member_model`` the mapped class whose
+        rows are members (one row = one member of one organization); ``organization_key`` the
+        attribute naming the organization (int, str or UUID). ``billable_filter`` is a SQL
+        condition, or a function of the member model returning one, that billable members meet
+        (e.g. ``lambda M: M.deleted_at.is_(None)``). ``invitation_model`` enables pending
+        invitations in counts and the seat-limit policy.
+
+        Configuration keys read (defaults in parentheses):
+
+        - ``SEAT_BILLING_PROVIDER`` ("stripe"): "stripe" or "polar".
+        - ``SEAT_BILLING_STRIPE_SECRET_KEY`` (None): required for Stripe unless the API base is
+          a local stand-in.
+        - ``SEAT_BILLING_STRIPE_WEBHOOK_SECRET`` (None): ``whsec_...``; without it the Stripe
+          webhook endpoint refuses every request.
+        - ``SEAT_BILLING_STRIPE_API_BASE`` (None): None is Stripe itself; a URL points the SDK
+          at a stand-in.
+        - ``SEAT_BILLING_STRIPE_MAX_NETWORK_RETRIES`` (2): the SDK's own retries per call.
+        - ``SEAT_BILLING_POLAR_ACCESS_TOKEN``, ``SEAT_BILLING_POLAR_WEBHOOK_SECRET`` (None),
+          ``SEAT_BILLING_POLAR_SERVER_URL`` (None: production; "sandbox"; or a URL).
+        - ``SEAT_BILLING_PROVIDER_TIMEOUT_SECONDS`` (20): per-request timeout.
+        - ``SEAT_BILLING_PRORATION_BEHAVIOR`` ("create_prorations"): or "always_invoice",
+          "none"; a plan may override it.
+        - ``SEAT_BILLING_INCLUDED_SEATS`` (0): free seats, not billed.
+        - ``SEAT_BILLING_MINIMUM_SEATS`` (1): never bill fewer.
+        - ``SEAT_BILLING_COUNT_PENDING_INVITATIONS`` (False): bill pending invitations too.
+        - ``SEAT_BILLING_SYNC_MODE`` ("inline"): "inline", "deferred" or "manual".
+        - ``SEAT_BILLING_SYNC_DEBOUNCE_SECONDS`` (2.0): deferred mode's coalescing window.
+        - ``SEAT_BILLING_RETRY_BASE_SECONDS`` (2.0), ``SEAT_BILLING_RETRY_MAX_SECONDS`` (600):
+          backoff of failed syncs.
+        - ``SEAT_BILLING_POLL_SECONDS`` (5.0): how often the worker looks for due retries.
+        - ``SEAT_BILLING_URL_PREFIX`` ("/billing"): where the blueprint is mounted.
+        - ``SEAT_BILLING_EXTERNAL_CHANGE`` ("accept"): "accept" or "correct" a quantity
+          changed outside the app.
+        - ``SEAT_BILLING_WEBHOOK_MAX_BYTES`` (1 MiB), ``SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS``
+          (300): webhook body limit and signature age limit.
+        - ``SEAT_BILLING_MAX_REQUESTS_PER_SECOND`` (None: 20 for test keys, 80 live): the CLI
+          resync's client-side rate limit.
+        """
+        if "seat_billing" in app.extensions:
+            raise RuntimeError("flask-seat-billing is already initialized on this app.")
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        settings = read_settings(app.config)
+        catalog = check_catalog(list(products), settings.provider)
+        if db is None or not hasattr(db, "metadata"):
+            raise ConfigurationError("init_app needs db=, the app's Flask-SQLAlchemy instance.")
+        schema = MembershipSchema(
+            member_model,
+            organization_key,
+            billable_filter,
+            invitation_model=invitation_model,
+            invitation_fields=invitation_fields,
+        )
+        tables = define_tables(db.metadata)
+        counter = SeatCounter(
+            schema,
+            included=settings.included_seats,
+            minimum=settings.minimum_seats,
+            count_pending_invitations=settings.count_pending_invitations,
+        )
+        counter.rule_source = lambda: self._seat_rule
+        chosen = provider or build_provider(settings, catalog)
+
+        def engine() -> sa.Engine:
+            sql_engine: sa.Engine = db.engine
+            return sql_engine
+
+        sync_engine = SyncEngine(
+            app=app, engine=engine, tables=tables, counter=counter, provider=chosen,
+            catalog=catalog, settings=settings,
+        )
+        worker = SyncWorker(app, sync_engine, settings.poll_seconds)
+        state = SeatBillingState(
+            extension=self, app=app, db=db, settings=settings, catalog=catalog, tables=tables,
+            schema=schema, counter=counter, provider=chosen, engine=sync_engine, worker=worker,
+        )
+        app.extensions["seat_billing"] = state
+        listeners.install()
+        if settings.sync_mode != "manual":
+            app.before_request(_start_worker_once)
+
+    # -- counting ------------------------------------------------------------------------------
+
+    def seat_counter(self, rule: SeatRule) -> SeatRule:
+        """Decorator: replace the counting rule. ``rule(organization_id, count) -> int``.
+
+        ``count`` is the default :class:`SeatCount` (members, pending invitations, included,
+        minimum, and ``count.billable``), so a rule can adjust the default rather than redo it.
+        """
+        self._seat_rule = rule
+        return rule
+
+    def billable_seats(self, organization_id: Any) -> int:
+        """What the organization's subscription should be billed for now (committed rows)."""
+        state = get_state()
+        with state.sql_engine().connect() as conn:
+            return state.counter.billable(conn, organization_id)
+
+    def seat_count(self, organization_id: Any) -> SeatCount:
+        """The parts of the default count: members, pending invitations, included, minimum."""
+        state = get_state()
+        with state.sql_engine().connect() as conn:
+            return state.counter.count(conn, organization_id)
+
+    # -- syncing -------------------------------------------------------------------------------
+
+    def sync_organization(self, organization_id: Any, *, reason: str = "manual") -> SyncResult:
+        """Sync one organization now, on this thread; the result says what was sent or why not."""
+        state = get_state()
+        return state.engine.sync(to_key(organization_id), reason=reason)
+
+    def sync_pending(self) -> list[SyncResult]:
+        """Drain the outbox once: every due organization, one sync each."""
+        return get_state().engine.drain()
+
+    def pending_syncs(self) -> list[OutboxEntry]:
+        """The outbox as it stands: organizations waiting for a sync, with their last error."""
+        state = get_state()
+        with state.sql_engine().connect() as conn:
+            return outbox.read_all(conn, state.tables)
+
+    def stop_worker(self, timeout: float = 5.0) -> None:
+        """Stop this app's background worker (the outbox keeps whatever is pending)."""
+        get_state().worker.stop(timeout)
+
+    # -- local state ---------------------------------------------------------------------------
+
+    def link_subscription(
+        self, organization_id: Any, subscription_id: str
+    ) -> LocalSubscription:
+        """Record a provider subscription as the organization's (reads it from the provider)."""
+        state = get_state()
+        remote = state.provider.retrieve_subscription(subscription_id)
+        with state.sql_engine().begin() as conn:
+            _, after = subscriptions.upsert(
+                conn, state.tables, state.provider.name, remote, to_key(organization_id)
+            )
+        return after
+
+    def subscription_for(self, organization_id: Any) -> LocalSubscription | None:
+        """The organization's newest local subscription row, whatever its status."""
+        state = get_state()
+        with state.sql_engine().connect() as conn:
+            return subscriptions.for_organization(conn, state.tables, to_key(organization_id))
+
+    def seat_changes(self, organization_id: Any, limit: int = 50) -> list[SeatChange]:
+        """The organization's seat-change ledger, newest first."""
+        state = get_state()
+        with state.sql_engine().connect() as conn:
+            return ledger.for_organization(conn, state.tables, to_key(organization_id), limit)
+
+    @property
+    def provider(self) -> BillingProvider:
+        """The current app's provider (capability flags: ``provider.capabilities``)."""
+        return get_state().provider
+
+
+def _start_worker_once() -> None:
+    """On a process's first request, let the worker pick up rows a previous process left."""
+    state = get_state()
+    if not state.extras.get("worker_started"):
+        state.extras["worker_started"] = True
+        state.worker.nudge()
+

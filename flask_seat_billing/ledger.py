@@ -1,0 +1,85 @@
+"""The seat-change ledger: every quantity the provider was moved to, when, why, from what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from .tables import Tables, utcnow
+
+
+@dataclass(frozen=True)
+class SeatChange:
+    """One ledger row."""
+
+    id: int
+    organization_key: str
+    provider_subscription_id: str
+    from_seats: int | None
+    to_seats: int
+    reason: str
+    proration_behavior: str | None
+    idempotency_key: str | None
+    prorated_amount: int | None
+    currency: str | None
+    created_at: datetime
+
+
+def append(
+    conn: sa.Connection,
+    tables: Tables,
+    *,
+    organization_key: str,
+    subscription_id: str,
+    from_seats: int | None,
+    to_seats: int,
+    reason: str,
+    proration_behavior: str | None = None,
+    idempotency_key: str | None = None,
+    prorated_amount: int | None = None,
+    currency: str | None = None,
+) -> None:
+    conn.execute(
+        tables.ledger.insert().values(
+            organization_key=organization_key,
+            provider_subscription_id=subscription_id,
+            from_seats=from_seats,
+            to_seats=to_seats,
+            reason=reason,
+            proration_behavior=proration_behavior,
+            idempotency_key=idempotency_key,
+            prorated_amount=prorated_amount,
+            currency=currency,
+            created_at=utcnow(),
+        )
+    )
+
+
+def change_number(conn: sa.Connection, tables: Tables, subscription_id: str) -> int:
+    """How many changes the subscription has had: part of the next write's idempotency key.
+
+    It makes the key unique per change (3 -> 4, 4 -> 3, 3 -> 4 again are three keys) yet the
+    same when a failed write is retried, because a failed write leaves no ledger row.
+    """
+    t = tables.ledger
+    count = conn.execute(
+        sa.select(sa.func.count()).where(t.c.provider_subscription_id == subscription_id)
+    ).scalar_one()
+    return int(count)
+
+
+def for_organization(
+    conn: sa.Connection, tables: Tables, key: str, limit: int = 50
+) -> list[SeatChange]:
+    t = tables.ledger
+    rows = conn.execute(
+        sa.select(t).where(t.c.organization_key == key).order_by(t.c.id.desc()).limit(limit)
+    )
+    return [SeatChange(**dict(row._mapping)) for row in rows]
+
+
+def row_dict(change: SeatChange) -> dict[str, Any]:
+    return {k: getattr(change, k) for k in SeatChange.__dataclass_fields__}

@@ -1,0 +1,58 @@
+"""One sync per organization at a time, across threads and, on PostgreSQL, across processes.
+
+Two syncs of one organization racing to the provider could land in the wrong order and leave a
+stale quantity. On PostgreSQL a session-level advisory lock, held on the connection the sync then
+uses, serialises them across every process; it is released by the server if the process dies.
+Elsewhere (SQLite, for development) a per-process lock does the same within one process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+_LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCAL_GUARD = threading.Lock()
+_NAMESPACE = b"flask-seat-billing:org:"
+
+
+def advisory_key(organization_key: str) -> int:
+    """A stable signed 64-bit number for the organization (PostgreSQL's lock key type)."""
+    digest = hashlib.blake2b(_NAMESPACE + organization_key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _local_lock(engine: sa.Engine, organization_key: str) -> threading.Lock:
+    with _LOCAL_GUARD:
+        key = (str(engine.url), organization_key)
+        lock = _LOCAL_LOCKS.get(key)
+        if lock is None:
+            lock = _LOCAL_LOCKS[key] = threading.Lock()
+        return lock
+
+
+@contextmanager
+def organization_lock(engine: sa.Engine, organization_key: str) -> Iterator[sa.Connection]:
+    """Hold the organization's lock; yield a connection to do the sync's reads and writes on.
+
+    The connection is returned with no transaction open; callers commit their own short
+    transactions on it and never hold one across a provider call.
+    """
+    if engine.dialect.name == "postgresql":
+        key = advisory_key(organization_key)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+        return
+    with _local_lock(engine, organization_key), engine.connect() as conn:
+        yield conn

@@ -1,0 +1,177 @@
+"""The outbox: durable intent to sync an organization, written in the member change's transaction.
+
+A row means "this organization's provider quantity may be wrong". It is written by the same
+transaction that changed membership, so a rollback removes it and a commit makes it survive a
+crash. A sync deletes it only if ``generation`` is unchanged since the sync read it; a change
+committed during the sync bumps the generation and keeps the row for another pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .tables import Tables, utcnow
+
+PENDING = "pending"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One organization's pending sync, as read from the table."""
+
+    organization_key: str
+    generation: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    target_seats: int | None
+
+
+def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
+    m = row._mapping
+    return OutboxEntry(
+        organization_key=str(m["organization_key"]),
+        generation=int(m["generation"]),
+        status=str(m["status"]),
+        attempts=int(m["attempts"]),
+        next_attempt_at=m["next_attempt_at"],
+        last_error=m["last_error"],
+        target_seats=m["target_seats"],
+    )
+
+
+def mark(conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float = 0.0) -> None:
+    """Record that these organizations need a sync: one row each, however often called.
+
+    ``delay`` is the debounce window of deferred mode: the row becomes due that much later. A
+    row already waiting for its first attempt keeps its due time, so a steady stream of changes
+    still syncs once per window instead of being pushed back forever.
+    """
+    now = utcnow()
+    due = now + timedelta(seconds=delay)
+    rows = [
+        {
+            "organization_key": key,
+            "generation": 1,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": due,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for key in sorted(set(keys))
+    ]
+    if not rows:
+        return
+    table = tables.outbox
+    bump = {
+        "generation": table.c.generation + 1,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": sa.case(
+            (sa.and_(table.c.status == PENDING, table.c.attempts == 0), table.c.next_attempt_at),
+            else_=due,
+        ),
+        "target_seats": None,
+        "updated_at": now,
+    }
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(table).values(rows)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["organization_key"], set_=bump))
+        return
+    for row in rows:  # other databases: update, then insert what was not there
+        updated = conn.execute(
+            table.update().where(table.c.organization_key == row["organization_key"]).values(bump)
+        )
+        if updated.rowcount == 0:
+            conn.execute(table.insert().values(row))
+
+
+def read(conn: sa.Connection, tables: Tables, key: str) -> OutboxEntry | None:
+    row = conn.execute(
+        sa.select(tables.outbox).where(tables.outbox.c.organization_key == key)
+    ).first()
+    return _row_to_entry(row) if row is not None else None
+
+
+def read_all(conn: sa.Connection, tables: Tables) -> list[OutboxEntry]:
+    rows = conn.execute(sa.select(tables.outbox).order_by(tables.outbox.c.next_attempt_at))
+    return [_row_to_entry(row) for row in rows]
+
+
+def complete(conn: sa.Connection, tables: Tables, key: str, generation: int | None) -> bool:
+    """Remove the row if no change arrived since ``generation`` was read; True when removed."""
+    table = tables.outbox
+    stmt = table.delete().where(table.c.organization_key == key)
+    if generation is not None:
+        stmt = stmt.where(table.c.generation == generation)
+    return bool(conn.execute(stmt).rowcount)
+
+
+def record_failure(
+    conn: sa.Connection,
+    tables: Tables,
+    key: str,
+    *,
+    generation: int | None,
+    error: str,
+    next_attempt_at: datetime,
+    permanent: bool,
+    target_seats: int | None,
+) -> int:
+    """Keep the row with the failure; return the attempt count. Creates the row if it was absent.
+
+    A permanent failure parks the row (status ``failed``) until membership changes again; a
+    transient one is retried at ``next_attempt_at``.
+    """
+    table = tables.outbox
+    now = utcnow()
+    values = {
+        "status": FAILED if permanent else PENDING,
+        "attempts": table.c.attempts + 1,
+        "next_attempt_at": next_attempt_at,
+        "last_error": error[:2000],
+        "target_seats": target_seats,
+        "updated_at": now,
+    }
+    stmt = table.update().where(table.c.organization_key == key)
+    if generation is not None:
+        stmt = stmt.where(table.c.generation == generation)
+    if conn.execute(stmt.values(values)).rowcount == 0:
+        newer = read(conn, tables, key)
+        if newer is not None:
+            # A newer change arrived meanwhile: its fresh row already asks for a sync.
+            return newer.attempts
+        mark(conn, tables, [key])  # an explicit sync had no row: keep the failure durable
+        conn.execute(table.update().where(table.c.organization_key == key).values(values))
+    entry = read(conn, tables, key)
+    return entry.attempts if entry else 1
+
+
+def due_keys(conn: sa.Connection, tables: Tables, now: datetime, limit: int = 500) -> list[str]:
+    """Organizations whose pending sync is due now, oldest first."""
+    table = tables.outbox
+    rows = conn.execute(
+        sa.select(table.c.organization_key)
+        .where(table.c.status == PENDING, table.c.next_attempt_at <= now)
+        .order_by(table.c.next_attempt_at)
+        .limit(limit)
+    )
+    return [str(r[0]) for r in rows]
+
+
+def next_due_at(conn: sa.Connection, tables: Tables) -> datetime | None:
+    table = tables.outbox
+    value = conn.execute(
+        sa.select(sa.func.min(table.c.next_attempt_at)).where(table.c.status == PENDING)
+    ).scalar()
+    return value if isinstance(value, datetime) else None

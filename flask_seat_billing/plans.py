@@ -1,0 +1,92 @@
+"""Products and plans: what an organization can subscribe to, mirroring the seed kit's billing config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Interval = Literal["day", "week", "month", "year"]
+ProrationBehavior = Literal["create_prorations", "always_invoice", "none"]
+PRORATION_BEHAVIORS: tuple[str, ...] = ("create_prorations", "always_invoice", "none")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One way to pay for a product.
+
+    ``plan_id`` is the provider's base price (Stripe) or product (Polar). ``seat_price_id`` is the
+    Stripe per-seat price whose quantity follows membership; equal to ``plan_id`` for a seat-only
+    plan (one line item). A plan without ``seat_price_id`` on Stripe is not billed per seat.
+    ``limits["seats"]`` caps membership (see the seat-limit policy); ``proration_behavior``
+    overrides ``SEAT_BILLING_PRORATION_BEHAVIOR`` for this plan.
+    """
+
+    name: str
+    plan_id: str
+    seat_price_id: str | None = None
+    interval: Interval = "month"
+    cost: float = 0.0
+    display_name: str | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+    proration_behavior: ProrationBehavior | None = None
+    trial_days: int | None = None
+
+    @property
+    def seat_only(self) -> bool:
+        """True when the seat price is the whole plan: checkout sends one line item."""
+        return self.seat_price_id is not None and self.seat_price_id == self.plan_id
+
+    @property
+    def seat_limit(self) -> int | None:
+        """The plan's cap on members, or None when membership is not capped."""
+        value = self.limits.get("seats")
+        return int(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product groups plans (monthly, yearly) under one name and currency."""
+
+    id: str
+    name: str
+    currency: str = "USD"
+    plans: list[Plan] = field(default_factory=list)
+    description: str | None = None
+    features: list[str] = field(default_factory=list)
+
+
+class PlanCatalog:
+    """Every configured plan, indexed the ways the engine needs to find one."""
+
+    def __init__(self, products: list[Product]) -> None:
+        self.products = list(products)
+        self.by_name: dict[str, Plan] = {}
+        self.product_of: dict[str, Product] = {}
+        for product in self.products:
+            for plan in product.plans:
+                self.by_name[plan.name] = plan
+                self.product_of[plan.name] = product
+
+    @property
+    def plans(self) -> list[Plan]:
+        return list(self.by_name.values())
+
+    def get(self, name: str) -> Plan | None:
+        return self.by_name.get(name)
+
+    def match_prices(self, price_ids: set[str]) -> Plan | None:
+        """The plan a subscription belongs to, judged by the prices on its items.
+
+        A plan matches when its base price is among the items; a seat-priced plan matches best
+        when its seat price is there too (plans may share a base price but not a seat price).
+        """
+        best: Plan | None = None
+        for plan in self.by_name.values():
+            if plan.plan_id not in price_ids and plan.seat_price_id not in price_ids:
+                continue
+            if plan.plan_id in price_ids and (
+                plan.seat_price_id is None or plan.seat_price_id in price_ids
+            ):
+                return plan
+            best = best or plan
+        return best

@@ -1,0 +1,163 @@
+"""The one interface the sync engine, routes and CLI use, whichever provider bills.
+
+Provider objects translate between the provider's API and these small frozen records, and
+translate the provider's errors into :class:`TransientProviderError` (retry) or
+:class:`PermanentProviderError` (record and stop). Nothing above this layer imports ``stripe``
+or ``polar``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..plans import Plan, PlanCatalog
+
+ACTIVE_STATUSES = ("active", "trialing")
+SUBSCRIBED_STATUSES = ("active", "trialing", "past_due")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do; the seed's ``supportsSubscriptionUpdates`` and friends."""
+
+    supports_subscription_updates: bool
+    separate_seat_price: bool
+    proration_behaviors: frozenset[str]
+    idempotency_keys: bool
+    billing_portal: bool
+    invoice_preview: bool
+
+
+@dataclass(frozen=True)
+class RemoteSubscription:
+    """A subscription as the provider holds it, reduced to what seat billing needs.
+
+    ``seats`` and ``seat_item_id`` are resolved against the plan catalog by the provider:
+    the seat item's quantity on Stripe, the subscription's ``seats`` on Polar.
+    """
+
+    id: str
+    customer_id: str | None
+    status: str
+    metadata: dict[str, str]
+    price_ids: frozenset[str]
+    plan_name: str | None
+    seat_item_id: str | None
+    seats: int | None
+    currency: str | None = None
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    trial_start: datetime | None = None
+    trial_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    cancel_at: datetime | None = None
+    canceled_at: datetime | None = None
+    ended_at: datetime | None = None
+    organization_hint: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class SeatUpdate:
+    """What a seat write sent and got back."""
+
+    subscription: RemoteSubscription
+    prorated_amount: int | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """Everything a provider needs to open a checkout for an organization."""
+
+    organization_key: str
+    plan: Plan
+    seats: int
+    success_url: str
+    cancel_url: str
+    customer_id: str | None
+    customer_email: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str | None
+    status: str
+    subscription_id: str | None
+    customer_id: str | None
+    organization_hint: str | None
+    plan_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SeatPreview:
+    """The cost of moving to ``seats`` now: the prorated amount in minor units."""
+
+    organization_id: Any
+    from_seats: int
+    to_seats: int
+    amount_due_now: int
+    prorated_amount: int
+    currency: str
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+
+class BillingProvider(ABC):
+    """Base class of the Stripe and Polar providers."""
+
+    name: str
+    capabilities: Capabilities
+
+    def __init__(self, catalog: PlanCatalog) -> None:
+        self.catalog = catalog
+
+    @abstractmethod
+    def retrieve_subscription(self, subscription_id: str) -> RemoteSubscription:
+        """The subscription as the provider holds it now (read-before-write)."""
+
+    @abstractmethod
+    def update_seats(
+        self,
+        subscription: RemoteSubscription,
+        quantity: int,
+        *,
+        proration_behavior: str,
+        idempotency_key: str,
+    ) -> SeatUpdate:
+        """Set the seat quantity; raise a provider error on refusal."""
+
+    @abstractmethod
+    def list_subscriptions(self, *, page_size: int = 100) -> Iterator[RemoteSubscription]:
+        """Every subscription, in pages (used by resync)."""
+
+    @abstractmethod
+    def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        """Open a hosted checkout."""
+
+    @abstractmethod
+    def retrieve_checkout(self, session_id: str) -> CheckoutSession:
+        """A checkout as it stands (for the success page)."""
+
+    def create_portal(self, customer_id: str, return_url: str) -> str:
+        """A billing-portal URL for the customer."""
+        raise NotImplementedError(f"{self.name} offers no billing portal")
+
+    def preview_seat_change(
+        self, subscription: RemoteSubscription, quantity: int, *, proration_behavior: str
+    ) -> SeatPreview:
+        raise NotImplementedError(f"{self.name} cannot preview a seat change")
+
+    def proration_for(self, plan: Plan | None, default: str) -> str:
+        """The proration behaviour to send: the plan's own, else the app's default."""
+        if plan is not None and plan.proration_behavior:
+            return plan.proration_behavior
+        return default

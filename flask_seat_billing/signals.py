@@ -1,0 +1,41 @@
+"""Blinker signals of flask-seat-billing, in one namespace.
+
+The sender is always the Flask app (``current_app._get_current_object()``); receivers get
+keyword arguments only, so connect with ``def receiver(app, **kw)``.
+
+- ``seats_synced``: a sync finished and the provider holds the right quantity.
+  ``organization_id``, ``subscription_id``, ``from_seats``, ``to_seats``, ``reason``, ``result``.
+- ``seat_sync_failed``: a sync failed. ``organization_id``, ``error`` (the message),
+  ``permanent`` (True: recorded, not retried), ``attempts``, ``retry_at`` (None when permanent).
+- ``subscription_updated``: the local copy of a subscription changed (webhook, checkout, sync).
+  ``organization_id``, ``subscription_id``, ``status``, ``seats``, ``source``.
+- ``checkout_completed``: a checkout finished and its subscription is recorded.
+  ``organization_id``, ``subscription_id``, ``plan``, ``session_id``.
+- ``seats_changed_externally``: the provider's quantity was changed outside the app.
+  ``organization_id``, ``subscription_id``, ``from_seats``, ``to_seats``, ``billable``, ``action``.
+- ``policy_denied``: a before-policy refused. ``hook``, ``policy``, ``code``, ``message``,
+  ``details``, ``context``.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+namespace = Namespace()
+
+seats_synced = namespace.signal("seats-synced")
+seat_sync_failed = namespace.signal("seat-sync-failed")
+subscription_updated = namespace.signal("subscription-updated")
+checkout_completed = namespace.signal("checkout-completed")
+seats_changed_externally = namespace.signal("seats-changed-externally")
+policy_denied = namespace.signal("policy-denied")
+
+__all__ = [
+    "checkout_completed",
+    "namespace",
+    "policy_denied",
+    "seat_sync_failed",
+    "seats_changed_externally",
+    "seats_synced",
+    "subscription_updated",
+]

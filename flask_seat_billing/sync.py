@@ -1,0 +1,269 @@
+"""The sync engine: make the provider's seat quantity equal to the billable count, exactly once.
+
+One pass, under the organization's lock:
+
+1. read the outbox row (its generation) and the billable count, from committed data, now;
+2. find the organization's active or trialing subscription locally, then read it from the
+   provider (read-before-write: a retried or crashed write is seen as done, not resent);
+3. send nothing when the quantity already matches; otherwise write it with a deterministic
+   idempotency key (subscription, item, change number, target);
+4. in one transaction: update the local copy, append to the ledger, and delete the outbox row if
+   no newer change bumped its generation (if one did, run another pass at once).
+
+Failures keep the outbox row with the attempt count, the next attempt time and the error; a
+permanent refusal parks it until membership changes again. Nothing here raises to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from . import ledger, outbox, signals, subscriptions
+from .backoff import retry_at, retry_delay
+from .counting import SeatCounter
+from .errors import PermanentProviderError, ProviderError, TransientProviderError
+from .locks import organization_lock
+from .plans import PlanCatalog
+from .providers.base import ACTIVE_STATUSES, BillingProvider, RemoteSubscription
+from .settings import Settings
+from .tables import Tables, utcnow
+
+log = logging.getLogger("flask_seat_billing.sync")
+MAX_PASSES = 5
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What a sync did: ``action`` says what was sent, or why nothing was.
+
+    Actions: ``updated`` (quantity written), ``unchanged`` (already right), ``no_subscription``
+    (nothing active to bill), ``not_seat_billed`` (the plan has no seat item), ``retrying``
+    (transient failure, retried at ``retry_at``), ``refused`` (permanent failure, recorded).
+    """
+
+    organization_id: Any
+    action: str
+    billable: int | None = None
+    from_seats: int | None = None
+    to_seats: int | None = None
+    subscription_id: str | None = None
+    idempotency_key: str | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.action == "updated"
+
+    @property
+    def ok(self) -> bool:
+        return self.action not in ("retrying", "refused")
+
+
+class SyncEngine:
+    """Runs syncs for one app; built by ``init_app`` and reached through ``SeatBilling``."""
+
+    def __init__(
+        self,
+        *,
+        app: Flask,
+        engine: Callable[[], sa.Engine],
+        tables: Tables,
+        counter: SeatCounter,
+        provider: BillingProvider,
+        catalog: PlanCatalog,
+        settings: Settings,
+    ) -> None:
+        self.app = app
+        self.engine = engine
+        self.tables = tables
+        self.counter = counter
+        self.provider = provider
+        self.catalog = catalog
+        self.settings = settings
+
+    # -- public --------------------------------------------------------------------------------
+
+    def sync(
+        self, key: str, *, reason: str = "membership", snapshot: RemoteSubscription | None = None
+    ) -> SyncResult:
+        """Sync one organization now; ``snapshot`` is a fresh provider read to use instead of a GET."""
+        with organization_lock(self.engine(), key) as conn:
+            result = self._pass(conn, key, reason, snapshot)
+            for _ in range(MAX_PASSES - 1):
+                entry = outbox.read(conn, self.tables, key)
+                conn.commit()
+                if not result.ok or entry is None or entry.status != outbox.PENDING:
+                    break
+                result = self._pass(conn, key, reason, None)  # a change arrived meanwhile
+            return result
+
+    def drain(self, keys: Iterable[str] | None = None) -> list[SyncResult]:
+        """Sync the given organizations that have a pending row, or every due row once."""
+        results: list[SyncResult] = []
+        if keys is not None:
+            with self.engine().connect() as conn:
+                wanted = [
+                    k
+                    for k in sorted(set(keys))
+                    if (e := outbox.read(conn, self.tables, k)) and e.status == outbox.PENDING
+                ]
+            return [self.sync(k) for k in wanted]
+        attempted: set[str] = set()
+        while True:
+            with self.engine().connect() as conn:
+                due = [k for k in outbox.due_keys(conn, self.tables, utcnow()) if k not in attempted]
+            if not due:
+                return results
+            for key in due:
+                attempted.add(key)
+                results.append(self.sync(key))
+
+    # -- one pass ------------------------------------------------------------------------------
+
+    def _pass(
+        self, conn: sa.Connection, key: str, reason: str, snapshot: RemoteSubscription | None
+    ) -> SyncResult:
+        entry = outbox.read(conn, self.tables, key)
+        generation = entry.generation if entry else None
+        organization_id = self.counter.schema.parse_key(key)
+        billable: int | None = None
+        try:
+            billable = self.counter.billable(conn, organization_id)
+            local = subscriptions.for_organization(conn, self.tables, key, ACTIVE_STATUSES)
+            conn.commit()
+            if local is None:
+                return self._finish(conn, key, generation, SyncResult(
+                    organization_id, "no_subscription", billable=billable))
+            remote = snapshot or self.provider.retrieve_subscription(local.provider_subscription_id)
+            if not remote.is_active or remote.seats is None:
+                action = "no_subscription" if not remote.is_active else "not_seat_billed"
+                return self._finish(conn, key, generation, SyncResult(
+                    organization_id, action, billable=billable, subscription_id=remote.id,
+                    from_seats=remote.seats), remote=remote)
+            if remote.seats == billable:
+                observed = local.seats if local.seats != remote.seats else None
+                return self._finish(conn, key, generation, SyncResult(
+                    organization_id, "unchanged", billable=billable, from_seats=remote.seats,
+                    to_seats=remote.seats, subscription_id=remote.id), remote=remote,
+                    observed_from=observed)
+            return self._write(conn, key, generation, reason, remote, billable)
+        except ProviderError as error:
+            conn.rollback()
+            return self._fail(conn, key, generation, organization_id, billable, error)
+        except Exception as error:  # a bug or a database hiccup must not lose the change
+            conn.rollback()
+            log.exception("seat sync of organization %s failed unexpectedly", key)
+            wrapped = TransientProviderError(f"{type(error).__name__}: {error}")
+            return self._fail(conn, key, generation, organization_id, billable, wrapped)
+
+    def _write(
+        self,
+        conn: sa.Connection,
+        key: str,
+        generation: int | None,
+        reason: str,
+        remote: RemoteSubscription,
+        billable: int,
+    ) -> SyncResult:
+        plan = self.catalog.get(remote.plan_name) if remote.plan_name else None
+        proration = self.provider.proration_for(plan, self.settings.proration_behavior)
+        number = ledger.change_number(conn, self.tables, remote.id)
+        conn.commit()
+        idempotency_key = f"fsb:{remote.id}:{remote.seat_item_id or 'seats'}:{number}:{billable}"
+        update = self.provider.update_seats(
+            remote, billable, proration_behavior=proration, idempotency_key=idempotency_key
+        )
+        organization_id = self.counter.schema.parse_key(key)
+        result = SyncResult(
+            organization_id, "updated", billable=billable, from_seats=remote.seats,
+            to_seats=update.subscription.seats, subscription_id=remote.id,
+            idempotency_key=idempotency_key,
+        )
+        subscriptions.upsert(conn, self.tables, self.provider.name, update.subscription, key)
+        ledger.append(
+            conn, self.tables, organization_key=key, subscription_id=remote.id,
+            from_seats=remote.seats, to_seats=billable, reason=reason,
+            proration_behavior=proration, idempotency_key=idempotency_key,
+            prorated_amount=update.prorated_amount, currency=update.currency,
+        )
+        outbox.complete(conn, self.tables, key, generation)
+        conn.commit()
+        self._signal_synced(result, reason)
+        return result
+
+    def _finish(
+        self,
+        conn: sa.Connection,
+        key: str,
+        generation: int | None,
+        result: SyncResult,
+        *,
+        remote: RemoteSubscription | None = None,
+        observed_from: int | None = None,
+    ) -> SyncResult:
+        """Record a pass that needed no write; the outbox row is done with."""
+        if remote is not None:
+            subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
+            if observed_from is not None and remote.seats is not None:
+                ledger.append(
+                    conn, self.tables, organization_key=key, subscription_id=remote.id,
+                    from_seats=observed_from, to_seats=remote.seats, reason="observed",
+                )
+        outbox.complete(conn, self.tables, key, generation)
+        conn.commit()
+        if result.action == "unchanged":
+            self._signal_synced(result, "unchanged")
+        return result
+
+    def _fail(
+        self,
+        conn: sa.Connection,
+        key: str,
+        generation: int | None,
+        organization_id: Any,
+        billable: int | None,
+        error: ProviderError,
+    ) -> SyncResult:
+        permanent = isinstance(error, PermanentProviderError)
+        entry = outbox.read(conn, self.tables, key)
+        attempts = (entry.attempts if entry else 0) + 1
+        retry_after = error.retry_after if isinstance(error, TransientProviderError) else None
+        delay = retry_delay(
+            attempts, base=self.settings.retry_base_seconds,
+            cap=self.settings.retry_max_seconds, retry_after=retry_after,
+        )
+        now = utcnow()
+        next_at = retry_at(now, delay)
+        attempts = outbox.record_failure(
+            conn, self.tables, key, generation=generation, error=error.message,
+            next_attempt_at=next_at, permanent=permanent, target_seats=billable,
+        )
+        conn.commit()
+        log.warning(
+            "seat sync of organization %s failed (attempt %d, %s): %s",
+            key, attempts, "permanent" if permanent else f"retry in {delay:.1f}s", error.message,
+        )
+        result = SyncResult(
+            organization_id, "refused" if permanent else "retrying", billable=billable,
+            error=error.message, retry_at=None if permanent else next_at,
+        )
+        signals.seat_sync_failed.send(
+            self.app, organization_id=organization_id, error=error.message, permanent=permanent,
+            attempts=attempts, retry_at=result.retry_at,
+        )
+        return result
+
+    def _signal_synced(self, result: SyncResult, reason: str) -> None:
+        signals.seats_synced.send(
+            self.app, organization_id=result.organization_id,
+            subscription_id=result.subscription_id, from_seats=result.from_seats,
+            to_seats=result.to_seats, reason=reason, result=result,
+        )

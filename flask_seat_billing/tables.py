@@ -1,0 +1,126 @@
+"""The extension's own tables, defined on the app's ``db.metadata``.
+
+They live in the app's metadata (not a private one) so that ``db.create_all()`` creates them and
+Flask-Migrate's autogenerate puts them in the app's own migrations with no extra step. They are
+Core tables rather than mapped classes so that one set of definitions can serve any number of
+``SQLAlchemy`` instances (a fresh app per test) without mapper clashes.
+
+Times are naive UTC (see :func:`utcnow`): SQLite keeps no time zone, so one convention
+everywhere keeps comparisons honest on both databases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+PREFIX = "seat_billing_"
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, the only clock the tables use."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Handles on the four tables of one metadata."""
+
+    subscriptions: sa.Table
+    outbox: sa.Table
+    ledger: sa.Table
+    webhook_events: sa.Table
+
+
+def _subscriptions(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        PREFIX + "subscriptions",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("organization_key", sa.String(64), index=True),
+        sa.Column("provider", sa.String(16), nullable=False),
+        sa.Column("provider_subscription_id", sa.String(255), nullable=False, unique=True),
+        sa.Column("provider_customer_id", sa.String(255)),
+        sa.Column("plan_name", sa.String(100)),
+        sa.Column("seat_item_id", sa.String(255)),
+        sa.Column("seats", sa.Integer),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("current_period_start", sa.DateTime),
+        sa.Column("current_period_end", sa.DateTime),
+        sa.Column("trial_start", sa.DateTime),
+        sa.Column("trial_end", sa.DateTime),
+        sa.Column("cancel_at_period_end", sa.Boolean, nullable=False, default=False),
+        sa.Column("cancel_at", sa.DateTime),
+        sa.Column("canceled_at", sa.DateTime),
+        sa.Column("ended_at", sa.DateTime),
+        sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+        sa.Column("updated_at", sa.DateTime, nullable=False, default=utcnow),
+    )
+
+
+def _outbox(metadata: sa.MetaData) -> sa.Table:
+    # One row per organization: a burst of member changes folds into a single pending sync, and
+    # ``generation`` tells a finishing sync whether a newer change arrived while it ran.
+    return sa.Table(
+        PREFIX + "outbox",
+        metadata,
+        sa.Column("organization_key", sa.String(64), primary_key=True),
+        sa.Column("generation", sa.Integer, nullable=False, default=1),
+        sa.Column("status", sa.String(16), nullable=False, default="pending"),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("next_attempt_at", sa.DateTime, nullable=False, index=True),
+        sa.Column("last_error", sa.Text),
+        sa.Column("target_seats", sa.Integer),
+        sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+        sa.Column("updated_at", sa.DateTime, nullable=False, default=utcnow),
+    )
+
+
+def _ledger(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        PREFIX + "seat_changes",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("organization_key", sa.String(64), nullable=False, index=True),
+        sa.Column("provider_subscription_id", sa.String(255), nullable=False, index=True),
+        sa.Column("from_seats", sa.Integer),
+        sa.Column("to_seats", sa.Integer, nullable=False),
+        sa.Column("reason", sa.String(32), nullable=False),
+        sa.Column("proration_behavior", sa.String(32)),
+        sa.Column("idempotency_key", sa.String(255)),
+        sa.Column("prorated_amount", sa.Integer),
+        sa.Column("currency", sa.String(8)),
+        sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+    )
+
+
+def _webhook_events(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        PREFIX + "webhook_events",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("provider", sa.String(16), nullable=False),
+        sa.Column("event_id", sa.String(255), nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("processed_at", sa.DateTime, nullable=False, default=utcnow),
+        sa.UniqueConstraint("provider", "event_id", name=PREFIX + "webhook_events_uq"),
+    )
+
+
+def define_tables(metadata: sa.MetaData) -> Tables:
+    """The extension's tables in ``metadata``, defined once however many apps share it."""
+
+    def table(name: str, build: object) -> sa.Table:
+        existing = metadata.tables.get(PREFIX + name)
+        if existing is not None:
+            return existing
+        return build(metadata)  # type: ignore[operator, no-any-return]
+
+    return Tables(
+        subscriptions=table("subscriptions", _subscriptions),
+        outbox=table("outbox", _outbox),
+        ledger=table("seat_changes", _ledger),
+        webhook_events=table("webhook_events", _webhook_events),
+    )
