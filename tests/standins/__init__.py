@@ -1,0 +1,1 @@
+"""Tests of the provider stand-ins, driven through the real provider SDKs."""
