@@ -1,0 +1,135 @@
+"""Fixtures: a fresh app per test, on SQLite or PostgreSQL, talking to the Stripe stand-in.
+
+``SEAT_BILLING_TEST_DATABASE=postgresql`` runs the whole suite on PostgreSQL
+(``SEAT_BILLING_TEST_POSTGRES_URL``, default the local server); tests that only mean something
+on PostgreSQL use the ``postgres_url`` fixture. With ``SEAT_BILLING_REQUIRE_POSTGRES=1`` (CI) an
+unreachable PostgreSQL fails those tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.apps import (
+    BASE_PRICE,
+    SEAT_ONLY_PRICE,
+    SEAT_PRICE,
+    YEARLY_BASE,
+    YEARLY_SEAT,
+    AppUnderTest,
+    build_app,
+)
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/seat_billing_test"
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("SEAT_BILLING_TEST_POSTGRES_URL", DEFAULT_PG)
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as error:
+        if os.environ.get("SEAT_BILLING_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required but unreachable at {url}: {error}")
+        pytest.skip(f"PostgreSQL unreachable at {url}: {error}")
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A reachable PostgreSQL database, for tests that need cross-process locking."""
+    return _postgres_url()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """The database the suite runs on: SQLite by default, PostgreSQL when asked."""
+    if os.environ.get("SEAT_BILLING_TEST_DATABASE", "sqlite") == "postgresql":
+        return _postgres_url()
+    return f"sqlite:///{tmp_path / 'app.db'}"
+
+
+@pytest.fixture
+def stripe(stripe_stand_in: Any) -> Any:
+    """The Stripe stand-in with the prices of tests/apps.py."""
+    s = stripe_stand_in
+    product = s.create_product(name="Pro")["id"]
+    seat_product = s.create_product(name="Seat")["id"]
+    s.create_price(id=BASE_PRICE, product=product, unit_amount=1999, interval="month")
+    s.create_price(id=SEAT_PRICE, product=seat_product, unit_amount=1000, interval="month")
+    s.create_price(id=SEAT_ONLY_PRICE, product=seat_product, unit_amount=1000, interval="month")
+    s.create_price(id=YEARLY_BASE, product=product, unit_amount=19999, interval="year")
+    s.create_price(id=YEARLY_SEAT, product=seat_product, unit_amount=10000, interval="year")
+    return s
+
+
+AppFactory = Callable[..., AppUnderTest]
+
+
+@pytest.fixture
+def make_app(database_url: str, stripe: Any) -> Iterator[AppFactory]:
+    """Build apps wired to the stand-in; tears each down (worker stopped, tables dropped)."""
+    built: list[AppUnderTest] = []
+
+    def factory(config: dict[str, Any] | None = None, **options: Any) -> AppUnderTest:
+        merged = {"SEAT_BILLING_STRIPE_API_BASE": stripe.url}
+        merged.update(config or {})
+        url = options.pop("database_url", database_url)
+        t = build_app(url, config=merged, **options)
+        built.append(t)
+        return t
+
+    yield factory
+    for t in built:
+        with t.app.app_context():
+            if "seat_billing" in t.app.extensions:
+                t.billing.stop_worker()
+            t.db.session.remove()
+            t.db.drop_all()
+            t.db.engine.dispose()
+
+
+@pytest.fixture
+def t(make_app: AppFactory) -> Iterator[AppUnderTest]:
+    """A default app (inline mode) inside an app context."""
+    app = make_app()
+    with app.app.app_context():
+        yield app
+
+
+def subscribe(
+    t: AppUnderTest,
+    stripe: Any,
+    org_id: Any,
+    *,
+    plan: str = "pro-monthly",
+    seats: int | None = None,
+    status: str = "active",
+) -> str:
+    """Give an organization a subscription in the stand-in and record it locally."""
+    prices = {
+        "pro-monthly": [(BASE_PRICE, 1), (SEAT_PRICE, None)],
+        "pro-yearly": [(YEARLY_BASE, 1), (YEARLY_SEAT, None)],
+        "team-monthly": [(SEAT_ONLY_PRICE, None)],
+    }[plan]
+    quantity = seats if seats is not None else t.billing.billable_seats(org_id)
+    items = [{"price": p, "quantity": q if q is not None else quantity} for p, q in prices]
+    sub = stripe.create_subscription(
+        items=items, metadata={"organization_id": str(org_id), "plan": plan}, status=status
+    )
+    t.billing.link_subscription(org_id, sub["id"])
+    return str(sub["id"])
+
+
+def seat_price_of(plan: str) -> str:
+    return {"pro-monthly": SEAT_PRICE, "pro-yearly": YEARLY_SEAT, "team-monthly": SEAT_ONLY_PRICE}[
+        plan
+    ]
