@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, Request
 
-from . import ledger, listeners, outbox, subscriptions
+from . import checkout, ledger, listeners, outbox, subscriptions
 from .counting import SeatCount, SeatCounter, SeatRule
 from .errors import ConfigurationError
 from .keys import to_key
@@ -15,13 +16,19 @@ from .ledger import SeatChange
 from .membership import BillableFilter, InvitationFields, MembershipSchema
 from .outbox import OutboxEntry
 from .plans import Product
+from .policies import Policy, PolicyRegistry, seat_limit_policies
 from .providers import BillingProvider, build_provider
+from .providers.base import SeatPreview
 from .settings import DEFAULTS, check_catalog, read_settings
 from .state import SeatBillingState, get_state
 from .subscriptions import LocalSubscription
 from .sync import SyncEngine, SyncResult
 from .tables import define_tables
+from .web.routes import build_blueprint
 from .worker import SyncWorker
+
+AuthorizeCallback = Callable[[Request, Any, str], bool]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class SeatBilling:
@@ -34,6 +41,13 @@ class SeatBilling:
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
         self._seat_rule: SeatRule | None = None
+        self._authorize: AuthorizeCallback | None = None
+        # Registered here, once, so the built-in seat cap runs first and is shared by every app.
+        self._policies = PolicyRegistry()
+        for builtin in seat_limit_policies():
+            self._policies.register(
+                builtin.hook, builtin.fn, name=builtin.name, description=builtin.description
+            )
         if app is not None:
             self.init_app(app, **options)
 
@@ -128,8 +142,14 @@ class SeatBilling:
             extension=self, app=app, db=db, settings=settings, catalog=catalog, tables=tables,
             schema=schema, counter=counter, provider=chosen, engine=sync_engine, worker=worker,
         )
+        sync_engine.on_synced = lambda result: self._policies.run_after(
+            state, "after_seats_synced", organization_id=result.organization_id,
+            from_seats=result.from_seats, to_seats=result.to_seats,
+            subscription_id=result.subscription_id,
+        )
         app.extensions["seat_billing"] = state
         listeners.install()
+        app.register_blueprint(build_blueprint(settings.url_prefix))
         if settings.sync_mode != "manual":
             app.before_request(_start_worker_once)
 
@@ -176,6 +196,75 @@ class SeatBilling:
     def stop_worker(self, timeout: float = 5.0) -> None:
         """Stop this app's background worker (the outbox keeps whatever is pending)."""
         get_state().worker.stop(timeout)
+
+    # -- policies ------------------------------------------------------------------------------
+
+    def policy(
+        self, hook: str, *, name: str | None = None, description: str | None = None
+    ) -> Callable[[F], F]:
+        """Decorator: register a policy on ``hook`` (see :mod:`flask_seat_billing.policies`)."""
+        return self._policies.policy(hook, name=name, description=description)
+
+    def unregister_policy(self, name: str, hook: str | None = None) -> None:
+        self._policies.unregister(name, hook)
+
+    def policies(self, hook: str | None = None) -> list[Policy]:
+        """Registered policies in the order they run."""
+        return self._policies.list(hook)
+
+    def check(self, hook: str, **context: Any) -> None:
+        """Run the before-policies of ``hook``; raise ``PolicyDenied`` on the first refusal."""
+        self._policies.check(get_state(), hook, **context)
+
+    def run_after(self, hook: str, **context: Any) -> None:
+        """Run the after-policies of ``hook`` now; failures are logged, never raised."""
+        self._policies.run_after(get_state(), hook, **context)
+
+    def authorize(self, callback: AuthorizeCallback) -> AuthorizeCallback:
+        """Decorator: ``callback(request, organization_id, action) -> bool`` guards billing routes.
+
+        ``action`` is ``"checkout"`` or ``"portal"``. Without this (or a ``before_checkout``
+        policy) the checkout and portal routes answer 403: billing is closed by default.
+        """
+        self._authorize = callback
+        return callback
+
+    def _run_after_checkout(
+        self, state: SeatBillingState, organization_id: Any, subscription: LocalSubscription
+    ) -> None:
+        self._policies.run_after(
+            state, "after_checkout_completed", organization_id=organization_id,
+            subscription_id=subscription.provider_subscription_id, plan=subscription.plan_name,
+        )
+
+    # -- checkout and previews -----------------------------------------------------------------
+
+    def complete_checkout(self, session_id: str) -> LocalSubscription | None:
+        """Record a completed checkout now (for the success page), before its webhook lands."""
+        return checkout.complete_checkout(get_state(), session_id)
+
+    def preview_seat_change(self, organization_id: Any, seats: int) -> SeatPreview:
+        """What moving the organization to ``seats`` would cost now (the prorated amount).
+
+        Raises ``NotImplementedError`` where the provider cannot preview
+        (``provider.capabilities.invoice_preview``) and ``LookupError`` without a subscription.
+        """
+        state = get_state()
+        if not state.provider.capabilities.invoice_preview:
+            raise NotImplementedError(f"{state.provider.name} cannot preview a seat change.")
+        local = self.subscription_for(organization_id)
+        if local is None or local.status not in ("active", "trialing"):
+            raise LookupError(f"Organization {organization_id} has no active subscription.")
+        remote = state.provider.retrieve_subscription(local.provider_subscription_id)
+        plan = state.catalog.get(remote.plan_name or "")
+        proration = state.provider.proration_for(plan, state.settings.proration_behavior)
+        preview = state.provider.preview_seat_change(remote, seats, proration_behavior=proration)
+        return SeatPreview(
+            organization_id=organization_id, from_seats=preview.from_seats,
+            to_seats=preview.to_seats, amount_due_now=preview.amount_due_now,
+            prorated_amount=preview.prorated_amount, currency=preview.currency,
+            lines=preview.lines,
+        )
 
     # -- local state ---------------------------------------------------------------------------
 

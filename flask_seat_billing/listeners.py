@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flask_seat_billing.listeners")
 PENDING_KEYS = "_seat_billing_pending_keys"
+AFTER_EVENTS = "_seat_billing_after_events"
 _install_lock = threading.Lock()
 _installed = False
 
@@ -41,6 +43,7 @@ def install() -> None:
         if _installed:
             return
         event.listen(Session, "before_flush", _before_flush)
+        event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "do_orm_execute", _do_orm_execute)
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_transaction_end", _after_transaction_end)
@@ -129,6 +132,54 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
     _note(session, state, touched)
 
 
+def _snapshot(instance: Any) -> SimpleNamespace:
+    """The loaded column values of ``instance``: safe to read after commit, in any session."""
+    loaded = sa.inspect(instance).dict
+    return SimpleNamespace(**{k: v for k, v in loaded.items() if not k.startswith("_")})
+
+
+def _after_flush(session: Session, flush_context: Any) -> None:
+    state = _state_for(session)
+    if state is not None:
+        _collect_after_events(session, state)
+
+
+def _collect_after_events(session: Session, state: SeatBillingState) -> None:
+    """Note what after-policies must hear once this transaction commits (only if any listen).
+
+    Runs after the flush (primary keys known) and keeps snapshots, not the instances: after the
+    commit the instances are expired and their session may not load them again.
+    """
+    policies = state.extension._policies
+    schema = state.schema
+    events: list[tuple[str, dict[str, Any]]] = []
+    if policies.list("after_member_add"):
+        events += [
+            ("after_member_add",
+             {"organization_id": schema.organization_of(o), "member": _snapshot(o)})
+            for o in session.new if schema.is_member(o)
+        ]
+    if policies.list("after_member_remove"):
+        events += [
+            ("after_member_remove",
+             {"organization_id": _snapshot(o).__dict__.get(schema.organization_key),
+              "member": _snapshot(o)})
+            for o in session.deleted if schema.is_member(o)
+        ]
+    if schema.invitation_model is not None and policies.list("after_invitation_accept"):
+        fields = schema.invitation_fields
+        for obj in session.dirty:
+            if not schema.is_invitation(obj):
+                continue
+            history = sa.inspect(obj).attrs[fields.status].history
+            if fields.accepted_value in history.added:
+                org = getattr(obj, schema.invitation_organization_key)
+                events.append(("after_invitation_accept",
+                               {"organization_id": org, "invitation": _snapshot(obj)}))
+    if events:
+        session.info.setdefault(AFTER_EVENTS, []).extend(events)
+
+
 def _dml_values(statement: Any) -> dict[str, Any]:
     """The SET / VALUES of an insert or update statement, by column or attribute name."""
     values: dict[str, Any] = {}
@@ -184,13 +235,17 @@ def _do_orm_execute(state_: ORMExecuteState) -> None:
 
 def _after_commit(session: Session) -> None:
     keys: set[str] | None = session.info.pop(PENDING_KEYS, None)
-    if not keys:
+    events: list[tuple[str, dict[str, Any]]] | None = session.info.pop(AFTER_EVENTS, None)
+    if not keys and not events:
         return
     state = _state_for(session)
     if state is None:
         return
     try:
-        state.after_commit(keys)
+        if keys:
+            state.after_commit(keys)
+        if events:
+            state.run_after_events(events)
     except Exception:  # the membership change is committed; it must not fail because of us
         log.exception("seat sync after commit failed; the outbox keeps the change")
 
@@ -198,3 +253,4 @@ def _after_commit(session: Session) -> None:
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(PENDING_KEYS, None)
+        session.info.pop(AFTER_EVENTS, None)

@@ -70,6 +70,13 @@ class SeatBillingState:
             self.worker.nudge()  # retries happen in the background while the app runs
 
 
+    def run_after_events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Run after-policies for a committed transaction, with a fresh ``db.session``."""
+        with self.app.app_context():
+            for hook, context in events:
+                self.extension._policies.run_after(self, hook, **context)
+
+
 def get_state(app: Flask | None = None) -> SeatBillingState:
     """The state of ``app`` (default: the current app), with a helpful error if missing."""
     target = app if app is not None else current_app

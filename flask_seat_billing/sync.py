@@ -88,6 +88,7 @@ class SyncEngine:
         self.provider = provider
         self.catalog = catalog
         self.settings = settings
+        self.on_synced: Callable[[SyncResult], None] | None = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -267,3 +268,5 @@ class SyncEngine:
             subscription_id=result.subscription_id, from_seats=result.from_seats,
             to_seats=result.to_seats, reason=reason, result=result,
         )
+        if result.sent and self.on_synced is not None:
+            self.on_synced(result)

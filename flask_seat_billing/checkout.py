@@ -1,0 +1,100 @@
+"""Starting a checkout for an organization, and recording it when it completes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import signals, subscriptions
+from .errors import SeatBillingError
+from .keys import to_key
+from .plans import Plan
+from .providers.base import SUBSCRIBED_STATUSES, CheckoutRequest, CheckoutSession
+from .reconcile import Applied, EventRef, apply_subscription
+from .state import SeatBillingState
+from .subscriptions import LocalSubscription
+
+
+class UnknownPlan(SeatBillingError):
+    """The plan name is not in the configured products."""
+
+
+class AlreadySubscribed(SeatBillingError):
+    """The organization already has a live subscription: manage it, don't buy a second one."""
+
+    def __init__(self, subscription: LocalSubscription) -> None:
+        super().__init__(
+            f"Organization {subscription.organization_key} already has a {subscription.status} "
+            "subscription; change it in the billing portal instead of subscribing again."
+        )
+        self.subscription = subscription
+
+
+def plan_named(state: SeatBillingState, name: str | None) -> Plan:
+    plan = state.catalog.get(name or "")
+    if plan is None:
+        known = ", ".join(sorted(state.catalog.by_name)) or "none configured"
+        raise UnknownPlan(f"Unknown plan {name!r}; known plans: {known}.")
+    return plan
+
+
+def start_checkout(
+    state: SeatBillingState,
+    organization_id: Any,
+    plan: Plan,
+    *,
+    success_url: str,
+    cancel_url: str,
+    customer_email: str | None = None,
+) -> CheckoutSession:
+    """Open a provider checkout with the seat count already right; refuse a second subscription."""
+    key = to_key(organization_id)
+    with state.sql_engine().connect() as conn:
+        live = subscriptions.for_organization(conn, state.tables, key, SUBSCRIBED_STATUSES)
+        if live is not None:
+            raise AlreadySubscribed(live)
+        seats = max(1, state.counter.billable(conn, organization_id))
+        customer = subscriptions.customer_for_organization(conn, state.tables, key)
+    return state.provider.create_checkout(
+        CheckoutRequest(
+            organization_key=key, plan=plan, seats=seats, success_url=success_url,
+            cancel_url=cancel_url, customer_id=customer, customer_email=customer_email,
+        )
+    )
+
+
+def record_completed_checkout(
+    state: SeatBillingState,
+    session: CheckoutSession,
+    *,
+    event: EventRef | None = None,
+    source: str = "checkout",
+) -> Applied | None:
+    """Store the subscription a completed checkout created and sync seats that moved since."""
+    if session.subscription_id is None or session.status != "complete":
+        return None
+    applied = apply_subscription(
+        state, session.subscription_id, organization_key=session.organization_hint,
+        event=event, follow_up_sync=True, source=source,
+    )
+    if applied.created and applied.after is not None:
+        key = applied.after.organization_key
+        organization_id = state.schema.parse_key(key) if key else None
+        signals.checkout_completed.send(
+            state.app, organization_id=organization_id,
+            subscription_id=applied.after.provider_subscription_id,
+            plan=applied.after.plan_name or session.plan_name, session_id=session.id,
+        )
+        state.extension._run_after_checkout(state, organization_id, applied.after)
+    return applied
+
+
+def complete_checkout(state: SeatBillingState, session_id: str) -> LocalSubscription | None:
+    """For the app's success page: record the subscription now, before the webhook arrives."""
+    session = state.provider.retrieve_checkout(session_id)
+    applied = record_completed_checkout(state, session, source="success_page")
+    if applied is None:
+        return None
+    if applied.after is not None:
+        return applied.after
+    with state.sql_engine().connect() as conn:
+        return subscriptions.by_provider_id(conn, state.tables, session.subscription_id or "")

@@ -1,0 +1,174 @@
+"""Make the local copy of one subscription equal to the provider's, safely and once.
+
+Used by webhooks, the checkout success page and resync. The subscription is always re-read from
+the provider (never taken from a webhook payload), under the organization's lock, so:
+
+- arrival order does not matter: whichever event comes last, the row ends equal to the
+  provider's current state;
+- our own seat writes are never mistaken for outside changes, because the sync engine holds the
+  same lock while it writes the provider and then the local row;
+- a webhook event id is recorded in the same transaction as the changes it caused, so a
+  duplicate changes nothing and a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from . import ledger, outbox, signals, subscriptions
+from .locks import organization_lock
+from .providers.base import RemoteSubscription
+from .state import SeatBillingState
+from .subscriptions import LocalSubscription
+
+
+@dataclass(frozen=True)
+class EventRef:
+    """A webhook event to record as processed alongside its changes."""
+
+    provider: str
+    event_id: str
+    event_type: str
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying a subscription changed."""
+
+    duplicate: bool
+    before: LocalSubscription | None = None
+    after: LocalSubscription | None = None
+    external_change: bool = False
+    correction_queued: bool = False
+
+    @property
+    def created(self) -> bool:
+        return self.after is not None and self.before is None
+
+
+def already_processed(state: SeatBillingState, event: EventRef) -> bool:
+    t = state.tables.webhook_events
+    with state.sql_engine().connect() as conn:
+        row = conn.execute(
+            sa.select(t.c.id).where(t.c.provider == event.provider, t.c.event_id == event.event_id)
+        ).first()
+    return row is not None
+
+
+def record_event_only(state: SeatBillingState, event: EventRef) -> bool:
+    """Record an event that changes nothing; False when it was a duplicate."""
+    try:
+        with state.sql_engine().begin() as conn:
+            conn.execute(state.tables.webhook_events.insert().values(
+                provider=event.provider, event_id=event.event_id, event_type=event.event_type))
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+def _lock_key(state: SeatBillingState, subscription_id: str, hint: str | None) -> str:
+    if hint:
+        return hint
+    with state.sql_engine().connect() as conn:
+        local = subscriptions.by_provider_id(conn, state.tables, subscription_id)
+    return local.organization_key if local and local.organization_key else f"sub:{subscription_id}"
+
+
+def apply_subscription(
+    state: SeatBillingState,
+    subscription_id: str,
+    *,
+    organization_key: str | None = None,
+    event: EventRef | None = None,
+    follow_up_sync: bool = False,
+    source: str = "webhook",
+) -> Applied:
+    """Re-read ``subscription_id`` from the provider and store it; see the module docstring."""
+    lock_key = _lock_key(state, subscription_id, organization_key)
+    with organization_lock(state.sql_engine(), lock_key) as conn:
+        remote = state.provider.retrieve_subscription(subscription_id)
+        key = organization_key or _existing_key(conn, state, remote)
+        conn.commit()
+        try:
+            applied = _store(conn, state, remote, key, event, follow_up_sync)
+        except sa.exc.IntegrityError:
+            conn.rollback()
+            return Applied(duplicate=True)
+        conn.commit()
+    _announce(state, applied, source)
+    if applied.correction_queued and applied.after and applied.after.organization_key:
+        state.after_commit({applied.after.organization_key})
+    return applied
+
+
+def _existing_key(
+    conn: sa.Connection, state: SeatBillingState, remote: RemoteSubscription
+) -> str | None:
+    local = subscriptions.by_provider_id(conn, state.tables, remote.id)
+    if local is not None and local.organization_key:
+        return local.organization_key
+    return remote.organization_hint
+
+
+def _store(
+    conn: sa.Connection,
+    state: SeatBillingState,
+    remote: RemoteSubscription,
+    key: str | None,
+    event: EventRef | None,
+    follow_up_sync: bool,
+) -> Applied:
+    if event is not None:
+        conn.execute(state.tables.webhook_events.insert().values(
+            provider=event.provider, event_id=event.event_id, event_type=event.event_type))
+    before, after = subscriptions.upsert(conn, state.tables, state.provider.name, remote, key)
+    external = (
+        before is not None
+        and before.seats is not None
+        and remote.seats is not None
+        and before.seats != remote.seats
+        and remote.is_active
+    )
+    queue = False
+    if external and after.organization_key:
+        ledger.append(
+            conn, state.tables, organization_key=after.organization_key,
+            subscription_id=remote.id, from_seats=before.seats if before else None,
+            to_seats=int(remote.seats or 0), reason="external",
+        )
+        queue = state.settings.external_change == "correct"
+    if follow_up_sync and after.organization_key and remote.is_active:
+        queue = True
+    if queue and after.organization_key:
+        outbox.mark(conn, state.tables, [after.organization_key], delay=state.mark_delay)
+    return Applied(False, before, after, external, queue)
+
+
+def _announce(state: SeatBillingState, applied: Applied, source: str) -> None:
+    after, before = applied.after, applied.before
+    if after is None:
+        return
+    organization_id = (
+        state.schema.parse_key(after.organization_key) if after.organization_key else None
+    )
+    if before is None or _visible(before) != _visible(after):
+        signals.subscription_updated.send(
+            state.app, organization_id=organization_id,
+            subscription_id=after.provider_subscription_id, status=after.status,
+            seats=after.seats, source=source,
+        )
+    if applied.external_change and before is not None and organization_id is not None:
+        with state.sql_engine().connect() as conn:
+            billable = state.counter.billable(conn, organization_id)
+        signals.seats_changed_externally.send(
+            state.app, organization_id=organization_id,
+            subscription_id=after.provider_subscription_id, from_seats=before.seats,
+            to_seats=after.seats, billable=billable, action=state.settings.external_change,
+        )
+
+
+def _visible(row: LocalSubscription) -> tuple[object, ...]:
+    return (row.status, row.seats, row.plan_name, row.cancel_at_period_end,
+            row.current_period_end, row.organization_key)

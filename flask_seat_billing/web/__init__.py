@@ -1,0 +1,1 @@
+"""The blueprint: checkout, billing portal and webhook routes."""

@@ -1,0 +1,1 @@
+"""Provider webhooks: verify, deduplicate, and re-read what each event is about."""

@@ -1,0 +1,40 @@
+"""What every webhook endpoint does before trusting a byte: size limit, secret present."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import request
+
+log = logging.getLogger("flask_seat_billing.webhooks")
+
+
+class WebhookRejected(Exception):
+    """The delivery is refused; nothing was written. ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def read_body(max_bytes: int) -> bytes:
+    """The raw body, refusing anything larger than ``max_bytes`` before reading it whole."""
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise WebhookRejected(413, f"Webhook body over {max_bytes} bytes.")
+    body = request.stream.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise WebhookRejected(413, f"Webhook body over {max_bytes} bytes.")
+    return body
+
+
+def require_secret(secret: str | None, key: str, provider: str) -> str:
+    """The webhook secret; without one every delivery is refused (never accept unsigned)."""
+    if not secret:
+        log.error(
+            "%s webhook refused: %s is not set, so signatures cannot be verified. Set it to the "
+            "endpoint's signing secret; %s will retry the delivery.", provider, key, provider,
+        )
+        raise WebhookRejected(503, f"{key} is not configured; webhooks are refused.")
+    return secret
