@@ -21,7 +21,7 @@ def retry_delay(
     """Seconds to wait after the ``attempts``-th failure (1 for the first)."""
     rng = rng or random.Random()
     exponential = min(cap, base * (2 ** max(0, attempts - 1)))
-    delay = exponential * rng.uniform(0.5, 1.0)
+    delay = float(exponential * rng.uniform(0.5, 1.0))
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay

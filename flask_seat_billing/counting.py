@@ -123,7 +123,8 @@ class SeatCounter:
         keys = [to_key(i) for i in ids] if ids is not None else sorted(set(members) | set(pending))
         result: dict[str, int] = {}
         for key in keys:
-            count = self._finish(self.schema.parse_key(key), members.get(key, 0), pending.get(key, 0))
+            organization_id = self.schema.parse_key(key)
+            count = self._finish(organization_id, members.get(key, 0), pending.get(key, 0))
             if self.rule is not None:
                 result[key] = max(0, int(self.rule(count.organization_id, count)))
             else:

@@ -10,7 +10,7 @@ class SeatBillingError(Exception):
 
 
 class ConfigurationError(SeatBillingError):
-    """The extension was configured wrongly; raised at ``init_app`` so a bad deploy fails at start."""
+    """The extension was configured wrongly; raised by ``init_app`` so a bad deploy fails early."""
 
 
 class ProviderError(SeatBillingError):
@@ -46,7 +46,7 @@ class TransientProviderError(ProviderError):
 
 
 class PermanentProviderError(ProviderError):
-    """Retrying the same request cannot succeed: canceled subscription, bad price, refused payment."""
+    """Retrying cannot succeed: canceled subscription, bad price, refused payment."""
 
 
 class ProviderUnavailable(TransientProviderError):

@@ -93,7 +93,8 @@ def _stored_organization(session: Session, schema: Any, instance: Any) -> list[A
     if history.deleted or not history.added or identity is None:
         return []
     mapper = schema.mapper
-    condition = sa.and_(*(col == value for col, value in zip(mapper.primary_key, identity)))
+    pairs = zip(mapper.primary_key, identity, strict=True)
+    condition = sa.and_(*(col == value for col, value in pairs))
     query = sa.select(schema.organization_column).where(condition)
     return list(session.connection().execute(query).scalars())
 
@@ -208,9 +209,7 @@ def _do_orm_execute(state_: ORMExecuteState) -> None:
     org_column = schema.organization_column.key
     names = {org_key, org_column}
     params = state_.parameters
-    rows: list[dict[str, Any]] = (
-        list(params) if isinstance(params, list) else [params] if params else []
-    )
+    rows: list[Any] = list(params) if isinstance(params, list) else [params] if params else []
     values = _dml_values(statement)
     touched: list[Any] = []
     for row in [*rows, values]:
@@ -218,7 +217,7 @@ def _do_orm_execute(state_: ORMExecuteState) -> None:
     if state_.is_insert:
         if not touched:
             log.warning("bulk insert into %s: no organization found in its values; "
-                        "run `flask seats resync`", schema.table.name)
+                        "run `flask seats resync`", schema.member_model.__name__)
         _note(session, state, touched)
         return
     if state_.is_update:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,6 +48,44 @@ def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
     )
 
 
+_UPSERTS: dict[tuple[str, int], Any] = {}
+
+
+def _upsert_statement(dialect: str, table: sa.Table) -> Any:
+    """The upsert for ``mark``, built once per table so SQLAlchemy's compiled cache can hit.
+
+    It runs on the request path inside the member change's transaction, so it must cost one
+    cheap statement, not a compile.
+    """
+    cache_key = (dialect, id(table))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is not None:
+        return stmt
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    due, now = sa.bindparam("due"), sa.bindparam("now")
+    stmt = insert(table).values(
+        organization_key=sa.bindparam("key"), generation=1, status=PENDING, attempts=0,
+        next_attempt_at=due, created_at=now, updated_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["organization_key"],
+        set_={
+            "generation": table.c.generation + 1,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": sa.case(
+                (sa.and_(table.c.status == PENDING, table.c.attempts == 0),
+                 table.c.next_attempt_at),
+                else_=due,
+            ),
+            "target_seats": None,
+            "updated_at": now,
+        },
+    )
+    _UPSERTS[cache_key] = stmt
+    return stmt
+
+
 def mark(conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float = 0.0) -> None:
     """Record that these organizations need a sync: one row each, however often called.
 
@@ -56,44 +95,25 @@ def mark(conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float 
     """
     now = utcnow()
     due = now + timedelta(seconds=delay)
-    rows = [
-        {
-            "organization_key": key,
-            "generation": 1,
-            "status": PENDING,
-            "attempts": 0,
-            "next_attempt_at": due,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for key in sorted(set(keys))
-    ]
-    if not rows:
+    ordered = sorted(set(keys))  # a fixed order: concurrent transactions lock rows alike
+    if not ordered:
         return
     table = tables.outbox
-    bump = {
-        "generation": table.c.generation + 1,
-        "status": PENDING,
-        "attempts": 0,
-        "next_attempt_at": sa.case(
-            (sa.and_(table.c.status == PENDING, table.c.attempts == 0), table.c.next_attempt_at),
-            else_=due,
-        ),
-        "target_seats": None,
-        "updated_at": now,
-    }
     dialect = conn.dialect.name
     if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(table).values(rows)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["organization_key"], set_=bump))
+        params = [{"key": key, "due": due, "now": now} for key in ordered]
+        conn.execute(_upsert_statement(dialect, table), params)
         return
-    for row in rows:  # other databases: update, then insert what was not there
+    for key in ordered:  # other databases: update, then insert what was not there
+        bump = {"generation": table.c.generation + 1, "status": PENDING, "attempts": 0,
+                "next_attempt_at": due, "target_seats": None, "updated_at": now}
         updated = conn.execute(
-            table.update().where(table.c.organization_key == row["organization_key"]).values(bump)
+            table.update().where(table.c.organization_key == key).values(bump)
         )
         if updated.rowcount == 0:
-            conn.execute(table.insert().values(row))
+            conn.execute(table.insert().values(
+                organization_key=key, generation=1, status=PENDING, attempts=0,
+                next_attempt_at=due, created_at=now, updated_at=now))
 
 
 def read(conn: sa.Connection, tables: Tables, key: str) -> OutboxEntry | None:
@@ -155,6 +175,16 @@ def record_failure(
         conn.execute(table.update().where(table.c.organization_key == key).values(values))
     entry = read(conn, tables, key)
     return entry.attempts if entry else 1
+
+
+def defer(conn: sa.Connection, tables: Tables, key: str, until: datetime) -> None:
+    """Start a new debounce window for a row that changes arrived on while it was being synced."""
+    table = tables.outbox
+    conn.execute(
+        table.update()
+        .where(table.c.organization_key == key, table.c.status == PENDING, table.c.attempts == 0)
+        .values(next_attempt_at=until)
+    )
 
 
 def due_keys(conn: sa.Connection, tables: Tables, now: datetime, limit: int = 500) -> list[str]:

@@ -1,4 +1,4 @@
-"""Products and plans: what an organization can subscribe to, mirroring the seed kit's billing config."""
+"""Products and plans: what an organization can subscribe to, as in the seed kit's config."""
 
 from __future__ import annotations
 

@@ -97,14 +97,15 @@ def _non_negative(config: dict[str, Any], key: str, kind: type = int) -> Any:
 
 
 def read_settings(config: dict[str, Any]) -> Settings:
-    """Check every key and build :class:`Settings`; raise :class:`ConfigurationError` naming the key."""
+    """Check every key and build :class:`Settings`; a :class:`ConfigurationError` names the key."""
     provider = _choice(config, "SEAT_BILLING_PROVIDER", PROVIDERS)
     stripe_key = config["SEAT_BILLING_STRIPE_SECRET_KEY"]
     api_base = config["SEAT_BILLING_STRIPE_API_BASE"]
     if provider == "stripe" and not stripe_key:
         if not is_loopback_url(api_base):
             raise ConfigurationError(
-                "SEAT_BILLING_STRIPE_SECRET_KEY is not set. Set it to your Stripe secret key, or set "
+                "SEAT_BILLING_STRIPE_SECRET_KEY is not set. Set it to your Stripe secret key, "
+                "or set "
                 "SEAT_BILLING_STRIPE_API_BASE to a local stand-in (flask_seat_billing.testing)."
             )
         stripe_key = STAND_IN_KEY
@@ -113,7 +114,8 @@ def read_settings(config: dict[str, Any]) -> Settings:
     if provider == "polar" and not polar_token:
         if not is_loopback_url(polar_url):
             raise ConfigurationError(
-                "SEAT_BILLING_POLAR_ACCESS_TOKEN is not set. Set it to a Polar access token, or set "
+                "SEAT_BILLING_POLAR_ACCESS_TOKEN is not set. Set it to a Polar access token, "
+                "or set "
                 "SEAT_BILLING_POLAR_SERVER_URL to a local stand-in (flask_seat_billing.testing)."
             )
         polar_token = "polar_stand_in"
@@ -171,7 +173,8 @@ def check_catalog(products: list[Product], provider: str) -> PlanCatalog:
             ):
                 raise ConfigurationError(
                     f"Plan {plan.name!r} has unknown proration_behavior "
-                    f"{plan.proration_behavior!r}; expected one of {', '.join(PRORATION_BEHAVIORS)}."
+                    f"{plan.proration_behavior!r}; expected one of "
+                    f"{', '.join(PRORATION_BEHAVIORS)}."
                 )
             limit = plan.limits.get("seats")
             if limit is not None and (not isinstance(limit, int) or limit < 0):

@@ -45,15 +45,18 @@ class SyncWorker:
         """Look at the outbox in ``delay`` seconds (or sooner if already due to)."""
         with self._wake:
             when = time.monotonic() + delay
-            if self._wake_at is None or when < self._wake_at:
-                self._wake_at = when
             self._stopping = False
             if not self.running:
+                self._wake_at = when
                 self._thread = threading.Thread(
                     target=self._run, name="flask-seat-billing-worker", daemon=True
                 )
                 self._thread.start()
-            self._wake.notify_all()
+            elif self._wake_at is None or when < self._wake_at:
+                # Only an earlier wake-up is news: a burst of commits inside one debounce
+                # window must not wake the thread (and query the outbox) once per commit.
+                self._wake_at = when
+                self._wake.notify_all()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread (tests, shutdown); rows stay in the outbox for the next run."""

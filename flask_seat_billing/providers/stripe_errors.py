@@ -39,7 +39,10 @@ def translate(error: stripe.StripeError) -> ProviderError:
         return ProviderUnavailable(f"Stripe unreachable: {message}", status=status, code=code)
     if isinstance(error, stripe.RateLimitError) or status == 429 or code in TRANSIENT_CODES:
         return TransientProviderError(
-            f"Stripe rate limit: {message}", status=status, code=code, retry_after=_retry_after(error)
+            f"Stripe rate limit: {message}",
+            status=status,
+            code=code,
+            retry_after=_retry_after(error),
         )
     if status is None or status >= 500 or status == 409:
         return TransientProviderError(f"Stripe error: {message}", status=status, code=code)

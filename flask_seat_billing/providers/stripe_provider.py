@@ -21,9 +21,11 @@ from .base import (
     Capabilities,
     CheckoutRequest,
     CheckoutSession,
+    RemotePrice,
     RemoteSubscription,
     SeatPreview,
     SeatUpdate,
+    SubscriptionPage,
 )
 from .stripe_errors import call
 
@@ -50,7 +52,7 @@ def prorated_amount(item: dict[str, Any], delta: int, now: float | None = None) 
         return None
     now = time.time() if now is None else now
     fraction = min(1.0, max(0.0, (end - now) / (end - start)))
-    return round(delta * int(unit) * fraction)
+    return int(round(delta * int(unit) * fraction))
 
 
 class StripeProvider(BillingProvider):
@@ -271,6 +273,42 @@ class StripeProvider(BillingProvider):
             lines=proration_lines,
         )
 
+    # -- resync paging and check-config ---------------------------------------------------------
+
+    def list_subscriptions_page(
+        self, *, starting_after: str | None = None, page_size: int = 100
+    ) -> SubscriptionPage:
+        """``GET /v1/subscriptions?status=all`` once; the last id is the next page's cursor."""
+        params: dict[str, Any] = {"status": "all", "limit": page_size}
+        if starting_after:
+            params["starting_after"] = starting_after
+        page = call(lambda: self.client.v1.subscriptions.list(params=params))  # type: ignore[arg-type]
+        subs = [self.to_remote(obj) for obj in page.data]
+        more = bool(page.has_more) and bool(subs)
+        return SubscriptionPage(subs, subs[-1].id if more else None)
+
+    def retrieve_price(self, price_id: str) -> RemotePrice:
+        """The price and its product (two GETs: the product's ``active`` is not on the price)."""
+        data = _dict(call(lambda: self.client.v1.prices.retrieve(price_id)))
+        recurring = data.get("recurring") or {}
+        product = data.get("product")
+        product_id = product.get("id") if isinstance(product, dict) else product
+        product_active = None
+        if product_id:
+            found = _dict(call(lambda: self.client.v1.products.retrieve(str(product_id))))
+            product_active = bool(found.get("active"))
+        return RemotePrice(
+            id=str(data["id"]),
+            active=bool(data.get("active")),
+            recurring=bool(recurring),
+            interval=recurring.get("interval"),
+            interval_count=int(recurring.get("interval_count") or 1),
+            currency=data.get("currency"),
+            billing_scheme=data.get("billing_scheme"),
+            usage_type=recurring.get("usage_type"),
+            product_id=str(product_id) if product_id else None,
+            product_active=product_active,
+        )
 
 def _is_proration(line: dict[str, Any]) -> bool:
     if line.get("proration"):
@@ -280,3 +318,4 @@ def _is_proration(line: dict[str, Any]) -> bool:
         if isinstance(detail, dict) and detail.get("proration"):
             return True
     return False
+

@@ -14,7 +14,7 @@ import pytest
 
 @pytest.fixture
 def stripe_stand_in() -> Iterator[Any]:
-    """A running Stripe stand-in on 127.0.0.1; point ``SEAT_BILLING_STRIPE_API_BASE`` at ``.url``."""
+    """A running Stripe stand-in; point ``SEAT_BILLING_STRIPE_API_BASE`` at its ``.url``."""
     from .stripe_server import StripeStandIn
 
     server = StripeStandIn()
@@ -27,7 +27,7 @@ def stripe_stand_in() -> Iterator[Any]:
 
 @pytest.fixture
 def polar_stand_in() -> Iterator[Any]:
-    """A running Polar stand-in on 127.0.0.1; point ``SEAT_BILLING_POLAR_SERVER_URL`` at ``.url``."""
+    """A running Polar stand-in; point ``SEAT_BILLING_POLAR_SERVER_URL`` at its ``.url``."""
     from .polar_server import PolarStandIn
 
     server = PolarStandIn()
