@@ -1,0 +1,90 @@
+"""What every benchmark needs: a user-like app on SQLite or PostgreSQL, and a Stripe stand-in.
+
+The app is the one the test suite uses (tests/apps.py), so the figures describe the same code
+paths the tests prove correct.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flask_seat_billing.testing import StripeStandIn  # noqa: E402
+from tests.apps import (  # noqa: E402
+    BASE_PRICE,
+    SEAT_ONLY_PRICE,
+    SEAT_PRICE,
+    YEARLY_BASE,
+    YEARLY_SEAT,
+    AppUnderTest,
+    build_app,
+)
+
+POSTGRES_URL = os.environ.get(
+    "SEAT_BILLING_BENCH_POSTGRES_URL",
+    "postgresql+psycopg://postgres@127.0.0.1:5432/seat_billing_bench",
+)
+
+
+@contextmanager
+def stand_in() -> Iterator[Any]:
+    """A running Stripe stand-in with the prices of tests/apps.py."""
+    with StripeStandIn() as s:
+        product = s.create_product(name="Pro")["id"]
+        for price, amount, interval in (
+            (BASE_PRICE, 1999, "month"), (SEAT_PRICE, 1000, "month"),
+            (SEAT_ONLY_PRICE, 1000, "month"), (YEARLY_BASE, 19999, "year"),
+            (YEARLY_SEAT, 10000, "year"),
+        ):
+            s.create_price(id=price, product=product, unit_amount=amount, interval=interval)
+        yield s
+
+
+def database_url(kind: str) -> str:
+    if kind == "postgresql":
+        return POSTGRES_URL
+    return f"sqlite:///{tempfile.mkdtemp(prefix='fsb-bench-')}/bench.db"
+
+
+def make_app(kind: str, stripe: Any, init: bool = True, **config: Any) -> AppUnderTest:
+    merged = {"SEAT_BILLING_STRIPE_API_BASE": stripe.url, **config}
+    return build_app(database_url(kind), config=merged, init=init)
+
+
+def subscribe(t: AppUnderTest, stripe: Any, org_id: Any, seats: int) -> str:
+    sub = stripe.create_subscription(
+        items=[{"price": BASE_PRICE, "quantity": 1}, {"price": SEAT_PRICE, "quantity": seats}],
+        metadata={"organization_id": str(org_id), "plan": "pro-monthly"},
+    )
+    t.billing.link_subscription(org_id, sub["id"])
+    return str(sub["id"])
+
+
+def seat_writes(stripe: Any) -> int:
+    return sum(1 for r in stripe.writes() if r.path.startswith("/v1/subscription_items/"))
+
+
+def teardown(t: AppUnderTest) -> None:
+    with t.app.app_context():
+        if "seat_billing" in t.app.extensions:
+            t.billing.stop_worker()
+        t.db.session.remove()
+        t.db.drop_all()
+        t.db.engine.dispose()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
