@@ -1,0 +1,159 @@
+"""The same workload through the naive approach and through flask-seat-billing (issue 8).
+
+1,000 membership changes (random joins and leaves, one per transaction) across 50
+organizations, with the same injected faults (a 500 every 25 changes, then a provider outage
+during the last 5% of changes, which ends when the workload does), through:
+(a) the naive approach (bench/naive.py), (b) flask-seat-billing inline, (c) deferred. Reports
+provider requests per 1,000 changes, request-path latency (median, p99) as ratios to (a), and
+whether every organization ends with the right quantity after the faults.
+
+    python -m bench.naive_vs_engine [--db sqlite|postgresql] [--changes 1000] [--orgs 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import time
+from typing import Any
+
+from bench.common import (
+    SEAT_PRICE,
+    make_app,
+    median,
+    percentile,
+    stand_in,
+    teardown,
+)
+from bench.naive import NaiveSeatSync
+
+FAULT_EVERY = 25
+
+
+def _setup(t: Any, stripe: Any, orgs: int, linked: bool) -> list[tuple[Any, str, str]]:
+    """Organizations with 3 members and a subscription each: (org id, customer, subscription)."""
+    out = []
+    with t.app.app_context():
+        for n in range(orgs):
+            org = t.add_organization(f"org{n}")
+            t.add_members(org.id, 3)
+            customer = stripe.create_customer(email=f"o{n}@bench.io")["id"]
+            sub = stripe.create_subscription(
+                customer=customer,
+                items=[{"price": "price_base_m", "quantity": 1}, {"price": SEAT_PRICE, "quantity": 3}],
+                metadata={"organization_id": str(org.id), "plan": "pro-monthly"},
+            )
+            if linked:
+                t.billing.link_subscription(org.id, sub["id"])
+            out.append((org.id, customer, sub["id"]))
+    return out
+
+
+def _workload(t: Any, stripe: Any, orgs: list[tuple[Any, str, str]], changes: int,
+              after_commit: Any) -> list[float]:
+    rng = random.Random(7)
+    latencies: list[float] = []
+    members: dict[Any, list[int]] = {}
+    with t.app.app_context():
+        for org_id, _, _ in orgs:
+            members[org_id] = [m.id for m in t.Membership.query.filter_by(organization_id=org_id)]
+        outage_from = changes - changes // 20
+        for i in range(changes):
+            if i == outage_from:
+                stripe.faults.fail_next(10**6, status=503)
+            elif i % FAULT_EVERY == 0 and i < outage_from:
+                stripe.faults.fail_next(1, status=500)
+            org_id, customer, _ = orgs[rng.randrange(len(orgs))]
+            started = time.perf_counter()
+            if members[org_id] and rng.random() < 0.45:
+                victim = t.db.session.get(t.Membership, members[org_id].pop())
+                t.db.session.delete(victim)
+            else:
+                member = t.Membership(organization_id=org_id, email=f"c{i}@bench.io")
+                t.db.session.add(member)
+                t.db.session.flush()
+                members[org_id].append(member.id)
+            t.db.session.commit()
+            after_commit(org_id, customer)
+            latencies.append(time.perf_counter() - started)
+        t.db.session.remove()
+    stripe.faults.clear()  # the outage ends with the workload
+    return latencies
+
+
+def _correct(t: Any, stripe: Any, orgs: list[tuple[Any, str, str]]) -> int:
+    wrong = 0
+    with t.app.app_context():
+        for org_id, _, sub in orgs:
+            count = t.Membership.query.filter_by(organization_id=org_id, deleted_at=None).count()
+            if stripe.item_quantity(sub, SEAT_PRICE) != max(1, count):
+                wrong += 1
+    return wrong
+
+
+def run_naive(kind: str, changes: int, orgs: int) -> dict[str, Any]:
+    with stand_in() as stripe:
+        t = make_app(kind, stripe, init=False)
+        try:
+            setup = _setup(t, stripe, orgs, linked=False)
+            naive = NaiveSeatSync(stripe.url, SEAT_PRICE)
+            before = len(stripe.requests)
+            lat = _workload(t, stripe, setup, changes, lambda org, customer: naive.
+                            update_subscription_seats(t.db, t.Membership, customer, org))
+            requests = len(stripe.requests) - before
+            time.sleep(0.5)
+            return {"requests": requests, "latencies": lat, "wrong": _correct(t, stripe, setup)}
+        finally:
+            teardown(t)
+
+
+def run_engine(kind: str, mode: str, changes: int, orgs: int) -> dict[str, Any]:
+    with stand_in() as stripe:
+        t = make_app(kind, stripe, SEAT_BILLING_SYNC_MODE=mode,
+                     SEAT_BILLING_SYNC_DEBOUNCE_SECONDS=2.0, SEAT_BILLING_RETRY_BASE_SECONDS=0.2,
+                     SEAT_BILLING_POLL_SECONDS=0.5)
+        try:
+            setup = _setup(t, stripe, orgs, linked=True)
+            before = len(stripe.requests)
+            lat = _workload(t, stripe, setup, changes, lambda org, customer: None)
+            with t.app.app_context():
+                deadline = time.monotonic() + 60
+                while t.billing.pending_syncs() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                requests = len(stripe.requests) - before
+                wrong = _correct(t, stripe, setup)
+            return {"requests": requests, "latencies": lat, "wrong": wrong}
+        finally:
+            teardown(t)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--changes", type=int, default=1000)
+    parser.add_argument("--orgs", type=int, default=50)
+    args = parser.parse_args()
+    naive = run_naive(args.db, args.changes, args.orgs)
+    results = {
+        "inline": run_engine(args.db, "inline", args.changes, args.orgs),
+        "deferred": run_engine(args.db, "deferred", args.changes, args.orgs),
+    }
+    n_med, n_p99 = median(naive["latencies"]), percentile(naive["latencies"], 0.99)
+    per_k = 1000 / args.changes
+    print(f"[{args.db}] {args.changes} changes across {args.orgs} orgs, a 500 every "
+          f"{FAULT_EVERY} changes and an outage over the last 5%")
+    print(f"  naive:    {naive['requests'] * per_k:.0f} provider requests per 1,000 changes, "
+          f"latency median {n_med * 1e3:.2f} ms p99 {n_p99 * 1e3:.2f} ms, "
+          f"wrong quantities at the end: {naive['wrong']}/{args.orgs}")
+    for mode, r in results.items():
+        med, p99 = median(r["latencies"]), percentile(r["latencies"], 0.99)
+        print(f"  {mode:8s}: {r['requests'] * per_k:.0f} provider requests per 1,000 changes "
+              f"(ratio {r['requests'] / max(1, naive['requests']):.2f}), latency median "
+              f"{med * 1e3:.2f} ms (ratio {med / n_med:.2f}) p99 {p99 * 1e3:.2f} ms "
+              f"(ratio {p99 / n_p99:.2f}), wrong quantities at the end: {r['wrong']}/{args.orgs}")
+
+
+if __name__ == "__main__":
+    main()
