@@ -1,0 +1,122 @@
+"""Polar webhooks: Standard Webhooks signature first, then one small handler per event type.
+
+The signature is checked here with ``hmac`` rather than ``polar.v2026_10.webhooks.validate_event``:
+the SDK builds a payload loader for every event type on first use (seconds, on a request thread),
+and only the subscription id is needed, because handlers never trust the payload's copy of an
+object: they re-read the subscription from Polar, so an old event arriving late cannot roll state
+back. Each ``webhook-id`` (stable across Polar's retries) is recorded in the same transaction as
+its changes; a duplicate is acknowledged and ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..checkout import record_completed_checkout
+from ..reconcile import EventRef, already_processed, apply_subscription, record_event_only
+from ..state import SeatBillingState
+from .intake import WebhookRejected
+
+Handler = Callable[[SeatBillingState, EventRef, dict[str, Any]], None]
+SUBSCRIPTION_EVENTS = ("created", "active", "updated", "canceled", "uncanceled", "revoked",
+                       "past_due")
+
+
+def _keys(secret: str) -> list[bytes]:
+    """Polar keys the HMAC with the secret's UTF-8 bytes; a ``whsec_`` secret is base64."""
+    keys = [secret.encode("utf-8")]
+    if secret.startswith("whsec_"):
+        try:
+            keys.append(base64.b64decode(secret[len("whsec_"):], validate=True))
+        except (binascii.Error, ValueError):
+            pass
+    return keys
+
+
+def _signed(keys: list[bytes], content: bytes, header: str) -> bool:
+    expected = [
+        base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()) for key in keys
+    ]
+    for part in header.split():
+        version, _, signature = part.partition(",")
+        if version != "v1":
+            continue
+        given = signature.encode("ascii", "replace")
+        if any(hmac.compare_digest(given, e) for e in expected):
+            return True
+    return False
+
+
+def verify(
+    payload: bytes, headers: Mapping[str, str], secret: str, tolerance: int
+) -> tuple[str, dict[str, Any]]:
+    """``(webhook-id, event)`` if the ``webhook-*`` headers sign ``payload`` recently, else reject.
+
+    ``headers`` may spell names in any case (a plain ``dict`` of the request's headers).
+    """
+    lowered = {name.lower(): value for name, value in headers.items()}
+    event_id = lowered.get("webhook-id")
+    stamp = lowered.get("webhook-timestamp")
+    signature = lowered.get("webhook-signature")
+    if not event_id or not stamp or not signature:
+        raise WebhookRejected(403, "Missing webhook-id, webhook-timestamp or webhook-signature.")
+    try:
+        timestamp = int(stamp)
+    except ValueError:
+        raise WebhookRejected(403, "Malformed webhook-timestamp.") from None
+    if abs(time.time() - timestamp) > tolerance:  # too old (replay) or too far ahead
+        raise WebhookRejected(403, "webhook-timestamp outside the tolerance.")
+    content = f"{event_id}.{timestamp}.".encode() + payload
+    if not _signed(_keys(secret), content, signature):
+        raise WebhookRejected(403, "Invalid webhook-signature.")
+    try:
+        event = json.loads(payload.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError is a ValueError
+        raise WebhookRejected(400, "Webhook body is not valid JSON.") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise WebhookRejected(400, "Webhook body is not a Polar event.")
+    return event_id, event
+
+
+def _subscription_changed(state: SeatBillingState, ref: EventRef, obj: dict[str, Any]) -> None:
+    apply_subscription(state, str(obj["id"]), event=ref)
+
+
+def _subscription_created(state: SeatBillingState, ref: EventRef, obj: dict[str, Any]) -> None:
+    """A subscription born from our checkout is recorded as a completed checkout (signals,
+    after-checkout hooks, a follow-up sync for members who joined meanwhile), as Stripe's
+    ``checkout.session.completed`` is; Polar sends no checkout event of its own for that."""
+    checkout_id = obj.get("checkout_id")
+    if checkout_id:
+        session = state.provider.retrieve_checkout(str(checkout_id))
+        if session.subscription_id == str(obj["id"]):
+            applied = record_completed_checkout(state, session, event=ref, source="webhook")
+            if applied is not None:
+                return
+    _subscription_changed(state, ref, obj)
+
+
+HANDLERS: dict[str, Handler] = {
+    **{f"subscription.{name}": _subscription_changed for name in SUBSCRIPTION_EVENTS},
+    "subscription.created": _subscription_created,
+}
+
+
+def handle(state: SeatBillingState, event_id: str, event: dict[str, Any]) -> str:
+    """Process a verified event; returns ``processed``, ``duplicate`` or ``ignored``."""
+    ref = EventRef("polar", event_id, str(event["type"]))
+    if already_processed(state, ref):
+        return "duplicate"
+    handler = HANDLERS.get(ref.event_type)
+    obj = event.get("data")
+    if handler is None or not isinstance(obj, dict) or not obj.get("id"):
+        return "ignored" if record_event_only(state, ref) else "duplicate"
+    handler(state, ref, obj)
+    return "processed"

@@ -1,0 +1,141 @@
+"""Checkout and the billing portal through the same routes as Stripe, answered by Polar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flask_seat_billing import Plan, Product, SeatBilling, signals
+from flask_seat_billing.errors import ConfigurationError
+from tests.apps import AppUnderTest
+from tests.polar.conftest import AppFactory, PolarWorld, subscribe
+from tests.polar.test_polar_webhooks import subscription_rows
+
+
+def _allow_all(t: AppUnderTest) -> None:
+    t.billing.authorize(lambda request, organization_id, action: True)
+
+
+def _checkouts(polar: PolarWorld) -> list[Any]:
+    return [r for r in polar.api.requests if r.method == "POST" and r.path == "/v1/checkouts/"]
+
+
+def test_checkout_to_webhook_to_local_row(
+    t: AppUnderTest, polar: PolarWorld, served: str
+) -> None:
+    _allow_all(t)
+    org = t.add_organization()
+    t.add_members(org.id, 3)
+    completed: list[dict[str, Any]] = []
+
+    def seen(app: Any, **kw: Any) -> None:
+        completed.append(kw)
+
+    answer = t.app.test_client().post(
+        "/billing/checkout", json={"organization_id": org.id, "plan": "team-monthly"}
+    )
+
+    assert answer.status_code == 200, answer.text
+    [post] = _checkouts(polar)
+    assert post.params["products"] == [polar.team]
+    assert post.params["seats"] == 3
+    assert post.params["external_customer_id"] == str(org.id)
+    assert post.params["metadata"] == {"organization_id": str(org.id), "plan": "team-monthly"}
+    assert post.params["success_url"].endswith("checkout_id={CHECKOUT_ID}")
+    checkout_id = (answer.json or {})["id"]
+    assert subscription_rows(t) == []
+
+    signals.checkout_completed.connect(seen)
+    try:
+        polar.api.complete_checkout(checkout_id)
+        deliveries = polar.api.deliver_pending(times=2, order="reversed")
+    finally:
+        signals.checkout_completed.disconnect(seen)
+
+    assert {d.status_code for d in deliveries} == {202}
+    local = t.billing.subscription_for(org.id)
+    assert local is not None
+    assert (local.status, local.seats, local.plan_name) == ("active", 3, "team-monthly")
+    assert len(subscription_rows(t)) == 1
+    assert [c["plan"] for c in completed] == ["team-monthly"]
+
+
+def test_success_page_records_the_checkout_before_the_webhook(
+    t: AppUnderTest, polar: PolarWorld
+) -> None:
+    _allow_all(t)
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    answer = t.app.test_client().post(
+        "/billing/checkout", json={"organization_id": org.id, "plan": "team-monthly"}
+    )
+    checkout_id = (answer.json or {})["id"]
+    polar.api.complete_checkout(checkout_id)
+
+    local = t.billing.complete_checkout(checkout_id)
+
+    assert local is not None and (local.seats, local.status) == (2, "active")
+
+
+def test_second_subscription_is_refused(t: AppUnderTest, polar: PolarWorld) -> None:
+    _allow_all(t)
+    org = t.add_organization()
+    t.add_members(org.id, 1)
+    subscribe(t, polar, org.id)
+
+    answer = t.app.test_client().post(
+        "/billing/checkout", json={"organization_id": org.id, "plan": "team-monthly"}
+    )
+
+    assert answer.status_code == 409
+    assert (answer.json or {})["code"] == "ALREADY_SUBSCRIBED"
+    assert _checkouts(polar) == []
+
+
+def test_checkout_needs_authorization(t: AppUnderTest, polar: PolarWorld) -> None:
+    org = t.add_organization()
+    answer = t.app.test_client().post(
+        "/billing/checkout", json={"organization_id": org.id, "plan": "team-monthly"}
+    )
+    assert answer.status_code == 403
+    assert _checkouts(polar) == []
+
+
+def test_checkout_refuses_foreign_redirects(t: AppUnderTest, polar: PolarWorld) -> None:
+    _allow_all(t)
+    org = t.add_organization()
+    answer = t.app.test_client().post("/billing/checkout", json={
+        "organization_id": org.id, "plan": "team-monthly",
+        "success_url": "https://evil.example/steal",
+    })
+    assert answer.status_code == 400
+    assert _checkouts(polar) == []
+
+
+def test_portal_answers_with_polars_customer_portal(t: AppUnderTest, polar: PolarWorld) -> None:
+    _allow_all(t)
+    org = t.add_organization()
+    t.add_members(org.id, 1)
+    subscribe(t, polar, org.id)
+
+    answer = t.app.test_client().post(
+        "/billing/portal", json={"organization_id": org.id, "return_url": "/settings"}
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert (answer.json or {})["url"].startswith(f"{polar.api.url}/portal?")
+
+
+def test_seat_price_id_is_a_configuration_error(make_app: AppFactory, polar: PolarWorld) -> None:
+    products = [Product(id="team", name="Team", plans=[
+        Plan(name="team-monthly", plan_id=polar.team, seat_price_id="price_seat"),
+    ])]
+    with pytest.raises(ConfigurationError, match="seat_price_id.*Stripe-only"):
+        make_app(products=products)
+
+
+def test_polar_needs_no_other_code_change(make_app: AppFactory) -> None:
+    t = make_app()
+    assert isinstance(t.billing, SeatBilling)
+    assert t.app.extensions["seat_billing"].provider.name == "polar"

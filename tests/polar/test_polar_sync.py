@@ -1,0 +1,116 @@
+"""With ``SEAT_BILLING_PROVIDER = "polar"`` the subscription's seats follow membership."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.apps import AppUnderTest
+from tests.helpers import ledger_rows, outbox_rows, wait_for
+from tests.polar.conftest import AppFactory, PolarWorld, seat_writes, subscribe
+
+
+def test_member_joining_raises_the_seats(t: AppUnderTest, polar: PolarWorld) -> None:
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    sub = subscribe(t, polar, org.id)
+
+    t.add_members(org.id, 1)
+
+    assert polar.api.seats(sub) == 3
+    local = t.billing.subscription_for(org.id)
+    assert local is not None and local.seats == 3
+    [change] = ledger_rows(t)
+    assert (change["from_seats"], change["to_seats"], change["reason"]) == (2, 3, "membership")
+    assert outbox_rows(t) == []
+
+
+def test_member_leaving_lowers_the_seats(t: AppUnderTest, polar: PolarWorld) -> None:
+    org = t.add_organization()
+    members = t.add_members(org.id, 3)
+    sub = subscribe(t, polar, org.id)
+
+    t.db.session.delete(members[0])
+    t.db.session.commit()
+
+    assert polar.api.seats(sub) == 2
+    assert len(seat_writes(polar)) == 1
+
+
+def test_bulk_join_in_one_transaction_is_one_write(t: AppUnderTest, polar: PolarWorld) -> None:
+    org = t.add_organization()
+    t.add_members(org.id, 1)
+    sub = subscribe(t, polar, org.id)
+
+    t.add_members(org.id, 40)
+
+    assert polar.api.seats(sub) == 41
+    [write] = seat_writes(polar)
+    assert write.method == "PATCH"
+
+
+def test_write_sends_seats_only(t: AppUnderTest, polar: PolarWorld) -> None:
+    org = t.add_organization()
+    t.add_members(org.id, 1)
+    sub = subscribe(t, polar, org.id)
+
+    t.add_members(org.id, 1)
+
+    [write] = seat_writes(polar)
+    assert write.params == {"seats": 2, "proration_behavior": "prorate"}
+    assert polar.api.seats(sub) == 2
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [("create_prorations", "prorate"), ("always_invoice", "invoice"), ("none", "prorate")],
+)
+def test_proration_behaviour_is_mapped(
+    make_app: AppFactory, polar: PolarWorld, ours: str, theirs: str
+) -> None:
+    t = make_app({"SEAT_BILLING_PRORATION_BEHAVIOR": ours})
+    with t.app.app_context():
+        org = t.add_organization()
+        t.add_members(org.id, 1)
+        sub = subscribe(t, polar, org.id)
+
+        t.add_members(org.id, 2)
+
+        [change] = polar.api.seat_changes(sub)
+        assert (change.to_seats, change.proration_behavior) == (3, theirs)
+
+
+def test_capabilities_say_what_polar_cannot_do(t: AppUnderTest) -> None:
+    caps = t.app.extensions["seat_billing"].provider.capabilities
+    assert caps.supports_subscription_updates and caps.billing_portal
+    assert not caps.separate_seat_price
+    assert not caps.idempotency_keys
+    assert not caps.invoice_preview
+    assert "none" not in caps.proration_behaviors
+
+
+def test_retry_after_a_lost_answer_does_not_write_twice(
+    make_app: AppFactory, polar: PolarWorld
+) -> None:
+    """The write applied but its answer was lost: the retry reads first and sends nothing."""
+    app = make_app({"SEAT_BILLING_PROVIDER_TIMEOUT_SECONDS": 0.5})
+    with app.app.app_context():
+        _lost_answer(app, polar)
+
+
+def _lost_answer(t: AppUnderTest, polar: PolarWorld) -> None:
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    sub = subscribe(t, polar, org.id)
+    t.billing.stop_worker()
+    polar.api.faults.stall_next(seconds=1.0, apply=True, method="PATCH")
+
+    t.add_members(org.id, 1)
+
+    assert polar.api.seats(sub) == 3  # applied although the app saw a timeout
+    assert wait_for(lambda: not outbox_rows(t) or bool(t.billing.sync_pending()))
+    assert wait_for(lambda: outbox_rows(t) == [])
+    assert len(polar.api.seat_changes(sub)) == 1  # the retry read 3 seats and sent nothing
+    assert wait_for(lambda: any(r.method == "PATCH" for r in polar.api.requests))
+    assert [r.method for r in polar.api.requests].count("PATCH") == 1
+    local = t.billing.subscription_for(org.id)
+    assert local is not None and local.seats == 3
