@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import Flask, Request
 
 from . import checkout, ledger, listeners, outbox, subscriptions
+from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
 from .errors import ConfigurationError
 from .keys import to_key
@@ -64,7 +65,7 @@ class SeatBilling:
         invitation_fields: InvitationFields | None = None,
         provider: BillingProvider | None = None,
     ) -> None:
-        """Register seat billing on ``app``.
+        """Register seat billing on ``app``: listeners, the blueprint and the ``flask seats`` CLI.
 
         ``db`` is the app's Flask-SQLAlchemy instance; ``member_model`` the mapped class whose
         rows are members (one row = one member of one organization); ``organization_key`` the
@@ -150,6 +151,7 @@ class SeatBilling:
         app.extensions["seat_billing"] = state
         listeners.install()
         app.register_blueprint(build_blueprint(settings.url_prefix))
+        app.cli.add_command(seats_group, "seats")
         if settings.sync_mode != "manual":
             app.before_request(_start_worker_once)
 

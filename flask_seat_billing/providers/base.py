@@ -161,3 +161,43 @@ class BillingProvider(ABC):
         if plan is not None and plan.proration_behavior:
             return plan.proration_behavior
         return default
+
+    # -- resync and check-config (appended; defaults keep other providers working) -------------
+
+    def list_subscriptions_page(
+        self, *, starting_after: str | None = None, page_size: int = 100
+    ) -> SubscriptionPage:
+        """One page of every subscription, so resync can retry a rate-limited page alone.
+
+        Providers that cannot page by cursor keep this default; resync then falls back to
+        :meth:`list_subscriptions` and restarts the listing when a page fails.
+        """
+        raise NotImplementedError(f"{self.name} cannot list subscriptions page by page")
+
+    def retrieve_price(self, price_id: str) -> RemotePrice:
+        """A configured price with its product, for ``flask seats check-config``."""
+        raise NotImplementedError(f"{self.name} cannot retrieve prices")
+
+
+@dataclass(frozen=True)
+class SubscriptionPage:
+    """One page of a subscription listing; ``next_cursor`` is None on the last page."""
+
+    subscriptions: list[RemoteSubscription]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class RemotePrice:
+    """What check-config needs to know about a price: can it bill a plan's seats as configured."""
+
+    id: str
+    active: bool
+    recurring: bool
+    interval: str | None
+    interval_count: int
+    currency: str | None
+    billing_scheme: str | None
+    usage_type: str | None
+    product_id: str | None
+    product_active: bool | None

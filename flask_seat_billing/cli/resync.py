@@ -1,0 +1,280 @@
+"""``flask seats resync``: make every organization's provider quantity equal to its billable seats.
+
+Three phases, each bounded in cost whatever the number of organizations:
+
+1. pull: the provider's subscriptions in pages, diffed against the local table in memory and
+   written back in bulk (see :mod:`.pull`); subscriptions only the provider knew are linked to
+   their organization through ``metadata.organization_id``;
+2. compare: billable seats of every organization from two grouped queries;
+3. push: only drifted organizations, each through :meth:`SyncEngine.sync` with the listing's
+   snapshot, so locks, idempotency keys, the ledger and signals all apply and no extra GET is
+   needed. A re-run after an interruption re-reads the provider and finds finished work done.
+
+``dry_run`` and ``check`` compute the same report from the listing without writing anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..providers.base import ACTIVE_STATUSES, RemoteSubscription
+from ..state import SeatBillingState
+from ..sync import SyncResult
+from ..tables import utcnow
+from .errors import UnknownOrganization
+from .pull import apply_pull, fetch_all, plan_pull
+from .ratelimit import RateLimiter, default_rate
+
+MAX_WAIT_SECONDS = 60.0
+ProgressFn = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An organization's subscription as resync sees it (from the listing or the local table)."""
+
+    key: str
+    subscription_id: str
+    plan: str | None
+    status: str
+    seats: int | None
+    snapshot: RemoteSubscription | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class OrgResync:
+    """One row of the report. ``action``: ok, update (dry run), updated, failed, skip."""
+
+    organization: str
+    plan: str | None
+    status: str | None
+    billable: int | None
+    provider_seats: int | None
+    action: str
+    subscription_id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class ResyncReport:
+    rows: list[OrgResync] = field(default_factory=list)
+    listed: int = 0
+    inserted: int = 0
+    refreshed: int = 0
+    linked: int = 0
+    requests: int = 0
+    slowdowns: int = 0
+    dry_run: bool = False
+    check: bool = False
+
+    def count(self, *actions: str) -> int:
+        return sum(1 for r in self.rows if r.action in actions)
+
+    @property
+    def drifted(self) -> int:
+        return self.count("update", "updated", "failed")
+
+    @property
+    def exit_code(self) -> int:
+        """1 when ``check`` found drift or a push failed: monitoring keys off this."""
+        if self.check:
+            return 1 if self.drifted else 0
+        return 1 if self.count("failed") else 0
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.rows)} organizations: {self.count('ok')} in sync, {self.drifted} drifted "
+            f"({self.count('updated')} updated, {self.count('failed')} failed), "
+            f"{self.count('skip')} skipped",
+            f"{self.listed} subscriptions listed ({self.inserted} new, {self.refreshed} "
+            f"refreshed, {self.linked} linked)",
+            f"{self.requests} provider requests ({self.slowdowns} slowdowns)",
+        ]
+        line = "; ".join(parts)
+        return line + ("; dry run: nothing written" if self.dry_run else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if k != "rows"}
+        data.update(drifted=self.drifted, exit_code=self.exit_code, summary=self.summary())
+        return {"organizations": [asdict(r) for r in self.rows], "summary": data}
+
+
+def resync(
+    state: SeatBillingState,
+    *,
+    organizations: Iterable[Any] | None = None,
+    dry_run: bool = False,
+    check: bool = False,
+    pull: bool = True,
+    limiter: RateLimiter | None = None,
+    progress: ProgressFn | None = None,
+    max_attempts: int = 3,
+) -> ResyncReport:
+    """Pull, compare, push (see the module docstring).
+
+    ``dry_run`` writes nothing anywhere; ``check`` is a dry run whose exit code reports drift.
+    """
+    dry_run = dry_run or check
+    limiter = limiter or RateLimiter(default_rate(state.settings))
+    wanted = None if organizations is None else sorted({str(o) for o in organizations})
+    report = ResyncReport(dry_run=dry_run, check=check)
+    step = progress or (lambda phase, n, total: None)
+    if pull:
+        candidates = _pull(state, report, limiter, dry_run, lambda n: step("listing", n, None))
+    else:
+        candidates = _local_candidates(state)
+    chosen = _choose(candidates, wanted)
+    billable = _billable(state, chosen, wanted)
+    drift = [c for c in chosen.values() if _drifted(c, billable.get(c.key))]
+    step("pushing", 0, 0 if dry_run else len(drift))
+    results: dict[str, SyncResult] = {}
+    if not dry_run:
+        for candidate in drift:
+            results[candidate.key] = _push(state, candidate, limiter, max_attempts)
+            step("pushing", 1, len(drift))
+    for key in sorted(set(chosen) | set(wanted or []), key=_sort_key):
+        report.rows.append(_row(key, chosen.get(key), billable.get(key), results.get(key),
+                                dry_run))
+    report.requests, report.slowdowns = limiter.requests, limiter.slowdowns
+    return report
+
+
+def _pull(
+    state: SeatBillingState, report: ResyncReport, limiter: RateLimiter, dry_run: bool,
+    progress: Callable[[int], None],
+) -> list[Candidate]:
+    remotes = fetch_all(state.provider, limiter, progress)
+    with state.sql_engine().connect() as conn:
+        plan = plan_pull(conn, state.tables, state.provider.name, remotes)
+        if not dry_run:
+            apply_pull(conn, state.tables, plan)
+            conn.commit()
+    report.listed, report.linked = len(remotes), plan.linked
+    report.inserted, report.refreshed = len(plan.inserts), len(plan.updates)
+    return [
+        Candidate(key, r.id, r.plan_name, r.status, r.seats, r)
+        for r in remotes
+        if (key := plan.keys.get(r.id)) is not None
+    ]
+
+
+def _local_candidates(state: SeatBillingState) -> list[Candidate]:
+    t = state.tables.subscriptions
+    with state.sql_engine().connect() as conn:
+        rows = conn.execute(
+            sa.select(t.c.organization_key, t.c.provider_subscription_id, t.c.plan_name,
+                      t.c.status, t.c.seats)
+            .where(t.c.organization_key.is_not(None))
+            .order_by(t.c.created_at, t.c.id)
+        ).all()
+    return [Candidate(str(r[0]), str(r[1]), r[2], str(r[3]), r[4]) for r in rows]
+
+
+def _choose(candidates: list[Candidate], wanted: list[str] | None) -> dict[str, Candidate]:
+    """One subscription per organization: an active one over any other, else the last seen."""
+    chosen: dict[str, Candidate] = {}
+    for c in candidates:
+        if wanted is not None and c.key not in wanted:
+            continue
+        current = chosen.get(c.key)
+        if current is None or c.active or not current.active:
+            chosen[c.key] = c
+    return chosen
+
+
+def _billable(
+    state: SeatBillingState, chosen: dict[str, Candidate], wanted: list[str] | None
+) -> dict[str, int]:
+    """Billable seats in grouped queries; organizations with no members are counted in chunks."""
+    parse = state.schema.parse_key
+    with state.sql_engine().connect() as conn:
+        if wanted is not None:
+            ids = _parse_all(parse, wanted)
+            counts = state.counter.billable_many(conn, ids.values())
+            unknown = [k for k in wanted if k not in ids or (k not in chosen and not _has_people(
+                state, conn, ids[k]))]
+            if unknown:
+                raise UnknownOrganization(unknown)
+            return counts
+        counts = state.counter.billable_many(conn, None)
+        missing = list(_parse_all(parse, [k for k in chosen if k not in counts]).values())
+        for start in range(0, len(missing), 500):
+            counts.update(state.counter.billable_many(conn, missing[start:start + 500]))
+    return counts
+
+
+def _parse_all(parse: Callable[[str], Any], keys: Iterable[str]) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for key in keys:
+        try:
+            parsed[key] = parse(key)
+        except (TypeError, ValueError):
+            continue  # a metadata id the app's key type cannot hold: shown, never counted
+    return parsed
+
+
+def _has_people(state: SeatBillingState, conn: sa.Connection, organization_id: Any) -> bool:
+    count = state.counter.count(conn, organization_id)
+    return count.members + count.pending_invitations > 0
+
+
+def _drifted(candidate: Candidate, billable: int | None) -> bool:
+    return (
+        candidate.active and candidate.seats is not None and billable is not None
+        and candidate.seats != billable
+    )
+
+
+def _push(
+    state: SeatBillingState, candidate: Candidate, limiter: RateLimiter, max_attempts: int
+) -> SyncResult:
+    """One drifted organization through the engine; a transient failure slows down and retries.
+
+    Only the first attempt reuses the listing's snapshot: after a failure the write may have
+    landed anyway, so later attempts let the engine read the subscription again first.
+    """
+    result: SyncResult | None = None
+    for attempt in range(max_attempts):
+        snapshot = candidate.snapshot if attempt == 0 else None
+        for _ in range(1 if snapshot is not None else 2):
+            limiter.acquire()
+        result = state.engine.sync(candidate.key, reason="resync", snapshot=snapshot)
+        if result.ok or result.action == "refused":
+            limiter.succeeded()
+            break
+        wait = (result.retry_at - utcnow()).total_seconds() if result.retry_at else 1.0
+        limiter.slow_down(min(MAX_WAIT_SECONDS, max(0.0, wait)))
+    assert result is not None
+    return result
+
+
+def _row(
+    key: str, c: Candidate | None, billable: int | None, result: SyncResult | None, dry_run: bool
+) -> OrgResync:
+    if c is None:
+        return OrgResync(key, None, None, billable, None, "skip", error="no subscription")
+    row = OrgResync(key, c.plan, c.status, billable, c.seats, "ok", c.subscription_id)
+    if not c.active or c.seats is None:
+        reason = "not active" if not c.active else "not billed per seat"
+        return OrgResync(**{**asdict(row), "action": "skip", "error": reason})
+    if not _drifted(c, billable):
+        return row
+    if result is None:
+        return OrgResync(**{**asdict(row), "action": "update" if dry_run else "failed"})
+    action = {"updated": "updated", "unchanged": "ok", "no_subscription": "skip",
+              "not_seat_billed": "skip"}.get(result.action, "failed")
+    seats = result.to_seats if result.to_seats is not None else c.seats
+    return OrgResync(**{**asdict(row), "action": action, "provider_seats": seats,
+                        "error": result.error if action == "failed" else None})
+
+
+def _sort_key(key: str) -> tuple[int, int, str]:
+    return (0, int(key), "") if key.isdigit() else (1, 0, key)
