@@ -62,7 +62,8 @@ def _upsert_statement(dialect: str, table: sa.Table) -> Any:
     if stmt is not None:
         return stmt
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    due, now = sa.bindparam("due"), sa.bindparam("now")
+    due: sa.BindParameter[datetime] = sa.bindparam("due", type_=sa.DateTime)
+    now: sa.BindParameter[datetime] = sa.bindparam("now", type_=sa.DateTime)
     stmt = insert(table).values(
         organization_key=sa.bindparam("key"), generation=1, status=PENDING, attempts=0,
         next_attempt_at=due, created_at=now, updated_at=now,
@@ -129,11 +130,17 @@ def read_all(conn: sa.Connection, tables: Tables) -> list[OutboxEntry]:
 
 
 def complete(conn: sa.Connection, tables: Tables, key: str, generation: int | None) -> bool:
-    """Remove the row if no change arrived since ``generation`` was read; True when removed."""
+    """Remove the row if no change arrived since ``generation`` was read; True when removed.
+
+    ``None`` means the sync found no row when it started: any row there now was written by a
+    change the sync did not count, so it stays for the next pass.
+    """
+    if generation is None:
+        return False
     table = tables.outbox
-    stmt = table.delete().where(table.c.organization_key == key)
-    if generation is not None:
-        stmt = stmt.where(table.c.generation == generation)
+    stmt = table.delete().where(
+        table.c.organization_key == key, table.c.generation == generation
+    )
     return bool(conn.execute(stmt).rowcount)
 
 

@@ -164,7 +164,10 @@ class SyncEngine:
                     organization_id, "unchanged", billable=billable, from_seats=remote.seats,
                     to_seats=remote.seats, subscription_id=remote.id), remote=remote,
                     observed_from=observed)
-            return self._write(conn, key, generation, reason, remote, billable)
+            # A write that landed but whose answer was lost (or a dashboard edit) moved the
+            # provider since our copy: record that step before ours, so the ledger has no gap.
+            observed = local.seats if local.seats not in (None, remote.seats) else None
+            return self._write(conn, key, generation, reason, remote, billable, observed)
         except ProviderError as error:
             conn.rollback()
             return self._fail(conn, key, generation, organization_id, billable, error)
@@ -182,6 +185,7 @@ class SyncEngine:
         reason: str,
         remote: RemoteSubscription,
         billable: int,
+        observed_from: int | None = None,
     ) -> SyncResult:
         plan = self.catalog.get(remote.plan_name) if remote.plan_name else None
         proration = self.provider.proration_for(plan, self.settings.proration_behavior)
@@ -198,6 +202,11 @@ class SyncEngine:
             idempotency_key=idempotency_key,
         )
         subscriptions.upsert(conn, self.tables, self.provider.name, update.subscription, key)
+        if observed_from is not None and remote.seats is not None:
+            ledger.append(
+                conn, self.tables, organization_key=key, subscription_id=remote.id,
+                from_seats=observed_from, to_seats=remote.seats, reason="observed",
+            )
         ledger.append(
             conn, self.tables, organization_key=key, subscription_id=remote.id,
             from_seats=remote.seats, to_seats=billable, reason=reason,
