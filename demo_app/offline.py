@@ -1,0 +1,102 @@
+"""Offline mode: the project's Stripe stand-in, in-process, in place of Stripe.
+
+With no ``SEAT_BILLING_STRIPE_SECRET_KEY`` the demo reserves a local address for the stand-in at
+app creation (the extension reads ``SEAT_BILLING_STRIPE_API_BASE`` once, in ``init_app``), and
+starts it on the first request, when the demo's own URL is known for the webhook endpoint.
+``flask db ...`` and ``flask seed-demo`` never start it. The stand-in keeps its state in memory:
+a restarted demo starts with an empty Stripe account (``seed-demo`` forgets the old
+subscriptions accordingly).
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+from typing import Any
+
+from flask import Flask, current_app, request
+
+from .billing import BASE_AMOUNT, OFFLINE_BASE_PRICE, OFFLINE_SEAT_PRICE, SEAT_AMOUNT
+
+EXTENSION_KEY = "demo_offline_stripe"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class OfflineStripe:
+    """The stand-in of one app: its address is fixed now, the server starts on first use."""
+
+    def __init__(self, webhook_secret: str, webhook_path: str, deliver_webhooks: bool) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.webhook_secret = webhook_secret
+        self.webhook_path = webhook_path
+        self.deliver_webhooks = deliver_webhooks
+        self.stand_in: Any = None
+        self._lock = threading.Lock()
+
+    def ensure_started(self, app_url: str) -> Any:
+        """Start the stand-in with the demo's prices and a webhook endpoint at ``app_url``."""
+        with self._lock:
+            if self.stand_in is not None:
+                return self.stand_in
+            from flask_seat_billing.testing import StripeStandIn
+
+            stand_in = StripeStandIn(port=self.port).start()
+            base = stand_in.create_product(name="Team", id="prod_demo_team")["id"]
+            seat = stand_in.create_product(name="Team seat", id="prod_demo_seat")["id"]
+            stand_in.create_price(id=OFFLINE_BASE_PRICE, product=base, unit_amount=BASE_AMOUNT)
+            stand_in.create_price(id=OFFLINE_SEAT_PRICE, product=seat, unit_amount=SEAT_AMOUNT)
+            if self.deliver_webhooks:
+                stand_in.add_webhook_endpoint(
+                    app_url.rstrip("/") + self.webhook_path, self.webhook_secret
+                )
+                stand_in.auto_deliver = True
+            self.stand_in = stand_in
+            return stand_in
+
+    def stop(self) -> None:
+        with self._lock:
+            if self.stand_in is not None:
+                self.stand_in.stop()
+                self.stand_in = None
+
+
+def configure(app: Flask) -> OfflineStripe | None:
+    """Point the Stripe provider at a local stand-in unless the app is configured for Stripe.
+
+    Call before ``seat_billing.init_app``. Returns None in Stripe test (or live) mode.
+    """
+    config = app.config
+    if config.get("SEAT_BILLING_STRIPE_SECRET_KEY") or config.get("SEAT_BILLING_STRIPE_API_BASE"):
+        return None
+    secret = config.get("SEAT_BILLING_STRIPE_WEBHOOK_SECRET") or (
+        "whsec_" + secrets.token_hex(24)
+    )
+    prefix = config.get("SEAT_BILLING_URL_PREFIX", "/billing") or ""
+    offline = OfflineStripe(secret, prefix + "/webhooks/stripe", config["DEMO_STAND_IN_WEBHOOKS"])
+    config["SEAT_BILLING_STRIPE_API_BASE"] = offline.url
+    config["SEAT_BILLING_STRIPE_WEBHOOK_SECRET"] = secret
+    config["DEMO_PRICE_ID"] = OFFLINE_BASE_PRICE  # the prices the stand-in is given
+    config["DEMO_SEAT_PRICE_ID"] = OFFLINE_SEAT_PRICE
+    app.extensions[EXTENSION_KEY] = offline
+    app.before_request(_start_stand_in)
+    return offline
+
+
+def offline_stripe(app: Flask | None = None) -> OfflineStripe | None:
+    """The app's offline stand-in holder, or None when the demo talks to Stripe."""
+    target = app or current_app
+    found: OfflineStripe | None = target.extensions.get(EXTENSION_KEY)
+    return found
+
+
+def _start_stand_in() -> None:
+    offline = offline_stripe()
+    if offline is not None and offline.stand_in is None:
+        offline.ensure_started(current_app.config.get("DEMO_PUBLIC_URL") or request.host_url)
