@@ -16,7 +16,7 @@ from .keys import to_key
 from .ledger import SeatChange
 from .membership import BillableFilter, InvitationFields, MembershipSchema
 from .outbox import OutboxEntry
-from .plans import Product
+from .plans import Plan, Product
 from .policies import Policy, PolicyRegistry, seat_limit_policies
 from .providers import BillingProvider, build_provider
 from .providers.base import SeatPreview
@@ -293,6 +293,10 @@ class SeatBilling:
         state = get_state()
         with state.sql_engine().connect() as conn:
             return ledger.for_organization(conn, state.tables, to_key(organization_id), limit)
+
+    def plan(self, name: str) -> Plan | None:
+        """The configured plan called ``name`` (its ``seat_limit``, ``interval``...), or None."""
+        return get_state().catalog.get(name)
 
     @property
     def provider(self) -> BillingProvider:
