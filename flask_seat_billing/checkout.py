@@ -69,14 +69,22 @@ def record_completed_checkout(
     event: EventRef | None = None,
     source: str = "checkout",
 ) -> Applied | None:
-    """Store the subscription a completed checkout created and sync seats that moved since."""
+    """Store the subscription a completed checkout created and sync seats that moved since.
+
+    Called by the success page and by ``checkout.session.completed``, in either order and any
+    number of times; ``checkout_completed`` goes out once, for whichever call first marks the
+    session done (the subscription row itself may already exist, from
+    ``customer.subscription.created``). The follow-up sync brings the quantity in line with
+    members who joined or left while the customer was paying.
+    """
     if session.subscription_id is None or session.status != "complete":
         return None
+    completion = EventRef(state.provider.name, f"checkout:{session.id}", "checkout.completed")
     applied = apply_subscription(
         state, session.subscription_id, organization_key=session.organization_hint,
-        event=event, follow_up_sync=True, source=source,
+        event=event, follow_up_sync=True, source=source, completion=completion,
     )
-    if applied.created and applied.after is not None:
+    if applied.first_completion and applied.after is not None:
         key = applied.after.organization_key
         organization_id = state.schema.parse_key(key) if key else None
         signals.checkout_completed.send(

@@ -8,12 +8,17 @@ the provider (never taken from a webhook payload), under the organization's lock
 - our own seat writes are never mistaken for outside changes, because the sync engine holds the
   same lock while it writes the provider and then the local row;
 - a webhook event id is recorded in the same transaction as the changes it caused, so a
-  duplicate changes nothing and a failure leaves nothing half-written.
+  duplicate changes nothing and a failure leaves nothing half-written;
+- a completed checkout is marked done (a ``checkout:<session id>`` row beside the events) in the
+  same transaction as the subscription, so ``checkout_completed`` is sent exactly once, by
+  whichever of the success page, ``checkout.session.completed`` or a replay gets there first,
+  even when ``customer.subscription.created`` already stored the row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
@@ -22,6 +27,8 @@ from .locks import organization_lock
 from .providers.base import RemoteSubscription
 from .state import SeatBillingState
 from .subscriptions import LocalSubscription
+
+log = logging.getLogger("flask_seat_billing.reconcile")
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class Applied:
     after: LocalSubscription | None = None
     external_change: bool = False
     correction_queued: bool = False
+    first_completion: bool = False
 
     @property
     def created(self) -> bool:
@@ -49,11 +57,15 @@ class Applied:
 
 
 def already_processed(state: SeatBillingState, event: EventRef) -> bool:
-    t = state.tables.webhook_events
     with state.sql_engine().connect() as conn:
-        row = conn.execute(
-            sa.select(t.c.id).where(t.c.provider == event.provider, t.c.event_id == event.event_id)
-        ).first()
+        return _recorded(conn, state, event)
+
+
+def _recorded(conn: sa.Connection, state: SeatBillingState, event: EventRef) -> bool:
+    t = state.tables.webhook_events
+    row = conn.execute(
+        sa.select(t.c.id).where(t.c.provider == event.provider, t.c.event_id == event.event_id)
+    ).first()
     return row is not None
 
 
@@ -84,23 +96,55 @@ def apply_subscription(
     event: EventRef | None = None,
     follow_up_sync: bool = False,
     source: str = "webhook",
+    completion: EventRef | None = None,
 ) -> Applied:
-    """Re-read ``subscription_id`` from the provider and store it; see the module docstring."""
+    """Re-read ``subscription_id`` from the provider and store it; see the module docstring.
+
+    ``completion`` marks a checkout done in the same transaction (``first_completion`` says
+    whether this call was the first to do so).
+    """
+    organization_key = _valid_key(state, organization_key)
     lock_key = _lock_key(state, subscription_id, organization_key)
     with organization_lock(state.sql_engine(), lock_key) as conn:
         remote = state.provider.retrieve_subscription(subscription_id)
+        if remote.organization_hint and _valid_key(state, remote.organization_hint) is None:
+            remote = replace(remote, organization_hint=None)
         key = organization_key or _existing_key(conn, state, remote)
         conn.commit()
-        try:
-            applied = _store(conn, state, remote, key, event, follow_up_sync)
-        except sa.exc.IntegrityError:
-            conn.rollback()
-            return Applied(duplicate=True)
-        conn.commit()
+        # Two attempts: a first-seen subscription can be inserted concurrently under another
+        # lock key (its ``sub:`` key vs. the organization's); the second attempt then updates
+        # it. A second unique violation means the event itself was recorded meanwhile.
+        for attempt in (1, 2):
+            try:
+                applied = _store(conn, state, remote, key, event, follow_up_sync, completion)
+                conn.commit()
+                break
+            except sa.exc.IntegrityError:
+                conn.rollback()
+                duplicate = attempt == 2 or (event is not None and _recorded(conn, state, event))
+                conn.rollback()
+                if duplicate:
+                    return Applied(duplicate=True)
     _announce(state, applied, source)
     if applied.correction_queued and applied.after and applied.after.organization_key:
         state.after_commit({applied.after.organization_key})
     return applied
+
+
+def _valid_key(state: SeatBillingState, key: str | None) -> str | None:
+    """``key`` if it parses as one of the app's organization ids; else None, logged.
+
+    Metadata typed in a dashboard can hold anything; linking a row to a key the app cannot read
+    would make every later signal and sync for it fail.
+    """
+    if not key:
+        return None
+    try:
+        state.schema.parse_key(key)
+    except (TypeError, ValueError):
+        log.warning("organization id %r in provider metadata is not valid here; not linked", key)
+        return None
+    return key
 
 
 def _existing_key(
@@ -119,10 +163,16 @@ def _store(
     key: str | None,
     event: EventRef | None,
     follow_up_sync: bool,
+    completion: EventRef | None = None,
 ) -> Applied:
     if event is not None:
         conn.execute(state.tables.webhook_events.insert().values(
             provider=event.provider, event_id=event.event_id, event_type=event.event_type))
+    first_completion = completion is not None and not _recorded(conn, state, completion)
+    if completion is not None and first_completion:
+        conn.execute(state.tables.webhook_events.insert().values(
+            provider=completion.provider, event_id=completion.event_id,
+            event_type=completion.event_type))
     before, after = subscriptions.upsert(conn, state.tables, state.provider.name, remote, key)
     external = (
         before is not None
@@ -143,7 +193,7 @@ def _store(
         queue = True
     if queue and after.organization_key:
         outbox.mark(conn, state.tables, [after.organization_key], delay=state.mark_delay)
-    return Applied(False, before, after, external, queue)
+    return Applied(False, before, after, external, queue, first_completion)
 
 
 def _announce(state: SeatBillingState, applied: Applied, source: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, redirect, request
+from flask import Response, jsonify, request
 
 
 def wants_json() -> bool:
@@ -29,7 +29,8 @@ def go_to(url: str, **extra: Any) -> Response:
     """303 to ``url`` for a browser, ``{"url": ...}`` for a script."""
     if wants_json():
         return jsonify({"url": url, **extra})
-    return redirect(url, code=303)
+    # 303 so the browser follows with a GET whatever the form's method was.
+    return Response(status=303, headers={"Location": url})
 
 
 def problem(status: int, message: str, **details: Any) -> Response:

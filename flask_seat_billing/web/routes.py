@@ -12,7 +12,7 @@ from ..checkout import AlreadySubscribed, UnknownPlan, plan_named, start_checkou
 from ..errors import ProviderError
 from ..keys import to_key
 from ..state import get_state
-from ..webhooks import stripe_events
+from ..webhooks import polar_events, stripe_events
 from ..webhooks.intake import WebhookRejected, read_body, require_secret
 from .answers import form, go_to, problem
 from .authorization import NotAuthorized, authorize
@@ -122,6 +122,28 @@ def stripe_webhook() -> Response:
     return _json({"received": True, "outcome": outcome}, 200)
 
 
+def polar_webhook() -> Response:
+    state = get_state()
+    settings = state.settings
+    try:
+        secret = require_secret(
+            settings.polar_webhook_secret, "SEAT_BILLING_POLAR_WEBHOOK_SECRET", "Polar"
+        )
+        body = read_body(settings.webhook_max_bytes)
+        event_id, event = polar_events.verify(
+            body, dict(request.headers), secret, settings.webhook_tolerance
+        )
+    except WebhookRejected as rejected:
+        log.warning("Polar webhook rejected: %s", rejected.message)
+        return _json({"error": rejected.message}, rejected.status)
+    try:
+        outcome = polar_events.handle(state, event_id, event)
+    except Exception:
+        log.exception("Polar event %s (%s) failed; Polar will retry", event_id, event["type"])
+        return _json({"error": "processing failed"}, 500)
+    return _json({"received": True, "outcome": outcome}, 202)
+
+
 def _json(body: dict[str, Any], status: int) -> Response:
     response = jsonify(body)
     response.status_code = status
@@ -134,4 +156,5 @@ def build_blueprint(url_prefix: str) -> Blueprint:
     blueprint.add_url_rule("/checkout", view_func=checkout, methods=["POST"])
     blueprint.add_url_rule("/portal", view_func=portal, methods=["POST"])
     blueprint.add_url_rule("/webhooks/stripe", view_func=stripe_webhook, methods=["POST"])
+    blueprint.add_url_rule("/webhooks/polar", view_func=polar_webhook, methods=["POST"])
     return blueprint

@@ -8,6 +8,7 @@ id is recorded in the same transaction as its changes; a duplicate is acknowledg
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,9 +16,12 @@ from typing import Any
 import stripe
 
 from ..checkout import record_completed_checkout
+from ..errors import PermanentProviderError
 from ..reconcile import EventRef, already_processed, apply_subscription, record_event_only
 from ..state import SeatBillingState
 from .intake import WebhookRejected
+
+log = logging.getLogger("flask_seat_billing.webhooks")
 
 Handler = Callable[[SeatBillingState, EventRef, dict[str, Any]], None]
 
@@ -96,5 +100,14 @@ def handle(state: SeatBillingState, event: dict[str, Any]) -> str:
     if handler is None:
         return "ignored" if record_event_only(state, ref) else "duplicate"
     obj = (event.get("data") or {}).get("object") or {}
-    handler(state, ref, obj)
+    try:
+        handler(state, ref, obj)
+    except PermanentProviderError as error:
+        if error.status != 404:
+            raise
+        # The object is gone from Stripe (deleted test data, another account's id): no retry
+        # can ever succeed, so acknowledge rather than have Stripe retry for three days.
+        log.warning("Stripe event %s (%s) names an object Stripe no longer has: %s",
+                    ref.event_id, ref.event_type, error.message)
+        return "ignored" if record_event_only(state, ref) else "duplicate"
     return "processed"
