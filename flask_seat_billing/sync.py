@@ -17,6 +17,7 @@ permanent refusal parks it until membership changes again. Nothing here raises t
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -189,9 +190,19 @@ class SyncEngine:
     ) -> SyncResult:
         plan = self.catalog.get(remote.plan_name) if remote.plan_name else None
         proration = self.provider.proration_for(plan, self.settings.proration_behavior)
+        if observed_from is not None and remote.seats is not None:
+            subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
+            ledger.append(
+                conn, self.tables, organization_key=key, subscription_id=remote.id,
+                from_seats=observed_from, to_seats=remote.seats, reason="observed",
+            )
+            conn.commit()
         number = ledger.change_number(conn, self.tables, remote.id)
         conn.commit()
-        idempotency_key = f"fsb:{remote.id}:{remote.seat_item_id or 'seats'}:{number}:{billable}"
+        pass_id = uuid.uuid4().hex[:12]  # a new pass never needs an old key: it read Stripe first
+        idempotency_key = (
+            f"fsb:{remote.id}:{remote.seat_item_id or 'seats'}:{number}:{pass_id}:{billable}"
+        )
         update = self.provider.update_seats(
             remote, billable, proration_behavior=proration, idempotency_key=idempotency_key
         )
@@ -202,11 +213,6 @@ class SyncEngine:
             idempotency_key=idempotency_key,
         )
         subscriptions.upsert(conn, self.tables, self.provider.name, update.subscription, key)
-        if observed_from is not None and remote.seats is not None:
-            ledger.append(
-                conn, self.tables, organization_key=key, subscription_id=remote.id,
-                from_seats=observed_from, to_seats=remote.seats, reason="observed",
-            )
         ledger.append(
             conn, self.tables, organization_key=key, subscription_id=remote.id,
             from_seats=remote.seats, to_seats=billable, reason=reason,
