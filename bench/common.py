@@ -88,3 +88,51 @@ def percentile(values: list[float], q: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+class RemoteStandIn:
+    """A Stripe stand-in in a child process, driven by calls over a pipe.
+
+    For memory figures: the stand-in keeps every request and event it ever saw, so sharing the
+    measured process with it would charge its bookkeeping to the library.
+    """
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=_serve_stand_in, args=(child,), daemon=True)
+        self._process.start()
+        self.url: str = self._call("url")
+
+    def _call(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        self._conn.send((path, args, kwargs))
+        ok, value = self._conn.recv()
+        if not ok:
+            raise RuntimeError(value)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self._call(name, *args, **kwargs)
+
+    def close(self) -> None:
+        self._conn.send(None)
+        self._process.join(10)
+
+
+def _serve_stand_in(conn: Any) -> None:
+    with stand_in() as stripe:
+        while True:
+            message = conn.recv()
+            if message is None:
+                return
+            path, args, kwargs = message
+            try:
+                target: Any = stripe
+                for part in path.split("."):
+                    target = getattr(target, part)
+                value = target(*args, **kwargs) if callable(target) else target
+                conn.send((True, value))
+            except Exception as error:  # reported to the caller
+                conn.send((False, f"{type(error).__name__}: {error}"))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import stripe
 import sqlalchemy as sa
+import stripe
 
 log = logging.getLogger("bench.naive")
 

@@ -41,7 +41,8 @@ def _setup(t: Any, stripe: Any, orgs: int, linked: bool) -> list[tuple[Any, str,
             customer = stripe.create_customer(email=f"o{n}@bench.io")["id"]
             sub = stripe.create_subscription(
                 customer=customer,
-                items=[{"price": "price_base_m", "quantity": 1}, {"price": SEAT_PRICE, "quantity": 3}],
+                items=[{"price": "price_base_m", "quantity": 1},
+                       {"price": SEAT_PRICE, "quantity": 3}],
                 metadata={"organization_id": str(org.id), "plan": "pro-monthly"},
             )
             if linked:

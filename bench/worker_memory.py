@@ -3,7 +3,8 @@
 100 subscribed organizations; 100,000 joins in transactions of 10, deferred mode (the worker
 syncs in the background every debounce window). Reports the Python heap (tracemalloc) before,
 at its peak and after, and the process's peak RSS: the outbox keeps state in the database, so
-memory must stay flat however many changes pass through.
+memory must stay flat however many changes pass through. The Stripe stand-in runs in a child
+process, so its own record of every request is not counted.
 
     python -m bench.worker_memory [--db sqlite|postgresql] [--changes 100000]
 """
@@ -15,7 +16,7 @@ import resource
 import time
 import tracemalloc
 
-from bench.common import make_app, seat_writes, stand_in, subscribe, teardown
+from bench.common import RemoteStandIn, make_app, subscribe, teardown
 
 
 def main() -> None:
@@ -24,7 +25,8 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=100_000)
     parser.add_argument("--orgs", type=int, default=100)
     args = parser.parse_args()
-    with stand_in() as stripe:
+    stripe = RemoteStandIn()  # its own process: its bookkeeping is not the worker's memory
+    try:
         t = make_app(args.db, stripe, SEAT_BILLING_SYNC_MODE="deferred",
                      SEAT_BILLING_SYNC_DEBOUNCE_SECONDS=2.0, SEAT_BILLING_POLL_SECONDS=1.0)
         try:
@@ -57,14 +59,18 @@ def main() -> None:
                     if t.billing.subscription_for(org_id).seats != t.billing.billable_seats(org_id)
                 )
             rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            writes = stripe._call("writes")
+            seat_writes = sum(1 for r in writes if r.path.startswith("/v1/subscription_items/"))
             print(f"[{args.db}] {args.changes:,} changes in {elapsed:.1f} s across {args.orgs} "
-                  f"orgs (deferred, 2 s debounce): {seat_writes(stripe)} provider writes, "
+                  f"orgs (deferred, 2 s debounce): {seat_writes} provider writes, "
                   f"{wrong} wrong quantities at the end")
             print(f"  Python heap: start {start_heap / 2**20:.1f} MiB, peak "
                   f"{peak_heap / 2**20:.1f} MiB, end {end_heap / 2**20:.1f} MiB; "
                   f"process peak RSS {rss_mib:.0f} MiB")
         finally:
             teardown(t)
+    finally:
+        stripe.close()
 
 
 if __name__ == "__main__":

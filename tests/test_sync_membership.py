@@ -39,7 +39,9 @@ def test_member_leaving_lowers_the_quantity(t: AppUnderTest, stripe: Any) -> Non
     assert len(seat_writes(stripe)) == 1
 
 
-def test_five_hundred_members_in_one_transaction_make_one_write(t: AppUnderTest, stripe: Any) -> None:
+def test_five_hundred_members_in_one_transaction_make_one_write(
+    t: AppUnderTest, stripe: Any
+) -> None:
     org = t.add_organization()
     t.add_members(org.id, 1)
     sub = subscribe(t, stripe, org.id)

@@ -52,7 +52,8 @@ def test_base_item_keeps_quantity_one(t: AppUnderTest, stripe: Any) -> None:
 
     t.add_members(org.id, 5)
 
-    quantities = {i["price"]["id"]: i["quantity"] for i in stripe.subscription(sub)["items"]["data"]}
+    items = stripe.subscription(sub)["items"]["data"]
+    quantities = {i["price"]["id"]: i["quantity"] for i in items}
     assert quantities == {"price_base_m": 1, SEAT_PRICE: 7}
 
 
