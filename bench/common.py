@@ -26,7 +26,10 @@ from tests.apps import (  # noqa: E402
     YEARLY_SEAT,
     AppUnderTest,
     build_app,
+    teardown_app,
 )
+
+teardown = teardown_app
 
 POSTGRES_URL = os.environ.get(
     "SEAT_BILLING_BENCH_POSTGRES_URL",
@@ -70,15 +73,6 @@ def subscribe(t: AppUnderTest, stripe: Any, org_id: Any, seats: int) -> str:
 
 def seat_writes(stripe: Any) -> int:
     return sum(1 for r in stripe.writes() if r.path.startswith("/v1/subscription_items/"))
-
-
-def teardown(t: AppUnderTest) -> None:
-    with t.app.app_context():
-        if "seat_billing" in t.app.extensions:
-            t.billing.stop_worker()
-        t.db.session.remove()
-        t.db.drop_all()
-        t.db.engine.dispose()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -5,8 +5,9 @@ One pass, under the organization's lock:
 1. read the outbox row (its generation) and the billable count, from committed data, now;
 2. find the organization's active or trialing subscription locally, then read it from the
    provider (read-before-write: a retried or crashed write is seen as done, not resent);
-3. send nothing when the quantity already matches; otherwise write it with a deterministic
-   idempotency key (subscription, item, change number, target);
+3. send nothing when the quantity already matches; otherwise write it with an idempotency key
+   of its own (subscription, item, change number, a per-pass id, target): the SDK's network
+   retries of that call share it, and a later pass never needs it because it reads first;
 4. in one transaction: update the local copy, append to the ledger, and delete the outbox row if
    no newer change bumped its generation (if one did, run another pass at once).
 

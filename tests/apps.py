@@ -143,3 +143,13 @@ def attach_app(database_url: str, stripe_url: str, **config: Any) -> AppUnderTes
     """The same app in another process, on tables that already exist (no drop, no create)."""
     merged = {"SEAT_BILLING_STRIPE_API_BASE": stripe_url, **config}
     return build_app(database_url, config=merged, create=False)
+
+
+def teardown_app(t: AppUnderTest) -> None:
+    """Undo ``build_app``: stop the worker, drop the tables, close the connections."""
+    with t.app.app_context():
+        if "seat_billing" in t.app.extensions:
+            t.billing.stop_worker()
+        t.db.session.remove()
+        t.db.drop_all()
+        t.db.engine.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,15 @@ from tests.apps import (
     YEARLY_SEAT,
     AppUnderTest,
     build_app,
+    teardown_app,
 )
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/seat_billing_test"
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("SEAT_BILLING_TEST_POSTGRES_URL", DEFAULT_PG)
+def reachable_postgres(url: str | None = None) -> str:
+    """``url`` (default: the suite's) if a server answers; else skip, or fail in CI."""
+    url = url or os.environ.get("SEAT_BILLING_TEST_POSTGRES_URL", DEFAULT_PG)
     try:
         engine = sa.create_engine(url)
         with engine.connect():
@@ -46,14 +49,14 @@ def _postgres_url() -> str:
 @pytest.fixture
 def postgres_url() -> str:
     """A reachable PostgreSQL database, for tests that need cross-process locking."""
-    return _postgres_url()
+    return reachable_postgres()
 
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """The database the suite runs on: SQLite by default, PostgreSQL when asked."""
     if os.environ.get("SEAT_BILLING_TEST_DATABASE", "sqlite") == "postgresql":
-        return _postgres_url()
+        return reachable_postgres()
     return f"sqlite:///{tmp_path / 'app.db'}"
 
 
@@ -74,27 +77,33 @@ def stripe(stripe_stand_in: Any) -> Any:
 AppFactory = Callable[..., AppUnderTest]
 
 
-@pytest.fixture
-def make_app(database_url: str, stripe: Any) -> Iterator[AppFactory]:
-    """Build apps wired to the stand-in; tears each down (worker stopped, tables dropped)."""
+@contextmanager
+def app_factory(
+    database_url: str, base_config: dict[str, Any], **defaults: Any
+) -> Iterator[AppFactory]:
+    """Build apps on ``base_config`` (+ each call's config); tear every one down at the end."""
     built: list[AppUnderTest] = []
 
     def factory(config: dict[str, Any] | None = None, **options: Any) -> AppUnderTest:
-        merged = {"SEAT_BILLING_STRIPE_API_BASE": stripe.url}
-        merged.update(config or {})
+        for name, value in defaults.items():
+            options.setdefault(name, value)
         url = options.pop("database_url", database_url)
-        t = build_app(url, config=merged, **options)
+        t = build_app(url, config={**base_config, **(config or {})}, **options)
         built.append(t)
         return t
 
-    yield factory
-    for t in built:
-        with t.app.app_context():
-            if "seat_billing" in t.app.extensions:
-                t.billing.stop_worker()
-            t.db.session.remove()
-            t.db.drop_all()
-            t.db.engine.dispose()
+    try:
+        yield factory
+    finally:
+        for t in built:
+            teardown_app(t)
+
+
+@pytest.fixture
+def make_app(database_url: str, stripe: Any) -> Iterator[AppFactory]:
+    """Build apps wired to the Stripe stand-in; each is torn down after the test."""
+    with app_factory(database_url, {"SEAT_BILLING_STRIPE_API_BASE": stripe.url}) as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from demo_app.billing import seat_billing
 from demo_app.models import Organization, db
 from demo_app.offline import OfflineStripe, offline_stripe
 from demo_app.seed import seed
+from tests.conftest import reachable_postgres
 
 DEMO_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/seat_billing_demo"
 TEST_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/seat_billing_test"
@@ -47,20 +48,6 @@ DEMO_ENVIRONMENT = (
 def _offline_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in DEMO_ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
-
-
-def reachable_postgres(url: str) -> str:
-    """``url`` if a server answers there; else skip (fail with SEAT_BILLING_REQUIRE_POSTGRES=1)."""
-    try:
-        engine = sa.create_engine(url)
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception as error:
-        if os.environ.get("SEAT_BILLING_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but unreachable at {url}: {error}")
-        pytest.skip(f"PostgreSQL unreachable at {url}: {error}")
-    return url
 
 
 @contextmanager

@@ -13,7 +13,8 @@ from flask_migrate import downgrade, upgrade
 from demo_app import MIGRATIONS, create_app
 from demo_app.models import db
 from demo_app.offline import offline_stripe
-from tests.demo.conftest import DEMO_PG, postgres_schema, reachable_postgres
+from tests.conftest import reachable_postgres
+from tests.demo.conftest import DEMO_PG, postgres_schema
 
 
 def migrated_app(url: str) -> Flask:

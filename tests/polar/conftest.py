@@ -17,7 +17,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_seat_billing import Plan, Product
 from flask_seat_billing.testing.polar_server import PolarStandIn, generate_webhook_secret
-from tests.apps import AppUnderTest, build_app
+from tests.apps import AppUnderTest
+from tests.conftest import app_factory
 
 
 @dataclass
@@ -56,29 +57,14 @@ AppFactory = Callable[..., AppUnderTest]
 
 @pytest.fixture
 def make_app(database_url: str, polar: PolarWorld) -> Iterator[AppFactory]:
-    """Build Polar apps; tears each down (worker stopped, tables dropped)."""
-    built: list[AppUnderTest] = []
-
-    def factory(config: dict[str, Any] | None = None, **options: Any) -> AppUnderTest:
-        merged = {
-            "SEAT_BILLING_PROVIDER": "polar",
-            "SEAT_BILLING_POLAR_SERVER_URL": polar.api.url,
-            "SEAT_BILLING_POLAR_WEBHOOK_SECRET": polar.secret,
-        }
-        merged.update(config or {})
-        options.setdefault("products", polar.products())
-        t = build_app(database_url, config=merged, **options)
-        built.append(t)
-        return t
-
-    yield factory
-    for t in built:
-        with t.app.app_context():
-            if "seat_billing" in t.app.extensions:
-                t.billing.stop_worker()
-            t.db.session.remove()
-            t.db.drop_all()
-            t.db.engine.dispose()
+    """Build Polar apps wired to the stand-in; each is torn down after the test."""
+    config = {
+        "SEAT_BILLING_PROVIDER": "polar",
+        "SEAT_BILLING_POLAR_SERVER_URL": polar.api.url,
+        "SEAT_BILLING_POLAR_WEBHOOK_SECRET": polar.secret,
+    }
+    with app_factory(database_url, config, products=polar.products()) as factory:
+        yield factory
 
 
 @pytest.fixture
