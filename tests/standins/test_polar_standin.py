@@ -478,7 +478,11 @@ class Receiver:
 def receiver(standin: PolarStandIn) -> Iterator[Receiver]:
     hook = Receiver(generate_webhook_secret())  # a Polar-style secret, used as is
     standin.add_webhook_endpoint(hook.url, hook.secret)
+    # The SDK's first validate_event in a process builds its loader (seconds on a busy
+    # machine): give deliveries to this receiver time for that, not the default 5 s.
+    previous, standin.webhooks.timeout = standin.webhooks.timeout, 60.0
     yield hook
+    standin.webhooks.timeout = previous
     hook.close()
 
 
