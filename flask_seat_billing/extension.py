@@ -149,7 +149,7 @@ class SeatBilling:
             subscription_id=result.subscription_id,
         )
         app.extensions["seat_billing"] = state
-        listeners.install()
+        listeners.install(state)
         app.register_blueprint(build_blueprint(settings.url_prefix))
         app.cli.add_command(seats_group, "seats")
         if settings.sync_mode != "manual":
@@ -183,7 +183,10 @@ class SeatBilling:
     def sync_organization(self, organization_id: Any, *, reason: str = "manual") -> SyncResult:
         """Sync one organization now, on this thread; the result says what was sent or why not."""
         state = get_state()
-        return state.engine.sync(to_key(organization_id), reason=reason)
+        result = state.engine.sync(to_key(organization_id), reason=reason)
+        if result.action == "retrying" and state.settings.sync_mode != "manual":
+            state.worker.nudge()  # the outbox row waits for its retry; make sure someone comes
+        return result
 
     def sync_pending(self) -> list[SyncResult]:
         """Drain the outbox once: every due organization, one sync each."""

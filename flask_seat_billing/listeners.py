@@ -1,19 +1,28 @@
 """See every membership change and write the outbox row in the same transaction.
 
-Listeners are installed once, on SQLAlchemy's ``Session`` class, so that every session an app
-uses (``db.session``, a ``Session(db.engine)`` of its own, a worker's) is covered; each event is
-routed to the app state whose member model it concerns. They never call the provider: they only
-note which organizations changed, durably, and hand them to the state after commit.
+Session listeners are installed once on SQLAlchemy's ``Session`` class, so every session an app
+uses (``db.session``, a ``Session(db.engine)`` of its own, a worker's) is covered; mapper
+listeners are installed on the member (and invitation) model. Each event is routed to the app
+state whose model it concerns: the current app's, or, outside an app context, the state that
+registered the model. They never call the provider: they only note which organizations changed,
+durably, and hand them to the state after commit.
 
-Covered: unit-of-work inserts, deletes and updates (moving a member between organizations marks
-both; changing an attribute the billable filter reads marks the organization), and ORM bulk
-``insert(...)``, ``update(...)``, ``delete(...)`` statements run through a session.
+Where each kind of change is seen:
+
+- inserts and updates in the mapper's ``before_insert`` / ``before_update``: foreign keys set
+  through a relationship (``org.members.append(m)``, ``m.organization = other``) are filled in
+  by then, and the row still holds its old organization for a move;
+- deletes in ``before_flush``, while the row still exists to load an expired attribute from;
+- bulk ORM ``insert(...)``, ``update(...)``, ``delete(...)`` in :mod:`.bulk`.
+
+The outbox upsert for a flush runs once, in ``after_flush``, whatever the number of rows.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -21,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import current_app, has_app_context
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, object_session
 
-from . import outbox
+from . import bulk, outbox
 from .keys import to_key
 
 if TYPE_CHECKING:
@@ -31,72 +40,110 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flask_seat_billing.listeners")
 PENDING_KEYS = "_seat_billing_pending_keys"
+FLUSH_VALUES = "_seat_billing_flush_values"
 AFTER_EVENTS = "_seat_billing_after_events"
+STATE = "_seat_billing_state"
 _install_lock = threading.Lock()
-_installed = False
+_session_listeners = False
+_models: weakref.WeakKeyDictionary[type, weakref.ref[SeatBillingState]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def install() -> None:
-    """Install the session listeners once per process."""
-    global _installed
+def install(state: SeatBillingState) -> None:
+    """Listen to sessions (once per process) and to this state's models (once per class)."""
+    global _session_listeners
     with _install_lock:
-        if _installed:
-            return
-        event.listen(Session, "before_flush", _before_flush)
-        event.listen(Session, "after_flush", _after_flush)
-        event.listen(Session, "do_orm_execute", _do_orm_execute)
-        event.listen(Session, "after_commit", _after_commit)
-        event.listen(Session, "after_transaction_end", _after_transaction_end)
-        _installed = True
+        if not _session_listeners:
+            event.listen(Session, "before_flush", _before_flush)
+            event.listen(Session, "after_flush", _after_flush)
+            event.listen(Session, "do_orm_execute", bulk.on_execute)
+            event.listen(Session, "after_commit", _after_commit)
+            event.listen(Session, "after_transaction_end", _after_transaction_end)
+            _session_listeners = True
+        models = [state.schema.member_model]
+        if state.schema.invitation_model is not None:
+            models.append(state.schema.invitation_model)
+        for model in models:
+            if model not in _models:
+                event.listen(model, "before_insert", _before_insert)
+                event.listen(model, "before_update", _before_update)
+            _models[model] = weakref.ref(state)
 
 
-def _state_for(session: Session) -> SeatBillingState | None:
-    if not has_app_context():
-        return None
-    state: SeatBillingState | None = current_app.extensions.get("seat_billing")
-    if state is None:
-        return None
-    owner = getattr(session, "_db", None)
-    if owner is not None and owner is not state.db:
-        return None
-    return state
+def state_for(session: Session, model: type | None = None) -> SeatBillingState | None:
+    """The app state a session's change belongs to, or None when no app bills it."""
+    if has_app_context():
+        state: SeatBillingState | None = current_app.extensions.get("seat_billing")
+        owner = getattr(session, "_db", None)
+        if state is not None and (owner is None or owner is state.db):
+            schema = state.schema
+            if model is None or model in (schema.member_model, schema.invitation_model):
+                return state
+    if model is not None:
+        ref = _models.get(model)
+        return ref() if ref is not None else None
+    noted: SeatBillingState | None = session.info.get(STATE)
+    return noted
 
 
-def _note(session: Session, state: SeatBillingState, values: Iterable[Any]) -> None:
-    keys = {to_key(v) for v in values if v is not None}
+def note(session: Session, state: SeatBillingState, values: Iterable[Any]) -> None:
+    """Upsert the outbox rows of these organizations in the session's transaction now."""
+    keys = {_checked_key(state, v) for v in values if v is not None}
     if not keys:
         return
     outbox.mark(session.connection(), state.tables, keys, delay=state.mark_delay)
     pending: set[str] = session.info.setdefault(PENDING_KEYS, set())
     pending.update(keys)
+    session.info[STATE] = state
+
+
+def _checked_key(state: SeatBillingState, value: Any) -> str:
+    """The stored key of an organization id, refusing what is not one (e.g. a SQL expression)."""
+    key = to_key(value)
+    try:
+        state.schema.parse_key(key)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{value!r} is not an organization id of {state.schema.member_model.__name__}."
+            f"{state.schema.organization_key}; seat billing cannot tell which organization "
+            "changed."
+        ) from None
+    if len(key) > 64:
+        raise ValueError(f"Organization id {value!r} is longer than 64 characters.")
+    return key
+
+
+def _remember(session: Session, state: SeatBillingState, values: Iterable[Any]) -> None:
+    """Collect organizations during a flush; ``after_flush`` writes them in one statement."""
+    collected: list[Any] = session.info.setdefault(FLUSH_VALUES, [])
+    collected.extend(values)
+    session.info[STATE] = state
 
 
 def _history_values(instance: Any, key: str) -> list[Any]:
     """Every value the attribute had or has in this flush: old and new organization.
 
-    Reading the attribute first loads it when a commit expired it (the row still exists in
-    ``before_flush``), so a member deleted after a commit still names its organization.
+    Reading the attribute first loads it when a commit expired it (the row still exists),
+    so a member deleted after a commit still names its organization.
     """
     current = getattr(instance, key)
     history = sa.inspect(instance).attrs[key].history
     return [current, *history.added, *history.deleted]
 
 
-def _stored_organization(session: Session, schema: Any, instance: Any) -> list[Any]:
-    """The organization the database still holds for a member whose old value was not loaded.
+def _stored_organization(conn: sa.Connection, mapper: Any, column: Any, instance: Any) -> list[Any]:
+    """The organization the row still holds, read by primary key before the UPDATE runs.
 
-    Assigning a new organization to an expired attribute keeps no old value in the history, so
-    the organization the member leaves is read from its row, by primary key, before the flush.
+    Assigning a new organization to an expired attribute (or through a relationship) keeps no
+    old value in the history, so the organization the member leaves is read from its row.
     """
-    history = sa.inspect(instance).attrs[schema.organization_key].history
     identity = sa.inspect(instance).identity
-    if history.deleted or not history.added or identity is None:
+    if identity is None:
         return []
-    mapper = schema.mapper
     pairs = zip(mapper.primary_key, identity, strict=True)
     condition = sa.and_(*(col == value for col, value in pairs))
-    query = sa.select(schema.organization_column).where(condition)
-    return list(session.connection().execute(query).scalars())
+    return list(conn.execute(sa.select(column).where(condition)).scalars())
 
 
 def _changed(instance: Any, keys: Iterable[str]) -> bool:
@@ -104,45 +151,66 @@ def _changed(instance: Any, keys: Iterable[str]) -> bool:
     return any(attrs[k].history.has_changes() for k in keys if k in attrs)
 
 
-def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
-    state = _state_for(session)
-    if state is None:
-        return
+def _organization_field(state: SeatBillingState, instance: Any) -> tuple[str, Any] | None:
+    """(attribute, column) naming the organization, for members and counted invitations."""
     schema = state.schema
-    org_key = schema.organization_key
-    custom_rule = state.custom_rule_active()
-    touched: list[Any] = []
-    for obj in session.new:
-        if schema.is_member(obj):
-            touched.append(schema.organization_of(obj))
-        elif schema.is_invitation(obj) and state.counter.count_pending:
-            touched.append(getattr(obj, schema.invitation_organization_key))
-    for obj in session.deleted:
-        if schema.is_member(obj):
-            touched.extend(_history_values(obj, org_key))
-        elif schema.is_invitation(obj) and state.counter.count_pending:
-            touched.extend(_history_values(obj, schema.invitation_organization_key))
-    for obj in session.dirty:
-        if schema.is_member(obj):
-            watched = schema.watched_attributes
-            if custom_rule or _changed(obj, watched):
-                touched.extend(_history_values(obj, org_key))
-                touched.extend(_stored_organization(session, schema, obj))
-        elif schema.is_invitation(obj) and state.counter.count_pending:
-            touched.extend(_history_values(obj, schema.invitation_organization_key))
-    _note(session, state, touched)
+    if schema.is_member(instance):
+        return schema.organization_key, schema.organization_column
+    if schema.is_invitation(instance) and state.counter.count_pending:
+        return schema.invitation_organization_key, schema.invitation_organization_column
+    return None
+
+
+def _before_insert(mapper: Any, connection: sa.Connection, target: Any) -> None:
+    session = object_session(target)
+    state = state_for(session, type(target)) if session is not None else None
+    field = _organization_field(state, target) if state is not None else None
+    if session is None or state is None or field is None:
+        return
+    _remember(session, state, [getattr(target, field[0])])
+
+
+def _before_update(mapper: Any, connection: sa.Connection, target: Any) -> None:
+    session = object_session(target)
+    state = state_for(session, type(target)) if session is not None else None
+    field = _organization_field(state, target) if state is not None else None
+    if session is None or state is None or field is None:
+        return
+    attribute, column = field
+    if state.schema.is_member(target):
+        watched = state.schema.watched_attributes
+        if not (state.custom_rule_active() or _changed(target, watched)):
+            return
+    elif not _changed(target, {attribute, state.schema.invitation_fields.status,
+                               state.schema.invitation_fields.expires_at}):
+        return
+    values = _history_values(target, attribute)
+    if sa.inspect(target).attrs[attribute].history.added:
+        values += _stored_organization(connection, mapper, column, target)
+    _remember(session, state, values)
+
+
+def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    for obj in list(session.deleted):
+        state = state_for(session, type(obj))
+        field = _organization_field(state, obj) if state is not None else None
+        if state is not None and field is not None:
+            _remember(session, state, _history_values(obj, field[0]))
+
+
+def _after_flush(session: Session, flush_context: Any) -> None:
+    values: list[Any] | None = session.info.pop(FLUSH_VALUES, None)
+    state = state_for(session)
+    if values and state is not None:
+        note(session, state, values)
+    if state is not None:
+        _collect_after_events(session, state)
 
 
 def _snapshot(instance: Any) -> SimpleNamespace:
     """The loaded column values of ``instance``: safe to read after commit, in any session."""
     loaded = sa.inspect(instance).dict
     return SimpleNamespace(**{k: v for k, v in loaded.items() if not k.startswith("_")})
-
-
-def _after_flush(session: Session, flush_context: Any) -> None:
-    state = _state_for(session)
-    if state is not None:
-        _collect_after_events(session, state)
 
 
 def _collect_after_events(session: Session, state: SeatBillingState) -> None:
@@ -161,12 +229,12 @@ def _collect_after_events(session: Session, state: SeatBillingState) -> None:
             for o in session.new if schema.is_member(o)
         ]
     if policies.list("after_member_remove"):
-        events += [
-            ("after_member_remove",
-             {"organization_id": _snapshot(o).__dict__.get(schema.organization_key),
-              "member": _snapshot(o)})
-            for o in session.deleted if schema.is_member(o)
-        ]
+        for o in session.deleted:
+            if schema.is_member(o):
+                member = _snapshot(o)
+                organization_id = getattr(member, schema.organization_key, None)
+                events.append(("after_member_remove",
+                               {"organization_id": organization_id, "member": member}))
     if schema.invitation_model is not None and policies.list("after_invitation_accept"):
         fields = schema.invitation_fields
         for obj in session.dirty:
@@ -179,77 +247,40 @@ def _collect_after_events(session: Session, state: SeatBillingState) -> None:
                                {"organization_id": org, "invitation": _snapshot(obj)}))
     if events:
         session.info.setdefault(AFTER_EVENTS, []).extend(events)
+        session.info[STATE] = state
 
 
-def _dml_values(statement: Any) -> dict[str, Any]:
-    """The SET / VALUES of an insert or update statement, by column or attribute name."""
-    values: dict[str, Any] = {}
-    for key, value in (getattr(statement, "_values", None) or {}).items():
-        name = getattr(key, "key", key)
-        values[str(name)] = getattr(value, "value", value)
-    return values
+def _inside_outer_transaction(session: Session) -> bool:
+    """True when the session joined a transaction it does not own (``Session(bind=conn)``).
 
-
-def _do_orm_execute(state_: ORMExecuteState) -> None:
-    if not (state_.is_insert or state_.is_update or state_.is_delete):
-        return
-    session = state_.session
-    state = _state_for(session)
-    if state is None:
-        return
-    schema = state.schema
-    statement: Any = state_.statement
-    mapper = state_.bind_mapper
-    is_member = (mapper is not None and mapper.class_ is schema.member_model) or (
-        getattr(statement, "table", None) is schema.table
-    )
-    if not is_member:
-        return
-    org_key = schema.organization_key
-    org_column = schema.organization_column.key
-    names = {org_key, org_column}
-    params = state_.parameters
-    rows: list[Any] = list(params) if isinstance(params, list) else [params] if params else []
-    values = _dml_values(statement)
-    touched: list[Any] = []
-    for row in [*rows, values]:
-        touched.extend(v for k, v in row.items() if k in names)
-    if state_.is_insert:
-        if not touched:
-            log.warning("bulk insert into %s: no organization found in its values; "
-                        "run `flask seats resync`", schema.member_model.__name__)
-        _note(session, state, touched)
-        return
-    if state_.is_update:
-        set_names = set(values) | {k for row in rows for k in row}
-        relevant = schema.watched_attributes | names
-        if not state.custom_rule_active() and not (set_names & relevant):
-            return
-    # Which organizations the WHERE clause reaches, read before the statement changes them.
-    criteria = list(getattr(statement, "_where_criteria", ()))
-    query = sa.select(schema.organization_column).where(*criteria).distinct()
-    touched.extend(session.connection().execute(query).scalars())
-    _note(session, state, touched)
+    Its commit only releases a savepoint: the outbox rows are not visible to other connections
+    yet, and an inline sync would wait on row locks its own caller holds.
+    """
+    bind = session.bind
+    return isinstance(bind, sa.Connection) and bind.in_transaction()
 
 
 def _after_commit(session: Session) -> None:
     keys: set[str] | None = session.info.pop(PENDING_KEYS, None)
     events: list[tuple[str, dict[str, Any]]] | None = session.info.pop(AFTER_EVENTS, None)
-    if not keys and not events:
-        return
-    state = _state_for(session)
-    if state is None:
+    state: SeatBillingState | None = session.info.pop(STATE, None) or state_for(session)
+    if state is None or (not keys and not events):
         return
     try:
-        if keys:
+        if keys and _inside_outer_transaction(session):
+            if state.settings.sync_mode != "manual":  # the worker syncs once the owner commits
+                state.worker.nudge(state.settings.poll_seconds)
+        elif keys:
             state.after_commit(keys)
         if events:
             state.run_after_events(events)
     except Exception:  # the membership change is committed; it must not fail because of us
         log.exception("seat sync after commit failed; the outbox keeps the change")
+        if state.settings.sync_mode != "manual":
+            state.worker.nudge(state.settings.poll_seconds)
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
-        session.info.pop(PENDING_KEYS, None)
-        session.info.pop(AFTER_EVENTS, None)
+        for name in (PENDING_KEYS, FLUSH_VALUES, AFTER_EVENTS, STATE):
+            session.info.pop(name, None)

@@ -170,9 +170,19 @@ def record_failure(
         "target_seats": target_seats,
         "updated_at": now,
     }
-    stmt = table.update().where(table.c.organization_key == key)
-    if generation is not None:
-        stmt = stmt.where(table.c.generation == generation)
+    if generation is None:
+        # The failed sync started with no row: a row there now belongs to a change it never
+        # counted, which must stay pending for its own sync, not inherit this failure.
+        newer = read(conn, tables, key)
+        if newer is not None:
+            return newer.attempts
+        mark(conn, tables, [key])
+        conn.execute(table.update().where(table.c.organization_key == key).values(values))
+        entry = read(conn, tables, key)
+        return entry.attempts if entry else 1
+    stmt = table.update().where(
+        table.c.organization_key == key, table.c.generation == generation
+    )
     if conn.execute(stmt.values(values)).rowcount == 0:
         newer = read(conn, tables, key)
         if newer is not None:

@@ -126,7 +126,7 @@ class SyncEngine:
                     for k in sorted(set(keys))
                     if (e := outbox.read(conn, self.tables, k)) and e.status == outbox.PENDING
                 ]
-            return [self.sync(k) for k in wanted]
+            return [self._sync_logged(k) for k in wanted]
         attempted: set[str] = set()
         while True:
             with self.engine().connect() as conn:
@@ -136,7 +136,15 @@ class SyncEngine:
                 return results
             for key in due:
                 attempted.add(key)
-                results.append(self.sync(key))
+                results.append(self._sync_logged(key))
+
+    def _sync_logged(self, key: str) -> SyncResult:
+        """One organization of a drain: its failure must not stop the others."""
+        try:
+            return self.sync(key)
+        except Exception as error:  # e.g. the database went away mid-sync; the row stays
+            log.exception("seat sync of organization %s failed", key)
+            return SyncResult(key, "retrying", error=f"{type(error).__name__}: {error}")
 
     # -- one pass ------------------------------------------------------------------------------
 
@@ -145,9 +153,10 @@ class SyncEngine:
     ) -> SyncResult:
         entry = outbox.read(conn, self.tables, key)
         generation = entry.generation if entry else None
-        organization_id = self.counter.schema.parse_key(key)
+        organization_id: Any = key
         billable: int | None = None
         try:
+            organization_id = self.counter.schema.parse_key(key)
             billable = self.counter.billable(conn, organization_id)
             local = subscriptions.for_organization(conn, self.tables, key, ACTIVE_STATUSES)
             conn.commit()

@@ -3,8 +3,8 @@
 Due times live in the outbox table, not in this thread's memory, so a crash loses nothing: the
 next process's worker (or ``flask seats sync-pending``) finds the rows and acts on them. The
 thread only decides when to look: at the earliest due row, when nudged after a commit, and at
-least every ``SEAT_BILLING_POLL_SECONDS`` while rows remain. With no rows left it exits; the next
-nudge starts it again.
+least every ``SEAT_BILLING_POLL_SECONDS`` while rows remain. After a few empty polls it exits;
+the next nudge starts it again.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from .sync import SyncEngine
 
 log = logging.getLogger("flask_seat_billing.worker")
+# Empty polls before the thread exits: rows committed a little after a nudge (by a transaction
+# the nudging session only joined) are still picked up.
+IDLE_ROUNDS = 3
 
 
 class SyncWorker:
@@ -75,6 +78,7 @@ class SyncWorker:
         return max(0.0, (due - utcnow()).total_seconds())
 
     def _run(self) -> None:
+        idle_rounds = 0
         with self._app.app_context():
             while True:
                 with self._wake:
@@ -86,11 +90,13 @@ class SyncWorker:
                 except Exception:
                     log.exception("seat billing worker could not read the outbox")
                     until_due = self._poll
-                if until_due is None and (hint is None or hint <= 0):
+                idle = until_due is None and (hint is None or hint <= 0)
+                idle_rounds = idle_rounds + 1 if idle else 0
+                if idle_rounds > IDLE_ROUNDS:
                     with self._wake:
                         if self._wake_at is None or self._wake_at <= time.monotonic():
                             self._thread = None
-                            return  # nothing left: exit, a nudge restarts us
+                            return  # nothing left for a while: exit, a nudge restarts us
                 waits = [w for w in (until_due, hint, self._poll) if w is not None]
                 wait = max(0.0, min(waits))
                 if wait > 0:
