@@ -9,12 +9,14 @@ Elsewhere (SQLite, for development) a per-process lock does the same within one 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+log = logging.getLogger("flask_seat_billing.locks")
 _LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCAL_GUARD = threading.Lock()
 _NAMESPACE = b"flask-seat-billing:org:"
@@ -50,9 +52,15 @@ def organization_lock(engine: sa.Engine, organization_key: str) -> Iterator[sa.C
             try:
                 yield conn
             finally:
-                conn.rollback()
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
+                try:
+                    conn.rollback()
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+                except Exception:
+                    # Never hand a connection that may still hold the lock back to the pool:
+                    # closing it makes the server release every lock it held.
+                    log.exception("could not release the seat-sync lock; closing its connection")
+                    conn.invalidate()
         return
     with _local_lock(engine, organization_key), engine.connect() as conn:
         yield conn
