@@ -96,11 +96,21 @@ class Page:
         return self.wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
     def click(self, css: str) -> None:
-        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.common.exceptions import WebDriverException
 
         old = self.driver.find_element("css selector", "html")
         self.find(css).click()
-        self.wait.until(ec.staleness_of(old))
+
+        def page_replaced(driver: Any) -> bool:
+            # While the old document is torn down Chromium may answer "node does not belong to
+            # the document" instead of "stale element": both mean the click navigated.
+            try:
+                old.is_enabled()
+            except WebDriverException:
+                return True
+            return False
+
+        self.wait.until(page_replaced)
 
     def text(self, css: str) -> str:
         return str(self.find(css).text).strip()
