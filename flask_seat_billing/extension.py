@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from .outbox import OutboxEntry
 from .plans import Plan, Product
 from .policies import Policy, PolicyRegistry, seat_limit_policies
 from .providers import BillingProvider, build_provider
-from .providers.base import SeatPreview
+from .providers.base import ACTIVE_STATUSES, SeatPreview
 from .settings import DEFAULTS, check_catalog, read_settings
 from .state import SeatBillingState, get_state
 from .subscriptions import LocalSubscription
@@ -258,18 +259,12 @@ class SeatBilling:
         if not state.provider.capabilities.invoice_preview:
             raise NotImplementedError(f"{state.provider.name} cannot preview a seat change.")
         local = self.subscription_for(organization_id)
-        if local is None or local.status not in ("active", "trialing"):
+        if local is None or local.status not in ACTIVE_STATUSES:
             raise LookupError(f"Organization {organization_id} has no active subscription.")
         remote = state.provider.retrieve_subscription(local.provider_subscription_id)
-        plan = state.catalog.get(remote.plan_name or "")
-        proration = state.provider.proration_for(plan, state.settings.proration_behavior)
+        proration = state.provider.proration_for(remote, state.settings.proration_behavior)
         preview = state.provider.preview_seat_change(remote, seats, proration_behavior=proration)
-        return SeatPreview(
-            organization_id=organization_id, from_seats=preview.from_seats,
-            to_seats=preview.to_seats, amount_due_now=preview.amount_due_now,
-            prorated_amount=preview.prorated_amount, currency=preview.currency,
-            lines=preview.lines,
-        )
+        return replace(preview, organization_id=organization_id)
 
     # -- local state ---------------------------------------------------------------------------
 

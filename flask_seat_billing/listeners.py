@@ -101,16 +101,12 @@ def note(session: Session, state: SeatBillingState, values: Iterable[Any]) -> No
 def _checked_key(state: SeatBillingState, value: Any) -> str:
     """The stored key of an organization id, refusing what is not one (e.g. a SQL expression)."""
     key = to_key(value)
-    try:
-        state.schema.parse_key(key)
-    except (TypeError, ValueError):
+    if not state.schema.valid_key(key):
         raise ValueError(
             f"{value!r} is not an organization id of {state.schema.member_model.__name__}."
-            f"{state.schema.organization_key}; seat billing cannot tell which organization "
-            "changed."
-        ) from None
-    if len(key) > 64:
-        raise ValueError(f"Organization id {value!r} is longer than 64 characters.")
+            f"{state.schema.organization_key} (or is longer than 64 characters); seat billing "
+            "cannot tell which organization changed."
+        )
     return key
 
 
@@ -161,22 +157,28 @@ def _organization_field(state: SeatBillingState, instance: Any) -> tuple[str, An
     return None
 
 
-def _before_insert(mapper: Any, connection: sa.Connection, target: Any) -> None:
+def _billed(target: Any) -> tuple[Session, SeatBillingState, str, Any] | None:
+    """(session, state, attribute, column) when ``target``'s rows can change a seat count."""
     session = object_session(target)
     state = state_for(session, type(target)) if session is not None else None
     field = _organization_field(state, target) if state is not None else None
     if session is None or state is None or field is None:
-        return
-    _remember(session, state, [getattr(target, field[0])])
+        return None
+    return session, state, field[0], field[1]
+
+
+def _before_insert(mapper: Any, connection: sa.Connection, target: Any) -> None:
+    billed = _billed(target)
+    if billed is not None:
+        session, state, attribute, _ = billed
+        _remember(session, state, [getattr(target, attribute)])
 
 
 def _before_update(mapper: Any, connection: sa.Connection, target: Any) -> None:
-    session = object_session(target)
-    state = state_for(session, type(target)) if session is not None else None
-    field = _organization_field(state, target) if state is not None else None
-    if session is None or state is None or field is None:
+    billed = _billed(target)
+    if billed is None:
         return
-    attribute, column = field
+    session, state, attribute, column = billed
     if state.schema.is_member(target):
         watched = state.schema.watched_attributes
         if not (state.custom_rule_active() or _changed(target, watched)):
@@ -185,7 +187,8 @@ def _before_update(mapper: Any, connection: sa.Connection, target: Any) -> None:
                                state.schema.invitation_fields.expires_at}):
         return
     values = _history_values(target, attribute)
-    if sa.inspect(target).attrs[attribute].history.added:
+    history = sa.inspect(target).attrs[attribute].history
+    if history.added and not history.deleted:  # moved, and the old organization was not loaded
         values += _stored_organization(connection, mapper, column, target)
     _remember(session, state, values)
 

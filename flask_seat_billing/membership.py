@@ -97,6 +97,14 @@ class MembershipSchema:
                 keys.add(prop.key)
         return keys
 
+    def valid_key(self, key: str) -> bool:
+        """True when a stored key reads back as one of the app's organization ids."""
+        try:
+            self.parse_key(key)
+        except (TypeError, ValueError):
+            return False
+        return len(key) <= 64
+
     def organization_of(self, instance: Any) -> Any:
         return getattr(instance, self.organization_key)
 

@@ -69,12 +69,17 @@ def _recorded(conn: sa.Connection, state: SeatBillingState, event: EventRef) -> 
     return row is not None
 
 
+def _insert_event(conn: sa.Connection, state: SeatBillingState, event: EventRef) -> None:
+    """Record ``event`` as processed; a unique violation means it already was."""
+    conn.execute(state.tables.webhook_events.insert().values(
+        provider=event.provider, event_id=event.event_id, event_type=event.event_type))
+
+
 def record_event_only(state: SeatBillingState, event: EventRef) -> bool:
     """Record an event that changes nothing; False when it was a duplicate."""
     try:
         with state.sql_engine().begin() as conn:
-            conn.execute(state.tables.webhook_events.insert().values(
-                provider=event.provider, event_id=event.event_id, event_type=event.event_type))
+            _insert_event(conn, state, event)
     except sa.exc.IntegrityError:
         return False
     return True
@@ -139,9 +144,7 @@ def _valid_key(state: SeatBillingState, key: str | None) -> str | None:
     """
     if not key:
         return None
-    try:
-        state.schema.parse_key(key)
-    except (TypeError, ValueError):
+    if not state.schema.valid_key(key):
         log.warning("organization id %r in provider metadata is not valid here; not linked", key)
         return None
     return key
@@ -166,13 +169,10 @@ def _store(
     completion: EventRef | None = None,
 ) -> Applied:
     if event is not None:
-        conn.execute(state.tables.webhook_events.insert().values(
-            provider=event.provider, event_id=event.event_id, event_type=event.event_type))
+        _insert_event(conn, state, event)
     first_completion = completion is not None and not _recorded(conn, state, completion)
     if completion is not None and first_completion:
-        conn.execute(state.tables.webhook_events.insert().values(
-            provider=completion.provider, event_id=completion.event_id,
-            event_type=completion.event_type))
+        _insert_event(conn, state, completion)
     before, after = subscriptions.upsert(conn, state.tables, state.provider.name, remote, key)
     external = (
         before is not None

@@ -198,8 +198,7 @@ class SyncEngine:
         billable: int,
         observed_from: int | None = None,
     ) -> SyncResult:
-        plan = self.catalog.get(remote.plan_name) if remote.plan_name else None
-        proration = self.provider.proration_for(plan, self.settings.proration_behavior)
+        proration = self.provider.proration_for(remote, self.settings.proration_behavior)
         if observed_from is not None and remote.seats is not None:
             subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
             ledger.append(

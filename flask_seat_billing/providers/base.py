@@ -156,8 +156,9 @@ class BillingProvider(ABC):
     ) -> SeatPreview:
         raise NotImplementedError(f"{self.name} cannot preview a seat change")
 
-    def proration_for(self, plan: Plan | None, default: str) -> str:
-        """The proration behaviour to send: the plan's own, else the app's default."""
+    def proration_for(self, subscription: RemoteSubscription, default: str) -> str:
+        """The proration behaviour for a subscription: its plan's own, else the app's default."""
+        plan = self.catalog.get(subscription.plan_name) if subscription.plan_name else None
         if plan is not None and plan.proration_behavior:
             return plan.proration_behavior
         return default
