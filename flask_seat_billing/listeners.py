@@ -15,7 +15,8 @@ Where each kind of change is seen:
 - deletes in ``before_flush``, while the row still exists to load an expired attribute from;
 - bulk ORM ``insert(...)``, ``update(...)``, ``delete(...)`` in :mod:`.bulk`.
 
-The outbox upsert for a flush runs once, in ``after_flush``, whatever the number of rows.
+The outbox upsert for a flush runs once, in ``after_flush``, whatever the number of rows (on
+PostgreSQL with psycopg it is queued there and sent with the COMMIT: :mod:`.marks_at_commit`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, object_session
 
-from . import bulk, outbox
+from . import bulk, marks_at_commit, outbox
 from .keys import to_key
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ def install(state: SeatBillingState) -> None:
             event.listen(Session, "after_commit", _after_commit)
             event.listen(Session, "after_transaction_end", _after_transaction_end)
             _session_listeners = True
+        marks_at_commit.install()
         models = [state.schema.member_model]
         if state.schema.invitation_model is not None:
             models.append(state.schema.invitation_model)
@@ -88,11 +90,18 @@ def state_for(session: Session, model: type | None = None) -> SeatBillingState |
 
 
 def note(session: Session, state: SeatBillingState, values: Iterable[Any]) -> None:
-    """Upsert the outbox rows of these organizations in the session's transaction now."""
+    """Write the outbox rows of these organizations in the session's transaction.
+
+    Now, or on PostgreSQL with psycopg in the COMMIT's own round trip (:mod:`.marks_at_commit`).
+    """
     keys = {_checked_key(state, v) for v in values if v is not None}
     if not keys:
         return
-    outbox.mark(session.connection(), state.tables, keys, delay=state.mark_delay)
+    conn = session.connection()
+    if marks_at_commit.accepts(session, conn, state.tables.outbox):
+        marks_at_commit.queue(conn, state.tables.outbox, keys, state.mark_delay)
+    else:
+        outbox.mark(conn, state.tables, keys, delay=state.mark_delay)
     pending: set[str] = session.info.setdefault(PENDING_KEYS, set())
     pending.update(keys)
     session.info[STATE] = state
@@ -203,7 +212,8 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
 
 def _after_flush(session: Session, flush_context: Any) -> None:
     values: list[Any] | None = session.info.pop(FLUSH_VALUES, None)
-    state = state_for(session)
+    # The state that collected this flush's values, else the one the session belongs to.
+    state: SeatBillingState | None = session.info.get(STATE) or state_for(session)
     if values and state is not None:
         note(session, state, values)
     if state is not None:

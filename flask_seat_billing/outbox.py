@@ -8,6 +8,7 @@ committed during the sync bumps the generation and keeps the row for another pas
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,24 +52,14 @@ def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
 _UPSERTS: dict[tuple[str, int], Any] = {}
 
 
-def _upsert_statement(dialect: str, table: sa.Table) -> Any:
-    """The upsert for ``mark``, built once per table so SQLAlchemy's compiled cache can hit.
-
-    It runs on the request path inside the member change's transaction, so it must cost one
-    cheap statement, not a compile.
-    """
-    cache_key = (dialect, id(table))
-    stmt = _UPSERTS.get(cache_key)
-    if stmt is not None:
-        return stmt
+def _build_upsert(dialect: str, table: sa.Table, key: Any, due: Any, now: Any) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    due: sa.BindParameter[datetime] = sa.bindparam("due", type_=sa.DateTime)
-    now: sa.BindParameter[datetime] = sa.bindparam("now", type_=sa.DateTime)
-    stmt = insert(table).values(
-        organization_key=sa.bindparam("key"), generation=1, status=PENDING, attempts=0,
+    # inline(): the key is given, so no RETURNING is needed to learn the primary key.
+    stmt = insert(table).inline().values(
+        organization_key=key, generation=1, status=PENDING, attempts=0,
         next_attempt_at=due, created_at=now, updated_at=now,
     )
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["organization_key"],
         set_={
             "generation": table.c.generation + 1,
@@ -83,8 +74,66 @@ def _upsert_statement(dialect: str, table: sa.Table) -> Any:
             "updated_at": now,
         },
     )
-    _UPSERTS[cache_key] = stmt
+
+
+def _upsert_statement(dialect: str, table: sa.Table) -> Any:
+    """The upsert for ``mark``, built once per table so SQLAlchemy's compiled cache can hit.
+
+    It runs on the request path inside the member change's transaction, so it must cost one
+    cheap statement, not a compile.
+    """
+    cache_key = (dialect, id(table))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        due: sa.BindParameter[datetime] = sa.bindparam("due", type_=sa.DateTime)
+        now: sa.BindParameter[datetime] = sa.bindparam("now", type_=sa.DateTime)
+        stmt = _build_upsert(dialect, table, sa.bindparam("key"), due, now)
+        _UPSERTS[cache_key] = stmt
     return stmt
+
+
+SLOTS = ("key", "due", "now")
+_TEMPLATES: dict[tuple[str, str, int], tuple[str, ...] | None] = {}
+
+
+def mark_template(dialect: sa.Dialect, table: sa.Table) -> tuple[str, ...] | None:
+    """The PostgreSQL upsert of :func:`mark` as SQL text split around its three values.
+
+    For :mod:`.marks_at_commit`, which sends the text without parameters: the constants are
+    inlined by SQLAlchemy, and the even-numbered parts are SQL while the odd ones name the
+    slot (``key``, ``due``, ``now``) that takes an escaped string literal. None when the text
+    holds a ``%`` (a table or schema name with one): the caller then binds parameters instead.
+    """
+    cache_key = (dialect.name, dialect.driver, id(table))
+    if cache_key in _TEMPLATES:
+        return _TEMPLATES[cache_key]
+    markers = {name: f"__seat_billing_{name}_slot__" for name in SLOTS}
+    key = sa.cast(sa.literal_column(markers["key"]), table.c.organization_key.type)
+    due = sa.cast(sa.literal_column(markers["due"]), table.c.next_attempt_at.type)
+    now = sa.cast(sa.literal_column(markers["now"]), table.c.updated_at.type)
+    stmt = _build_upsert("postgresql", table, key, due, now)
+    text = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    template: tuple[str, ...] | None = None
+    if "%" not in text and all(text.count(m) >= 1 for m in markers.values()):
+        pattern = "(" + "|".join(re.escape(m) for m in markers.values()) + ")"
+        by_marker = {m: name for name, m in markers.items()}
+        parts = re.split(pattern, text)
+        template = tuple(by_marker.get(part, part) if i % 2 else part
+                         for i, part in enumerate(parts))
+    _TEMPLATES[cache_key] = template
+    return template
+
+
+def mark_times(delay: float) -> tuple[datetime, datetime]:
+    """(now, due): when a mark is written, and when its sync becomes due."""
+    now = utcnow()
+    return now, now + timedelta(seconds=delay)
+
+
+def _mark_params(keys: Iterable[str], delay: float) -> list[dict[str, Any]]:
+    now, due = mark_times(delay)
+    # A fixed order: concurrent transactions lock the rows alike and cannot deadlock.
+    return [{"key": key, "due": due, "now": now} for key in sorted(set(keys))]
 
 
 def mark(conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float = 0.0) -> None:
@@ -94,18 +143,18 @@ def mark(conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float 
     row already waiting for its first attempt keeps its due time, so a steady stream of changes
     still syncs once per window instead of being pushed back forever.
     """
-    now = utcnow()
-    due = now + timedelta(seconds=delay)
-    ordered = sorted(set(keys))  # a fixed order: concurrent transactions lock rows alike
-    if not ordered:
+    params = _mark_params(keys, delay)
+    if not params:
         return
     table = tables.outbox
     dialect = conn.dialect.name
     if dialect in ("postgresql", "sqlite"):
-        params = [{"key": key, "due": due, "now": now} for key in ordered]
-        conn.execute(_upsert_statement(dialect, table), params)
+        # One row is the common case: a single parameter set avoids executemany, which psycopg
+        # runs as a pipeline with a round trip of its own.
+        conn.execute(_upsert_statement(dialect, table), params[0] if len(params) == 1 else params)
         return
-    for key in ordered:  # other databases: update, then insert what was not there
+    for row in params:  # other databases: update, then insert what was not there
+        key, due, now = row["key"], row["due"], row["now"]
         bump = {"generation": table.c.generation + 1, "status": PENDING, "attempts": 0,
                 "next_attempt_at": due, "target_seats": None, "updated_at": now}
         updated = conn.execute(

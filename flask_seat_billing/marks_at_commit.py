@@ -1,0 +1,120 @@
+"""Send the outbox rows in the COMMIT's round trip, on PostgreSQL through psycopg.
+
+The outbox row has to be written in the member change's transaction: a crash after the commit
+must not lose it. Sent as a statement of its own, though, it is a fourth round trip beside the
+app's BEGIN, INSERT and COMMIT, a third more time on the request path. Here the rows a flush
+names are queued on the connection instead, and the commit sends them together with the COMMIT
+as one simple-protocol query, ``INSERT ... ON CONFLICT ...; COMMIT``. PostgreSQL runs the two in
+order inside the open transaction: if the upsert fails, the COMMIT never runs and the member
+change is not committed either; if the COMMIT fails, neither is anything else. The rows and the
+membership change still commit together or not at all.
+
+psycopg's ``commit()`` then finds the transaction already closed and sends nothing, so the
+app's commit costs what it did without the extension.
+
+Whatever this cannot be sure of is written at flush time as before (:func:`accepts` says no):
+other drivers, savepoints (a rollback to one must take its rows along), autocommit connections,
+two-phase sessions, and sessions bound to a connection whose transaction they do not own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from . import outbox
+
+QUEUE = "_seat_billing_marks_at_commit"
+# Per outbox table (by id): the table, the debounce delay, the organizations to mark.
+Queued = dict[int, tuple[sa.Table, float, set[str]]]
+_install_lock = threading.Lock()
+_installed = False
+
+
+def install() -> None:
+    """Listen to every engine's commit and rollback (once per process)."""
+    global _installed
+    with _install_lock:
+        if not _installed:
+            event.listen(Engine, "commit", _on_commit)
+            event.listen(Engine, "rollback", _on_rollback)
+            _installed = True
+
+
+def accepts(session: Session, conn: sa.Connection, table: sa.Table) -> bool:
+    """True when this flush's rows may wait for the commit of ``conn``'s own transaction."""
+    dialect = conn.dialect
+    if not _installed or dialect.name != "postgresql" or dialect.driver != "psycopg":
+        return False
+    if session.twophase or isinstance(session.bind, sa.Connection):
+        return False
+    if conn.in_nested_transaction() or outbox.mark_template(dialect, table) is None:
+        return False
+    return not getattr(conn.connection.dbapi_connection, "autocommit", True)
+
+
+def queue(conn: sa.Connection, table: sa.Table, keys: Iterable[str], delay: float) -> None:
+    """Hold these organizations' rows until ``conn`` commits (dropped if it rolls back)."""
+    queued: Queued = conn.info.setdefault(QUEUE, {})
+    entry = queued.setdefault(id(table), (table, delay, set()))
+    entry[2].update(keys)
+
+
+def _on_rollback(conn: sa.Connection) -> None:
+    conn.info.pop(QUEUE, None)
+
+
+def _on_commit(conn: sa.Connection) -> None:
+    queued: Queued | None = conn.info.pop(QUEUE, None)
+    if not queued:
+        return
+    import psycopg  # only reached on the psycopg driver
+
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    query = ";\n".join([*_statements(conn.dialect, dbapi_connection, queued), "COMMIT"])
+    try:
+        # No parameters and prepare=False: psycopg sends the text with the simple protocol,
+        # which allows several statements in one query; PostgreSQL stops at the first failure.
+        dbapi_connection.execute(query.encode(dbapi_connection.info.encoding), prepare=False)
+    except psycopg.Error as exc:
+        # As SQLAlchemy does for its own statements: a lost connection leaves the pool, and
+        # the error is one of SQLAlchemy's (IntegrityError, OperationalError, ...).
+        error: Any = exc
+        disconnected = conn.dialect.is_disconnect(error, dbapi_connection, None)
+        if disconnected:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            query, None, exc, psycopg.Error,
+            connection_invalidated=disconnected, dialect=conn.dialect,
+        ) from exc
+
+
+def _statements(dialect: sa.Dialect, dbapi_connection: Any, queued: Queued) -> list[str]:
+    """One upsert per organization, values quoted by libpq for this very connection."""
+    from psycopg.pq import Escaping
+
+    encoding = dbapi_connection.info.encoding
+    escaping = Escaping(dbapi_connection.pgconn)
+
+    def literal(value: str) -> str:
+        quoted: bytes = escaping.escape_literal(value.encode(encoding))
+        return quoted.decode(encoding)
+
+    statements = []
+    for table, delay, keys in queued.values():
+        template = outbox.mark_template(dialect, table)
+        assert template is not None  # accepts() queued nothing otherwise
+        now, due = outbox.mark_times(delay)
+        values = {"due": literal(due.isoformat(" ")), "now": literal(now.isoformat(" "))}
+        for key in sorted(keys):  # the order outbox.mark locks rows in
+            values["key"] = literal(key)
+            statements.append(
+                "".join(values[part] if i % 2 else part for i, part in enumerate(template))
+            )
+    return statements
