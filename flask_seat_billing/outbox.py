@@ -92,8 +92,8 @@ def _upsert_statement(dialect: str, table: sa.Table) -> Any:
     return stmt
 
 
-SLOTS = ("key", "due", "now")
-_TEMPLATES: dict[tuple[str, str, int], tuple[str, ...] | None] = {}
+_SLOTS = ("key", "due", "now")
+_TEMPLATES: dict[tuple[str, str, str], tuple[str, ...] | None] = {}
 
 
 def mark_template(dialect: sa.Dialect, table: sa.Table) -> tuple[str, ...] | None:
@@ -104,10 +104,10 @@ def mark_template(dialect: sa.Dialect, table: sa.Table) -> tuple[str, ...] | Non
     slot (``key``, ``due``, ``now``) that takes an escaped string literal. None when the text
     holds a ``%`` (a table or schema name with one): the caller then binds parameters instead.
     """
-    cache_key = (dialect.name, dialect.driver, id(table))
+    cache_key = (dialect.name, dialect.driver, table.fullname)  # what the text depends on
     if cache_key in _TEMPLATES:
         return _TEMPLATES[cache_key]
-    markers = {name: f"__seat_billing_{name}_slot__" for name in SLOTS}
+    markers = {name: f"__seat_billing_{name}_slot__" for name in _SLOTS}
     key = sa.cast(sa.literal_column(markers["key"]), table.c.organization_key.type)
     due = sa.cast(sa.literal_column(markers["due"]), table.c.next_attempt_at.type)
     now = sa.cast(sa.literal_column(markers["now"]), table.c.updated_at.type)
