@@ -14,7 +14,18 @@ app's commit costs what it did without the extension.
 
 Whatever this cannot be sure of is written at flush time as before (:func:`accepts` says no):
 other drivers, savepoints (a rollback to one must take its rows along), autocommit connections,
-two-phase sessions, and sessions bound to a connection whose transaction they do not own.
+two-phase transactions, psycopg pipelines, ``schema_translate_map``, sessions bound to a
+connection whose transaction they do not own, and connections with a ``commit`` listener of the
+app's own (it expects the transaction still open when it runs, and it would run after ours).
+
+How a queue ends, whatever happens to the transaction:
+
+- commit: sent with the COMMIT (a failure rolls the connection back and raises SQLAlchemy's
+  error; a lost connection, or an interruption such as a request timeout, invalidates it);
+- rollback: dropped (also on a connection already invalidated);
+- the connection goes back to the pool without either (a session garbage-collected unclosed):
+  the pool's reset writes the rows into the still-open transaction, so they are committed or
+  rolled back with it, whichever reset the pool is configured for.
 """
 
 from __future__ import annotations
@@ -25,25 +36,27 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, TwoPhaseTransaction
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool, PoolResetState
 
 from . import outbox
 
 QUEUE = "_seat_billing_marks_at_commit"
-# Per outbox table (by id): the table, the debounce delay, the organizations to mark.
-Queued = dict[int, tuple[sa.Table, float, set[str]]]
+# Per outbox table name: its SQL template, the debounce delay, the organizations to mark.
+Queued = dict[str, tuple[tuple[str, ...], float, set[str]]]
 _install_lock = threading.Lock()
 _installed = False
 
 
 def install() -> None:
-    """Listen to every engine's commit and rollback (once per process)."""
+    """Listen to every engine's commit and rollback and every pool's reset (once per process)."""
     global _installed
     with _install_lock:
         if not _installed:
             event.listen(Engine, "commit", _on_commit)
             event.listen(Engine, "rollback", _on_rollback)
+            event.listen(Pool, "reset", _on_reset)
             _installed = True
 
 
@@ -54,48 +67,81 @@ def accepts(session: Session, conn: sa.Connection, table: sa.Table) -> bool:
         return False
     if session.twophase or isinstance(session.bind, sa.Connection):
         return False
-    if conn.in_nested_transaction() or outbox.mark_template(dialect, table) is None:
+    if conn.in_nested_transaction() or isinstance(conn.get_transaction(), TwoPhaseTransaction):
         return False
-    return not getattr(conn.connection.dbapi_connection, "autocommit", True)
+    if conn.get_execution_options().get("schema_translate_map"):
+        return False
+    if any(listener is not _on_commit for listener in conn.dispatch.commit):
+        return False
+    if outbox.mark_template(dialect, table) is None:
+        return False
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    return not dbapi_connection.autocommit and dbapi_connection.pgconn.pipeline_status == 0
 
 
 def queue(conn: sa.Connection, table: sa.Table, keys: Iterable[str], delay: float) -> None:
     """Hold these organizations' rows until ``conn`` commits (dropped if it rolls back)."""
+    template = outbox.mark_template(conn.dialect, table)
+    assert template is not None  # accepts() said yes
     queued: Queued = conn.info.setdefault(QUEUE, {})
-    entry = queued.setdefault(id(table), (table, delay, set()))
+    entry = queued.setdefault(table.fullname, (template, delay, set()))
     entry[2].update(keys)
 
 
 def _on_rollback(conn: sa.Connection) -> None:
-    conn.info.pop(QUEUE, None)
+    if not conn.invalidated:  # an invalidated connection's info is gone with it
+        conn.info.pop(QUEUE, None)
+
+
+def _on_reset(dbapi_connection: Any, record: Any, reset_state: PoolResetState) -> None:
+    """A connection returned with its transaction open: the rows join that transaction."""
+    queued: Queued | None = record.info.pop(QUEUE, None) if record is not None else None
+    if queued and reset_state.asyncio_safe and not reset_state.terminate_only:
+        dbapi_connection.execute(_query(dbapi_connection, queued).encode(
+            dbapi_connection.info.encoding), prepare=False)
 
 
 def _on_commit(conn: sa.Connection) -> None:
+    if conn.invalidated:
+        return
     queued: Queued | None = conn.info.pop(QUEUE, None)
     if not queued:
         return
     import psycopg  # only reached on the psycopg driver
 
     dbapi_connection: Any = conn.connection.dbapi_connection
-    query = ";\n".join([*_statements(conn.dialect, dbapi_connection, queued), "COMMIT"])
+    query = _query(dbapi_connection, queued) + ";\nCOMMIT"
     try:
         # No parameters and prepare=False: psycopg sends the text with the simple protocol,
         # which allows several statements in one query; PostgreSQL stops at the first failure.
         dbapi_connection.execute(query.encode(dbapi_connection.info.encoding), prepare=False)
     except psycopg.Error as exc:
-        # As SQLAlchemy does for its own statements: a lost connection leaves the pool, and
-        # the error is one of SQLAlchemy's (IntegrityError, OperationalError, ...).
+        # As SQLAlchemy does for its own statements: a lost connection leaves the pool, any
+        # other failure leaves it rolled back, and the error is one of SQLAlchemy's.
         error: Any = exc
         disconnected = conn.dialect.is_disconnect(error, dbapi_connection, None)
         if disconnected:
             conn.invalidate(exc)
+        else:
+            _roll_back(dbapi_connection)
         raise sa.exc.DBAPIError.instance(
             query, None, exc, psycopg.Error,
             connection_invalidated=disconnected, dialect=conn.dialect,
         ) from exc
+    except BaseException as exc:
+        # Interrupted mid-query (a request timeout, ^C): the connection's state is unknown.
+        conn.invalidate(exc)
+        raise
 
 
-def _statements(dialect: sa.Dialect, dbapi_connection: Any, queued: Queued) -> list[str]:
+def _roll_back(dbapi_connection: Any) -> None:
+    try:
+        dbapi_connection.rollback()
+    except Exception:  # the original error is the one to report
+        pass
+
+
+def _query(dbapi_connection: Any, queued: Queued) -> str:
     """One upsert per organization, values quoted by libpq for this very connection."""
     from psycopg.pq import Escaping
 
@@ -107,9 +153,7 @@ def _statements(dialect: sa.Dialect, dbapi_connection: Any, queued: Queued) -> l
         return quoted.decode(encoding)
 
     statements = []
-    for table, delay, keys in queued.values():
-        template = outbox.mark_template(dialect, table)
-        assert template is not None  # accepts() queued nothing otherwise
+    for template, delay, keys in queued.values():
         now, due = outbox.mark_times(delay)
         values = {"due": literal(due.isoformat(" ")), "now": literal(now.isoformat(" "))}
         for key in sorted(keys):  # the order outbox.mark locks rows in
@@ -117,4 +161,4 @@ def _statements(dialect: sa.Dialect, dbapi_connection: Any, queued: Queued) -> l
             statements.append(
                 "".join(values[part] if i % 2 else part for i, part in enumerate(template))
             )
-    return statements
+    return ";\n".join(statements)

@@ -7,10 +7,14 @@ the suite's database, SQLite or PostgreSQL.
 
 from __future__ import annotations
 
+import gc
+import signal
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from tests.apps import SEAT_PRICE
 from tests.conftest import AppFactory, subscribe
@@ -21,6 +25,15 @@ ONE_CONNECTION = {"SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 
 
 def _keys(t: Any) -> set[str]:
     return {row["organization_key"] for row in outbox_rows(t)}
+
+
+def _kill_backend(url: str, t: Any) -> None:
+    """Terminate the server process behind the session's connection, as a failover would."""
+    pid = t.db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    killer = sa.create_engine(url)
+    with killer.begin() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    killer.dispose()
 
 
 def test_a_rolled_back_change_leaves_nothing_for_the_next_commit(make_app: AppFactory) -> None:
@@ -104,11 +117,7 @@ def test_a_connection_lost_at_commit_is_reported_and_replaced(
         org = t.add_organization()
         t.add_members(org.id, 1, commit=False)
         t.db.session.flush()
-        pid = t.db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-        killer = sa.create_engine(postgres_url)
-        with killer.begin() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        killer.dispose()
+        _kill_backend(postgres_url, t)
 
         with pytest.raises(sa.exc.OperationalError) as lost:
             t.db.session.commit()
@@ -118,3 +127,146 @@ def test_a_connection_lost_at_commit_is_reported_and_replaced(
         t.add_members(org.id, 1)
         assert _keys(t) == {str(org.id)}
         assert t.Membership.query.filter_by(organization_id=org.id).count() == 1
+
+
+def test_a_rollback_after_a_lost_connection_works(
+    make_app: AppFactory, postgres_url: str
+) -> None:
+    t = make_app({**ONE_CONNECTION, "SEAT_BILLING_SYNC_MODE": "manual"}, database_url=postgres_url)
+    with t.app.app_context():
+        org = t.add_organization()
+        t.add_members(org.id, 1, commit=False)
+        t.db.session.flush()
+        _kill_backend(postgres_url, t)
+        with pytest.raises(sa.exc.OperationalError) as lost:
+            t.db.session.execute(sa.text("SELECT 1"))
+        assert lost.value.connection_invalidated
+
+        t.db.session.rollback()  # must not raise: the app recovers as without the extension
+
+        t.add_members(org.id, 1)
+        assert _keys(t) == {str(org.id)}
+
+
+def test_a_failed_outbox_write_leaves_the_pooled_connection_usable(make_app: AppFactory) -> None:
+    t = make_app({**ONE_CONNECTION, "SEAT_BILLING_SYNC_MODE": "manual"})
+    with t.app.app_context():
+        org_id = t.add_organization().id
+        t.db.session.remove()  # give the pool's one connection back
+        with t.db.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE seat_billing_outbox RENAME TO outbox_away"))
+        try:
+            t.add_members(org_id, 1, commit=False)
+            with pytest.raises(sa.exc.DBAPIError):
+                t.db.session.commit()
+            t.db.session.remove()  # what Flask's teardown does: no explicit rollback
+        finally:
+            with t.db.engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE outbox_away RENAME TO seat_billing_outbox"))
+
+        t.add_members(org_id, 1)
+
+        assert _keys(t) == {str(org_id)}
+        assert t.Membership.query.filter_by(organization_id=org_id).count() == 1
+
+
+def test_an_apps_commit_listener_can_still_veto_the_change(make_app: AppFactory) -> None:
+    t = make_app({"SEAT_BILLING_SYNC_MODE": "manual"})
+    with t.app.app_context():
+        org = t.add_organization()
+        t.add_members(org.id, 1)
+
+        def veto(conn: sa.Connection) -> None:
+            raise RuntimeError("audit store unavailable")
+
+        event.listen(t.db.engine, "commit", veto)
+        try:
+            t.add_members(org.id, 1, commit=False)
+            with pytest.raises(RuntimeError, match="audit store"):
+                t.db.session.commit()
+            t.db.session.rollback()
+        finally:
+            event.remove(t.db.engine, "commit", veto)
+
+        assert t.Membership.query.filter_by(organization_id=org.id).count() == 1
+
+
+@pytest.mark.parametrize("reset_on_return", ["rollback", "commit"])
+def test_a_session_dropped_without_close_keeps_row_and_member_together(
+    make_app: AppFactory, reset_on_return: str
+) -> None:
+    # The pool ends the transaction itself: rolled back (the default) or committed.
+    options = {"pool_size": 1, "max_overflow": 0, "pool_reset_on_return": reset_on_return}
+    t = make_app({"SQLALCHEMY_ENGINE_OPTIONS": options, "SEAT_BILLING_SYNC_MODE": "manual"})
+    with t.app.app_context():
+        a, b = t.add_organization("A"), t.add_organization("B")
+        a_id, b_id = a.id, b.id
+        t.db.session.remove()
+
+        def forgotten_session() -> None:
+            session = Session(t.db.engine)
+            session.add(t.Membership(organization_id=a_id, email="x@x.io"))
+            session.flush()
+
+        forgotten_session()
+        gc.collect()
+        t.add_members(b_id, 1)
+
+        assert _keys(t) == ({str(a_id)} if reset_on_return == "commit" else set()) | {str(b_id)}
+        kept = t.Membership.query.filter_by(organization_id=a_id).count()
+        assert kept == (1 if reset_on_return == "commit" else 0)
+
+
+def test_schema_translate_map_is_honoured(make_app: AppFactory, postgres_url: str) -> None:
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS fsb_tenant CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA fsb_tenant"))
+    try:
+        options = {"execution_options": {"schema_translate_map": {None: "fsb_tenant"}}}
+        t = make_app({"SQLALCHEMY_ENGINE_OPTIONS": options, "SEAT_BILLING_SYNC_MODE": "manual"},
+                     database_url=postgres_url)
+        with t.app.app_context():
+            org = t.add_organization()
+            t.add_members(org.id, 1)
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text(
+                    "SELECT organization_key FROM fsb_tenant.seat_billing_outbox")).scalars()
+                assert set(rows) == {str(org.id)}
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA fsb_tenant CASCADE"))
+        engine.dispose()
+
+
+class _RequestTimeout(BaseException):
+    """What SIGALRM-based request timeouts raise."""
+
+
+def test_a_commit_interrupted_by_a_timeout_leaves_no_broken_connection(
+    make_app: AppFactory, postgres_url: str
+) -> None:
+    t = make_app({**ONE_CONNECTION, "SEAT_BILLING_SYNC_MODE": "manual"}, database_url=postgres_url)
+    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(_RequestTimeout()))
+    blocker = sa.create_engine(postgres_url).connect()
+    try:
+        with t.app.app_context():
+            org_id = t.add_organization().id
+            t.add_members(org_id, 1)
+            t.db.session.remove()
+            blocker.execute(sa.text("SELECT 1 FROM seat_billing_outbox FOR UPDATE"))
+            t.add_members(org_id, 1, commit=False)
+            signal.setitimer(signal.ITIMER_REAL, 0.5)
+            with pytest.raises(_RequestTimeout):
+                t.db.session.commit()  # waits on the outbox row the blocker holds
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            t.db.session.remove()
+            blocker.rollback()
+
+            t.add_members(org_id, 1)  # the pool hands out a working connection
+            assert t.Membership.query.filter_by(organization_id=org_id).count() >= 2
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        blocker.close()
+        blocker.engine.dispose()
