@@ -53,6 +53,7 @@ _UPSERTS: dict[tuple[str, int], Any] = {}
 
 
 def _build_upsert(dialect: str, table: sa.Table, key: Any, due: Any, now: Any) -> Any:
+    """The one definition of a mark: bound parameters for :func:`mark`, slots for the template."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # inline(): the key is given, so no RETURNING is needed to learn the primary key.
     stmt = insert(table).inline().values(
