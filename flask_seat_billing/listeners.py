@@ -97,7 +97,9 @@ def note(session: Session, state: SeatBillingState, values: Iterable[Any]) -> No
     keys = {_checked_key(state, v) for v in values if v is not None}
     if not keys:
         return
-    conn = session.connection()
+    # The member model's own connection: a session with per-model ``binds`` and no default
+    # bind has no other, and the row must share the member change's transaction.
+    conn = session.connection(bind_arguments={"mapper": state.schema.mapper})
     if marks_at_commit.accepts(session, conn, state.tables.outbox):
         marks_at_commit.queue(conn, state.tables.outbox, keys, state.mark_delay)
     else:

@@ -42,6 +42,23 @@ def _mapper(model: Any, what: str) -> Mapper[Any]:
     return mapper
 
 
+def _on_default_bind(model: Any, what: str) -> None:
+    """Refuse a model on a Flask-SQLAlchemy bind other than the default one.
+
+    The extension's tables live on the default bind, and the outbox row must be written in the
+    member change's own transaction, so the member rows must live there too.
+    """
+    table = _mapper(model, what).local_table
+    metadata = table.metadata if isinstance(table, sa.Table) else None
+    bind_key = metadata.info.get("bind_key") if metadata is not None else None
+    if bind_key is not None:
+        raise ConfigurationError(
+            f"{what} {model.__name__} is on the bind {bind_key!r}; flask-seat-billing keeps its "
+            "tables on the default bind (SQLALCHEMY_DATABASE_URI) and needs the member rows in "
+            "the same database, so the outbox row commits with them."
+        )
+
+
 def _attribute(model: Any, name: str, what: str) -> Any:
     mapper = _mapper(model, what)
     if name not in mapper.column_attrs:
@@ -68,6 +85,7 @@ class MembershipSchema:
         self.organization_key = organization_key
         self.organization_column = _attribute(member_model, organization_key, "member_model")
         self.mapper = _mapper(member_model, "member_model")
+        _on_default_bind(member_model, "member_model")
         self.table = self.mapper.local_table
         self.parse_key = key_parser(self.organization_column)
         criteria = billable_filter(member_model) if callable(billable_filter) else billable_filter
@@ -82,6 +100,7 @@ class MembershipSchema:
                 invitation_model, org_key, "invitation_model"
             )
             self.invitation_organization_key = org_key
+            _on_default_bind(invitation_model, "invitation_model")
             fields = self.invitation_fields
             for name in (fields.status, fields.expires_at):
                 _attribute(invitation_model, name, "invitation_model")

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import Mapped, mapped_column
 
-from flask_seat_billing import ConfigurationError, Plan, Product
-from tests.apps import build_app
+from flask_seat_billing import ConfigurationError, Plan, Product, SeatBilling
+from tests.apps import build_app, products
 
 
 def _init(tmp_path: Any, config: dict[str, Any] | None = None, **options: Any) -> Any:
@@ -92,3 +95,19 @@ def test_defaults_are_set_on_the_config(tmp_path: Any) -> None:
     assert t.app.config["SEAT_BILLING_PROVIDER"] == "stripe"
     assert t.app.config["SEAT_BILLING_URL_PREFIX"] == "/billing"
     assert t.app.config["SEAT_BILLING_MINIMUM_SEATS"] == 1
+
+
+def test_a_member_model_on_another_bind_is_refused(tmp_path: Any) -> None:
+    app = Flask(__name__)
+    app.config.update(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'main.db'}",
+                      SQLALCHEMY_BINDS={"people": f"sqlite:///{tmp_path / 'people.db'}"}, **LOCAL)
+    db = SQLAlchemy(app)
+
+    class Member(db.Model):  # type: ignore[name-defined,misc]
+        __bind_key__ = "people"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        organization_id: Mapped[int]
+
+    with pytest.raises(ConfigurationError, match="Member is on the bind 'people'"):
+        SeatBilling(app, db=db, member_model=Member, organization_key="organization_id",
+                    products=products())

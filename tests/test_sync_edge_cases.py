@@ -170,3 +170,16 @@ def test_failed_explicit_sync_does_not_park_a_newer_change(
     assert results and results[0].action == "refused"
     assert wait_for(lambda: stripe.item_quantity(sub, SEAT_PRICE) == 3, timeout=20)
     assert len(seat_writes(stripe)) == 1
+
+
+def test_a_session_bound_per_model_without_a_default_bind(t: AppUnderTest, stripe: Any) -> None:
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    sub = subscribe(t, stripe, org.id)
+
+    with Session(binds={t.Membership: t.db.engine, t.Organization: t.db.engine}) as session:
+        session.add(t.Membership(organization_id=org.id, email="bound@x.io"))
+        session.commit()
+
+    assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+    assert outbox_rows(t) == []
