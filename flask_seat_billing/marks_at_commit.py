@@ -9,8 +9,9 @@ order inside the open transaction: if the upsert fails, the COMMIT never runs an
 change is not committed either; if the COMMIT fails, neither is anything else. The rows and the
 membership change still commit together or not at all.
 
-psycopg's ``commit()`` then finds the transaction already closed and sends nothing, so the
-app's commit costs what it did without the extension.
+psycopg's ``commit()`` then finds the transaction already closed and sends nothing, so a
+member change makes the same three round trips as without the extension; what remains is the
+server's work on the second row (docs/benchmarks.md).
 
 Whatever this cannot be sure of is written at flush time as before (:func:`accepts` says no):
 other drivers, savepoints (a rollback to one must take its rows along), autocommit connections,
