@@ -31,6 +31,7 @@ How a queue ends, whatever happens to the transaction:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -43,6 +44,7 @@ from sqlalchemy.pool import Pool, PoolResetState
 
 from . import outbox
 
+log = logging.getLogger("flask_seat_billing.marks_at_commit")
 QUEUE = "_seat_billing_marks_at_commit"
 # Per outbox table name: its SQL template, the debounce delay, the organizations to mark.
 Queued = dict[str, tuple[tuple[str, ...], float, set[str]]]
@@ -95,11 +97,26 @@ def _on_rollback(conn: sa.Connection) -> None:
 
 
 def _on_reset(dbapi_connection: Any, record: Any, reset_state: PoolResetState) -> None:
-    """A connection returned with its transaction open: the rows join that transaction."""
+    """A connection returned with its transaction open: the rows join that transaction.
+
+    Only a transaction still in progress can take them; a failed one is rolled back by any
+    reset. A write that fails here fails the transaction too, so the member change is not kept
+    either; the pool's own reset must still run, so the error is logged, not raised.
+    """
     queued: Queued | None = record.info.pop(QUEUE, None) if record is not None else None
-    if queued and reset_state.asyncio_safe and not reset_state.terminate_only:
+    if not queued or not reset_state.asyncio_safe or reset_state.terminate_only:
+        return
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    if dbapi_connection.info.transaction_status != TransactionStatus.INTRANS:
+        return
+    try:
         dbapi_connection.execute(_query(dbapi_connection, queued).encode(
             dbapi_connection.info.encoding), prepare=False)
+    except psycopg.Error as exc:
+        log.warning("outbox rows of a session closed without commit or rollback not written "
+                    "(its transaction fails with them): %s", exc)
 
 
 def _on_commit(conn: sa.Connection) -> None:

@@ -255,3 +255,29 @@ def test_a_commit_interrupted_by_a_timeout_leaves_no_broken_connection(
         signal.signal(signal.SIGALRM, previous)
         blocker.close()
         blocker.engine.dispose()
+
+
+def test_a_failed_session_dropped_without_close_resets_quietly(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    t = make_app({**ONE_CONNECTION, "SEAT_BILLING_SYNC_MODE": "manual"})
+    with t.app.app_context():
+        a, b = t.add_organization("A"), t.add_organization("B")
+        a_id, b_id = a.id, b.id
+        t.db.session.remove()
+
+        def forgotten_failed_session() -> None:
+            session = Session(t.db.engine)
+            session.add(t.Membership(organization_id=a_id, email="x@x.io"))
+            session.flush()
+            with pytest.raises(sa.exc.DBAPIError):
+                session.execute(sa.text("SELECT * FROM no_such_table"))
+
+        with caplog.at_level("ERROR", logger="sqlalchemy.pool"):
+            forgotten_failed_session()
+            gc.collect()
+        assert not [r for r in caplog.records if r.name.startswith("sqlalchemy.pool")]
+
+        t.add_members(b_id, 1)
+        assert _keys(t) == {str(b_id)}
+        assert t.Membership.query.filter_by(organization_id=a_id).count() == 0
