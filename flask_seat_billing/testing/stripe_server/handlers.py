@@ -13,6 +13,7 @@ from .catalog import create_customer, create_price, create_product, merge_metada
 from .checkout import complete_session, create_portal_session, create_session, expire_session
 from .errors import StripeError, card_declined
 from .forms import as_bool, as_int
+from .invoice_lines import list_lines
 from .items import apply_changes, plan_changes
 from .lifecycle import cancel, create_subscription, set_status
 from .preview import create_preview, item_changes
@@ -283,6 +284,10 @@ def invoices_retrieve(api: Api, p: Obj, id: str) -> Obj:
 
 def invoices_preview(api: Api, p: Obj) -> Obj:
     return create_preview(api.state, p)
+
+
+def invoice_lines_list(api: Api, p: Obj, id: str) -> Obj:
+    return list_lines(api.state, id, p)
 
 
 # -- checkout, portal, events ---------------------------------------------------------------------

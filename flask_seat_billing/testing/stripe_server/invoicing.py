@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Any
 
-from .render import list_object
+from .invoice_lines import embed_lines
 from .state import StripeState
 
 __all__ = [
@@ -235,9 +235,9 @@ def build_invoice(
     sub: Obj,
     lines: list[Obj],
     billing_reason: str,
-    invoice_id: str | None,
+    invoice_id: str,
 ) -> Obj:
-    """An invoice object around ``lines`` (not stored, not paid)."""
+    """An invoice object around ``lines`` (not stored, not paid; its lines can be listed)."""
     total = sum(int(line["amount"]) for line in lines)
     starts = [line["period"]["start"] for line in lines] or [state.now()]
     ends = [line["period"]["end"] for line in lines] or [state.now()]
@@ -259,7 +259,7 @@ def build_invoice(
         "description": None,
         "ending_balance": 0,
         "hosted_invoice_url": None,
-        "lines": list_object(f"/v1/invoices/{invoice_id}/lines", lines, False),
+        "lines": embed_lines(state, invoice_id, lines),
         "livemode": False,
         "metadata": {},
         "number": None,

@@ -130,12 +130,13 @@ def create_preview(state: StripeState, params: dict[str, Any]) -> Obj:
         if ii in state.invoice_items.objects
     ]
     new = [] if behavior == "none" else prorations_for(state, sub, planned, at)
-    lines = pending + [line_for_proration(state, line) for line in new]
+    # Stripe's order: pending invoice items newest first (this change's prorations are the
+    # newest), then the regular lines; only the first 10 are embedded (see invoice_lines).
+    lines = list(reversed(pending + [line_for_proration(state, line) for line in new]))
     reason = "subscription_update"
     if behavior != "always_invoice":
         lines += _next_period_lines(state, sub, planned)
         reason = "upcoming"
-    invoice = build_invoice(state, sub, lines, reason, None)
-    invoice["id"] = state.new_id("upcoming_in")
-    invoice["subscription_proration_date"] = at
+    invoice = build_invoice(state, sub, lines, reason, state.new_id("upcoming_in"))
+    invoice["parent"]["subscription_details"]["subscription_proration_date"] = at
     return invoice

@@ -67,6 +67,7 @@ _ROUTES: list[tuple[str, str, h.Handler, type | None, bool]] = [
     ("/v1/invoices", "GET", h.invoices_list, sp.InvoiceListParams, R),
     ("/v1/invoices/create_preview", "POST", h.invoices_preview, sp.InvoiceCreatePreviewParams, R),
     ("/v1/invoices/<id>", "GET", h.invoices_retrieve, sp.InvoiceRetrieveParams, R),
+    ("/v1/invoices/<id>/lines", "GET", h.invoice_lines_list, sp.InvoiceLineItemListParams, R),
     ("/v1/checkout/sessions", "POST", h.checkout_create, cp.SessionCreateParams, W),
     ("/v1/checkout/sessions", "GET", h.checkout_list, cp.SessionListParams, R),
     ("/v1/checkout/sessions/<id>", "GET", h.checkout_retrieve, cp.SessionRetrieveParams, R),

@@ -138,6 +138,7 @@ class StripeState:
         self.events = Collection("event")
         self.subs_by_customer: dict[str, list[str]] = {}
         self.pending_items_by_sub: dict[str, list[str]] = {}
+        self.invoice_lines: dict[str, list[Obj]] = {}  # every line of an invoice or preview
         self.checkout_private: dict[str, Obj] = {}  # line items, subscription_data
         self.failing_customers: set[str] = set()
         self.idempotency: dict[str, tuple[str, int, bytes]] = {}
