@@ -143,6 +143,8 @@ def test_invite_accept_remove_moves_seats_with_prorations(
     client.post("/signout")
     sign_in(client, OLIVIA)
     page = dashboard(client, org)
+    # the next seat costs one seat, not one plus the proration still pending from Ivy's
+    assert text_of(page, "preview-amount").startswith("$10.00 prorated")
     ivy_member = page.split('id="remove-ivy"')[0].rsplit("/members/", 1)[1].split("/")[0]
     response = client.post(f"/orgs/{org}/members/{ivy_member}/remove", follow_redirects=True)
     assert flashes(response.get_data(as_text=True)) == [f"Removed {IVY} from Globex."]
