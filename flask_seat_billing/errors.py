@@ -49,6 +49,15 @@ class PermanentProviderError(ProviderError):
     """Retrying cannot succeed: canceled subscription, bad price, refused payment."""
 
 
+class InvalidProviderId(PermanentProviderError, ValueError):
+    """An id that is not of the provider's shape; refused before any request is sent.
+
+    Ids go into URL paths (``/v1/subscriptions/{id}``), so one like ``../customers/`` would
+    otherwise call another endpoint with the merchant's credentials. It is a ``ValueError``
+    (bad input) and a permanent provider error (a sync holding such an id must not retry it).
+    """
+
+
 class ProviderUnavailable(TransientProviderError):
     """The provider could not be reached at all (connection refused, timeout)."""
 

@@ -24,6 +24,7 @@ from .base import (
     RemoteSubscription,
     SeatUpdate,
 )
+from .ids import polar_id
 from .polar_errors import call
 
 PolarProration = Literal["invoice", "prorate"]
@@ -121,7 +122,8 @@ class PolarProvider(BillingProvider):
         )
 
     def retrieve_subscription(self, subscription_id: str) -> RemoteSubscription:
-        return self.to_remote(call(lambda: self.client.subscriptions.get(subscription_id)))
+        sub_id = polar_id(subscription_id, "subscription")
+        return self.to_remote(call(lambda: self.client.subscriptions.get(sub_id)))
 
     def list_subscriptions(self, *, page_size: int = 100) -> Iterator[RemoteSubscription]:
         limit = max(1, min(page_size, 100))  # Polar refuses limit > 100
@@ -146,9 +148,10 @@ class PolarProvider(BillingProvider):
     ) -> SeatUpdate:
         """Send ``seats`` alone; ``idempotency_key`` is unused (Polar takes none)."""
         behavior = proration_for_polar(proration_behavior)
+        sub_id = polar_id(subscription.id, "subscription")
         updated = call(
             lambda: self.client.subscriptions.update(
-                subscription.id, seats=quantity, proration_behavior=behavior
+                sub_id, seats=quantity, proration_behavior=behavior
             )
         )
         return SeatUpdate(subscription=self.to_remote(updated), currency=subscription.currency)
@@ -196,7 +199,8 @@ class PolarProvider(BillingProvider):
         )
 
     def retrieve_checkout(self, session_id: str) -> CheckoutSession:
-        return self._checkout(call(lambda: self.client.checkouts.get(session_id)))
+        checked = polar_id(session_id, "checkout")
+        return self._checkout(call(lambda: self.client.checkouts.get(checked)))
 
     def create_portal(self, customer_id: str, return_url: str) -> str:
         """Polar's customer portal, opened for the customer through a customer session."""

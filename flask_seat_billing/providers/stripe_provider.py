@@ -28,6 +28,7 @@ from .base import (
     SeatUpdate,
     SubscriptionPage,
 )
+from .ids import stripe_id
 from .stripe_errors import call
 
 
@@ -131,7 +132,8 @@ class StripeProvider(BillingProvider):
         )
 
     def retrieve_subscription(self, subscription_id: str) -> RemoteSubscription:
-        obj = call(lambda: self.client.v1.subscriptions.retrieve(subscription_id))
+        sub_id = stripe_id(subscription_id, "subscription")
+        obj = call(lambda: self.client.v1.subscriptions.retrieve(sub_id))
         return self.to_remote(obj)
 
     def list_subscriptions(self, *, page_size: int = 100) -> Iterator[RemoteSubscription]:
@@ -160,9 +162,9 @@ class StripeProvider(BillingProvider):
         proration_behavior: str,
         idempotency_key: str,
     ) -> SeatUpdate:
-        item_id = subscription.seat_item_id
-        if item_id is None:
+        if subscription.seat_item_id is None:
             raise ValueError(f"Subscription {subscription.id} has no seat item to update.")
+        item_id = stripe_id(subscription.seat_item_id, "subscription item")
         params = {"quantity": quantity, "proration_behavior": proration_behavior}
         updated = call(
             lambda: self.client.v1.subscription_items.update(
@@ -236,7 +238,8 @@ class StripeProvider(BillingProvider):
         )
 
     def retrieve_checkout(self, session_id: str) -> CheckoutSession:
-        return self._checkout(call(lambda: self.client.v1.checkout.sessions.retrieve(session_id)))
+        checked = stripe_id(session_id, "checkout session")
+        return self._checkout(call(lambda: self.client.v1.checkout.sessions.retrieve(checked)))
 
     def create_portal(self, customer_id: str, return_url: str) -> str:
         params = {"customer": customer_id, "return_url": return_url}
@@ -306,8 +309,8 @@ class StripeProvider(BillingProvider):
         embedded = invoice.get("lines") or {}
         lines = [_dict(line) for line in embedded.get("data") or []]
         more = bool(embedded.get("has_more"))
-        invoice_id = str(invoice.get("id") or "")
         while more and lines:
+            invoice_id = stripe_id(invoice.get("id"), "invoice")
             page_params = {"limit": 100, "starting_after": str(lines[-1]["id"])}
             page = call(
                 lambda: self.client.v1.invoices.line_items.list(invoice_id, params=page_params)  # type: ignore[arg-type]  # noqa: B023
@@ -337,13 +340,15 @@ class StripeProvider(BillingProvider):
 
     def retrieve_price(self, price_id: str) -> RemotePrice:
         """The price and its product (two GETs: the product's ``active`` is not on the price)."""
-        data = _dict(call(lambda: self.client.v1.prices.retrieve(price_id)))
+        checked = stripe_id(price_id, "price")
+        data = _dict(call(lambda: self.client.v1.prices.retrieve(checked)))
         recurring = data.get("recurring") or {}
         product = data.get("product")
         product_id = product.get("id") if isinstance(product, dict) else product
         product_active = None
         if product_id:
-            found = _dict(call(lambda: self.client.v1.products.retrieve(str(product_id))))
+            product = stripe_id(str(product_id), "product")
+            found = _dict(call(lambda: self.client.v1.products.retrieve(product)))
             product_active = bool(found.get("active"))
         return RemotePrice(
             id=str(data["id"]),
