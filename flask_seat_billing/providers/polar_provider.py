@@ -173,6 +173,9 @@ class PolarProvider(BillingProvider):
         )
         if request.customer_email and not request.customer_id:
             customer["customer_email"] = request.customer_email
+        trial: dict[str, Any] = {}
+        if plan.trial_days:  # Stripe's trial_period_days, in Polar's terms (1..1000 days)
+            trial = {"trial_interval": "day", "trial_interval_count": plan.trial_days}
         checkout = call(
             lambda: self.client.checkouts.create(
                 products=[plan.plan_id],
@@ -181,6 +184,7 @@ class PolarProvider(BillingProvider):
                 success_url=success,
                 return_url=request.cancel_url,
                 **customer,
+                **trial,
             )
         )
         return self._checkout(checkout)

@@ -336,14 +336,15 @@ def complete_checkout(store: PolarStore, checkout: Checkout) -> Subscription:
             name=checkout.customer_name,
             metadata=checkout.customer_metadata,
         )
-    status = "trialing" if product.trial_days else "active"
+    trial = checkout.trial(product)
     sub = store.add_subscription(
         product,
         customer,
         checkout.seats,
-        status=status,
+        status="trialing" if trial else "active",
         metadata=checkout.metadata,
         checkout_id=checkout.id,
+        trial=trial,
     )
     checkout.status = "succeeded"
     checkout.customer_id = customer.id

@@ -166,6 +166,14 @@ class Checkout:
     status: str = "open"
     subscription_id: str | None = None
     modified_at: datetime | None = None
+    trial_interval: str | None = None  # set on the checkout; else the product's trial applies
+    trial_interval_count: int | None = None
+
+    def trial(self, product: Product) -> tuple[str, int] | None:
+        """The trial this checkout grants: its own if set, else the product's (in days)."""
+        if self.trial_interval is not None and self.trial_interval_count is not None:
+            return self.trial_interval, self.trial_interval_count
+        return ("day", product.trial_days) if product.trial_days else None
 
 
 @dataclass(frozen=True)

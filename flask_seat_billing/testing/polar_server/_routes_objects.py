@@ -19,6 +19,9 @@ from ._routes_subscriptions import check_metadata
 from ._serialize import checkout_json, page_json, session_json
 from ._store import ACTIVE_STATUSES, new_id
 
+TRIAL_INTERVALS = ("day", "week", "month", "year")
+MAX_TRIAL_INTERVAL_COUNT = 1000
+
 __all__ = ["ROUTES", "portal_url"]
 
 JSON = dict[str, Any]
@@ -204,6 +207,27 @@ def _checkout_products(call: Call, body: JSON) -> list[Product]:
     return products
 
 
+def _trial_fields(body: JSON) -> tuple[str | None, int | None]:
+    """``trial_interval`` and ``trial_interval_count``, checked as Polar's
+    ``TrialConfigurationInputMixin`` does: a known unit, 1..1000 of them, both or neither."""
+    interval = body.get("trial_interval")
+    if interval is not None and interval not in TRIAL_INTERVALS:
+        raise err.validation_error(
+            ["body", "trial_interval"],
+            "Input should be 'day', 'week', 'month' or 'year'",
+            "enum",
+            interval,
+        )
+    count = _int_field(body, "trial_interval_count", 1, MAX_TRIAL_INTERVAL_COUNT)
+    if (interval is None) != (count is None):
+        raise err.validation_error(
+            ["body"],
+            "Both trial_interval and trial_interval_count must be set together.",
+            "missing",
+        )
+    return interval, count
+
+
 def _create_checkout(call: Call) -> tuple[int, Any]:
     body = call.body()
     store = call.store
@@ -226,6 +250,7 @@ def _create_checkout(call: Call) -> tuple[int, Any]:
                 )
         else:
             seats = None
+        trial_interval, trial_count = _trial_fields(body)
         customer_id = _optional_str(body, "customer_id")
         if customer_id is not None and customer_id not in store.customers:
             raise err.validation_error(
@@ -254,6 +279,8 @@ def _create_checkout(call: Call) -> tuple[int, Any]:
             customer_id=customer_id,
             customer_email=_optional_str(body, "customer_email"),
             customer_name=_optional_str(body, "customer_name"),
+            trial_interval=trial_interval,
+            trial_interval_count=trial_count,
         )
         store.add_checkout(checkout)
         call.changed = True

@@ -212,6 +212,7 @@ def checkout_json(checkout: Checkout, products: list[Product], base_url: str) ->
     prices = prices_json(product)
     seat_price = [p for p in prices if p["amount_type"] == "seat_based"]
     selected_price = seat_price[0] if seat_price else (prices[0] if prices else None)
+    trial = checkout.trial(product)
     return {
         **_base(checkout.id, checkout.created_at, checkout.modified_at),
         "custom_field_data": {},
@@ -236,9 +237,9 @@ def checkout_json(checkout: Checkout, products: list[Product], base_url: str) ->
         "tax_behavior": None,
         "total_amount": amount,
         "currency": product.currency,
-        "allow_trial": bool(product.trial_days),
-        "active_trial_interval": "day" if product.trial_days else None,
-        "active_trial_interval_count": product.trial_days or None,
+        "allow_trial": trial is not None,
+        "active_trial_interval": trial[0] if trial else None,
+        "active_trial_interval_count": trial[1] if trial else None,
         "trial_end": None,
         "organization_id": ORGANIZATION_ID,
         "product_id": product.id,
@@ -263,8 +264,8 @@ def checkout_json(checkout: Checkout, products: list[Product], base_url: str) ->
         "payment_method_type": None,
         "payment_processor_metadata": {},
         "billing_address_fields": {f: "optional" for f in _ADDRESS_FIELDS},
-        "trial_interval": "day" if product.trial_days else None,
-        "trial_interval_count": product.trial_days or None,
+        "trial_interval": checkout.trial_interval,
+        "trial_interval_count": checkout.trial_interval_count,
         "metadata": dict(checkout.metadata),
         "external_customer_id": checkout.external_customer_id,
         "products": [checkout_product_json(p) for p in products],

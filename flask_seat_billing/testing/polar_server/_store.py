@@ -259,6 +259,7 @@ class PolarStore:
         metadata: dict[str, Any] | None = None,
         checkout_id: str | None = None,
         emit: bool = True,
+        trial: tuple[str, int] | None = None,
     ) -> Subscription:
         """Store a subscription starting now; emits ``subscription.created`` (+ ``active``).
 
@@ -266,10 +267,11 @@ class PolarStore:
         """
         with self.lock:
             now = self.clock()
-            trial = status == "trialing"
+            trialing = status == "trialing"
+            interval, count = trial or ("day", product.trial_days or 14)
             period_end = (
-                now + timedelta(days=product.trial_days or 14)
-                if trial
+                add_interval(now, interval, count)
+                if trialing
                 else add_interval(now, product.recurring_interval, product.recurring_interval_count)
             )
             sub = Subscription(
@@ -285,8 +287,8 @@ class PolarStore:
                 started_at=now,
                 metadata=dict(metadata or {}),
                 checkout_id=checkout_id,
-                trial_start=now if trial else None,
-                trial_end=period_end if trial else None,
+                trial_start=now if trialing else None,
+                trial_end=period_end if trialing else None,
                 past_due_at=now if status == "past_due" else None,
             )
             if status in ("canceled", "unpaid", "incomplete_expired"):
