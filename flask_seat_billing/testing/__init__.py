@@ -11,9 +11,12 @@ checkout, fail payments), and tell what their provider can do through ``capabili
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._standin.provider import ProviderStandIn, StandInCapabilities
+if TYPE_CHECKING:
+    from ._standin.provider import ProviderStandIn, StandInCapabilities
+    from .polar_server import PolarStandIn
+    from .stripe_server import StripeStandIn
 
 __all__ = [
     "PolarStandIn",
@@ -47,4 +50,8 @@ def __getattr__(name: str) -> Any:
         from .polar_server import PolarStandIn
 
         return PolarStandIn
+    if name in ("ProviderStandIn", "StandInCapabilities"):
+        from ._standin import provider
+
+        return getattr(provider, name)
     raise AttributeError(name)
