@@ -43,13 +43,18 @@ class PolarWorld:
         ]
 
 
-@pytest.fixture
-def polar(polar_stand_in: PolarStandIn) -> PolarWorld:
-    team = polar_stand_in.create_product("Team", price_per_seat=1000, maximum_seats=50)
-    capped = polar_stand_in.create_product(
+def polar_world(stand_in: PolarStandIn, *, team_maximum_seats: int | None = 50) -> PolarWorld:
+    """The products of the Polar suite in ``stand_in`` (tests/behaviour lifts the team cap)."""
+    team = stand_in.create_product("Team", price_per_seat=1000, maximum_seats=team_maximum_seats)
+    capped = stand_in.create_product(
         "Capped", price_per_seat=1000, minimum_seats=2, maximum_seats=5
     )
-    return PolarWorld(polar_stand_in, team["id"], capped["id"], generate_webhook_secret())
+    return PolarWorld(stand_in, team["id"], capped["id"], generate_webhook_secret())
+
+
+@pytest.fixture
+def polar(polar_stand_in: PolarStandIn) -> PolarWorld:
+    return polar_world(polar_stand_in)
 
 
 AppFactory = Callable[..., AppUnderTest]

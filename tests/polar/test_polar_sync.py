@@ -1,51 +1,13 @@
-"""With ``SEAT_BILLING_PROVIDER = "polar"`` the subscription's seats follow membership."""
+"""What only Polar's seat writes do; the seats following membership on every provider is in
+tests/behaviour/test_sync.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.apps import AppUnderTest
-from tests.helpers import ledger_rows, outbox_rows, wait_for
+from tests.helpers import outbox_rows, wait_for
 from tests.polar.conftest import AppFactory, PolarWorld, seat_writes, subscribe
-
-
-def test_member_joining_raises_the_seats(t: AppUnderTest, polar: PolarWorld) -> None:
-    org = t.add_organization()
-    t.add_members(org.id, 2)
-    sub = subscribe(t, polar, org.id)
-
-    t.add_members(org.id, 1)
-
-    assert polar.api.seats(sub) == 3
-    local = t.billing.subscription_for(org.id)
-    assert local is not None and local.seats == 3
-    [change] = ledger_rows(t)
-    assert (change["from_seats"], change["to_seats"], change["reason"]) == (2, 3, "membership")
-    assert outbox_rows(t) == []
-
-
-def test_member_leaving_lowers_the_seats(t: AppUnderTest, polar: PolarWorld) -> None:
-    org = t.add_organization()
-    members = t.add_members(org.id, 3)
-    sub = subscribe(t, polar, org.id)
-
-    t.db.session.delete(members[0])
-    t.db.session.commit()
-
-    assert polar.api.seats(sub) == 2
-    assert len(seat_writes(polar)) == 1
-
-
-def test_bulk_join_in_one_transaction_is_one_write(t: AppUnderTest, polar: PolarWorld) -> None:
-    org = t.add_organization()
-    t.add_members(org.id, 1)
-    sub = subscribe(t, polar, org.id)
-
-    t.add_members(org.id, 40)
-
-    assert polar.api.seats(sub) == 41
-    [write] = seat_writes(polar)
-    assert write.method == "PATCH"
 
 
 def test_write_sends_seats_only(t: AppUnderTest, polar: PolarWorld) -> None:
@@ -56,6 +18,7 @@ def test_write_sends_seats_only(t: AppUnderTest, polar: PolarWorld) -> None:
     t.add_members(org.id, 1)
 
     [write] = seat_writes(polar)
+    assert write.method == "PATCH"
     assert write.params == {"seats": 2, "proration_behavior": "prorate"}
     assert polar.api.seats(sub) == 2
 

@@ -28,6 +28,8 @@
   idempotency_header="idempotency-key")``: wires all of the above; attributes ``requests``,
   ``faults``, ``webhooks``, ``server``; ``url``, ``start()``, ``stop()``, context manager,
   ``writes()``, ``add_webhook_endpoint``, ``deliver_pending``, ``deliver``, ``auto_deliver``.
+- ``ProviderStandIn`` (abstract, a ``BaseStandIn``): the one interface of every provider
+  stand-in, ``StandInCapabilities`` what its provider can do (see ``provider.py``).
 """
 
 from .base import BaseStandIn
@@ -43,6 +45,7 @@ from .middleware import (
     StandInMiddleware,
     default_fault_response,
 )
+from .provider import SUBSCRIPTION_STATUSES, ProviderStandIn, StandInCapabilities
 from .recording import RecordedRequest, RequestLog
 from .server import StandInServer
 from .webhooks import (
@@ -61,6 +64,7 @@ __all__ = [
     "ENV_IDEMPOTENCY_KEY",
     "ENV_PARAMS",
     "ENV_REPLAYED",
+    "SUBSCRIPTION_STATUSES",
     "BaseStandIn",
     "Delivery",
     "Fault",
@@ -68,9 +72,11 @@ __all__ = [
     "FaultResponder",
     "Order",
     "ParamsParser",
+    "ProviderStandIn",
     "RecordedRequest",
     "RequestLog",
     "SignatureMode",
+    "StandInCapabilities",
     "StandInMiddleware",
     "StandInServer",
     "StoredEvent",

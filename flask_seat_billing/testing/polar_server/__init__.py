@@ -27,7 +27,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._standin.base import BaseStandIn
 from .._standin.webhooks import WebhookEndpoint
 from . import _lifecycle as life
 from ._errors import PolarAPIError, fault_response
@@ -37,6 +36,7 @@ from ._pages import ROUTES as PAGE_ROUTES
 from ._routes_objects import ROUTES as OBJECT_ROUTES
 from ._routes_subscriptions import ROUTES as SUBSCRIPTION_ROUTES
 from ._serialize import checkout_json
+from ._shared import PolarSharedInterface
 from ._store import PolarStore, utcnow
 from ._webhooks import generate_secret, signature_headers
 
@@ -62,7 +62,7 @@ sends, for hand-made payloads in receiver unit tests."""
 JSON = dict[str, Any]
 
 
-class PolarStandIn(BaseStandIn):
+class PolarStandIn(PolarSharedInterface):
     """Polar API stand-in. Use as a context manager, or ``start()`` / ``stop()``.
 
     Construction: ``access_token`` (only that bearer token is accepted; default: any non-empty
@@ -74,6 +74,11 @@ class PolarStandIn(BaseStandIn):
     faulted ones included), ``writes()``, ``faults`` (``fail_next``, ``rate_limit_next``,
     ``stall_next``, ``drop_next``, ``clear``), ``webhooks`` and its shortcuts
     ``add_webhook_endpoint``, ``deliver_pending``, ``deliver``, ``auto_deliver``.
+
+    The provider-neutral helpers (``subscribe``, ``seats``, ``set_seats``, ``set_status``,
+    ``pause_subscription`` ...) are those of
+    :class:`~flask_seat_billing.testing.ProviderStandIn`; the ones below that name products
+    and external customer ids are Polar's own.
     """
 
     def __init__(
@@ -235,7 +240,8 @@ class PolarStandIn(BaseStandIn):
     ) -> list[str]:
         """Seed ``count`` subscriptions (one new customer each, external id
         ``f"{external_id_prefix}{i}"``) for benchmarks; no webhooks unless ``emit_events``.
-        Returns the subscription ids in creation order."""
+        Returns the subscription ids in creation order. Polar's own form of
+        :meth:`bulk_subscribe`, with its own external ids."""
         store = self._store
         ids: list[str] = []
         with store.lock:
@@ -264,23 +270,6 @@ class PolarStandIn(BaseStandIn):
             customer_id = store.customers_by_external.get(external_customer_id)
             return list(store.subs_by_customer.get(customer_id or "", []))
 
-    def seats(self, subscription_id: str) -> int:
-        """Current seats (0 for a subscription without seat pricing)."""
-        with self._store.lock:
-            return self._store.subscription(subscription_id).seats or 0
-
-    def _apply(self, subscription_id: str, action: Callable[..., Any], *args: Any) -> JSON:
-        store = self._store
-        with store.lock:
-            sub = store.subscription(subscription_id)
-            action(store, sub, *args)
-            return copy.deepcopy(store.subscription_json(sub))
-
-    def set_seats(self, subscription_id: str, seats: int) -> JSON:
-        """Change seats as from Polar's dashboard: no refusals or charges, recorded as a
-        ``prorate`` change with source ``"dashboard"``; emits ``subscription.updated``."""
-        return self._apply(subscription_id, life.force_seats, seats)
-
     def update_seats(
         self, subscription_id: str, seats: int, proration_behavior: str | None = None
     ) -> JSON:
@@ -300,11 +289,6 @@ class PolarStandIn(BaseStandIn):
     def revoke_subscription(self, subscription_id: str) -> JSON:
         """End the subscription immediately (``subscription.revoked``)."""
         return self._apply(subscription_id, life.revoke)
-
-    def set_status(self, subscription_id: str, status: str) -> JSON:
-        """Move to ``past_due`` (``subscription.past_due``), back to ``active``
-        (``subscription.active``), ``unpaid`` (``subscription.revoked``) ..."""
-        return self._apply(subscription_id, life.set_status, status)
 
     def renew_subscription(self, subscription_id: str) -> JSON:
         """Roll to the next period: applies ``next_period`` seat changes, ends canceling

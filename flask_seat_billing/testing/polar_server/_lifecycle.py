@@ -7,7 +7,7 @@ function expects the caller to hold ``store.lock`` and leaves state untouched wh
 Events per transition follow Polar: every change emits ``subscription.updated``; becoming
 canceling adds ``subscription.canceled``, undoing that ``subscription.uncanceled``, ending
 ``subscription.revoked``, failing payment ``subscription.past_due`` and recovering
-``subscription.active``.
+``subscription.active``; pausing ``subscription.paused`` and resuming ``subscription.resumed``.
 """
 
 from __future__ import annotations
@@ -256,7 +256,8 @@ def revoke(
 
 
 def set_status(store: PolarStore, sub: Subscription, status: str) -> None:
-    """Move to ``status`` as a payment outcome would (``past_due``, back to ``active`` ...)."""
+    """Move to ``status`` as a payment outcome would (``past_due``, back to ``active`` ...), or
+    as the dashboard pauses (``paused``) and resumes (``active`` again, in a new period)."""
     if status == "canceled":
         revoke(store, sub)
         return
@@ -265,6 +266,14 @@ def set_status(store: PolarStore, sub: Subscription, status: str) -> None:
     now = store.clock()
     previous, sub.status = sub.status, status
     sub.past_due_at = now if status == "past_due" else None
+    sub.paused_at = now if status == "paused" else None
+    resumed = previous == "paused" and status == "active"
+    if resumed:  # Polar: resuming starts a new billing period and charges the customer
+        product = store.products[sub.product_id]
+        sub.current_period_start = now
+        sub.current_period_end = add_interval(
+            now, product.recurring_interval, product.recurring_interval_count
+        )
     if status in _ENDED:
         sub.ended_at = sub.ends_at = now
     sub.modified_at = now
@@ -272,6 +281,10 @@ def set_status(store: PolarStore, sub: Subscription, status: str) -> None:
     store.emit("subscription.updated", sub)
     if status == "past_due":
         store.emit("subscription.past_due", sub)
+    elif status == "paused":
+        store.emit("subscription.paused", sub)
+    elif resumed:
+        store.emit("subscription.resumed", sub)
     elif status == "active" and previous != "active":
         store.emit("subscription.active", sub)
     elif status in _ENDED:

@@ -130,6 +130,7 @@ class Subscription:
     ends_at: datetime | None = None
     ended_at: datetime | None = None
     past_due_at: datetime | None = None
+    paused_at: datetime | None = None
     trial_start: datetime | None = None
     trial_end: datetime | None = None
     checkout_id: str | None = None

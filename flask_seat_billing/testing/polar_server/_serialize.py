@@ -181,7 +181,7 @@ def subscription_json(sub: Subscription, product: JSON, customer: JSON, amount: 
         "ended_at": iso(sub.ended_at),
         "past_due_at": iso(sub.past_due_at),
         "pause_at_period_end": False,
-        "paused_at": None,
+        "paused_at": iso(sub.paused_at),
         "resumes_at": None,
         "customer_id": sub.customer_id,
         "product_id": sub.product_id,

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import stripe
 
-from .._standin import BaseStandIn
 from .catalog import create_customer, create_price, create_product
 from .checkout import complete_session, expire_session
 from .errors import fault_response
 from .items import ItemChange, apply_changes, plan_changes
-from .lifecycle import cancel, create_subscription, renew_due, set_status
+from .lifecycle import cancel, create_subscription, renew_due
 from .routes import StripeApp, parse_params
+from .shared import StripeSharedInterface
 from .state import StripeState
 from .sub_common import current_period
 
@@ -41,7 +41,7 @@ def sign_payload(body: bytes, secret: str, timestamp: int, *, event_id: str = ""
     return {"Stripe-Signature": f"t={timestamp},v1={mac.hexdigest()}"}
 
 
-class StripeStandIn(BaseStandIn):
+class StripeStandIn(StripeSharedInterface):
     """A fake Stripe account served on ``http://127.0.0.1:<ephemeral port>``.
 
     Use as a context manager (or ``start()``/``stop()``) and point the SDK at ``url``, most
@@ -50,6 +50,11 @@ class StripeStandIn(BaseStandIn):
     ``clear``), ``webhooks``, ``add_webhook_endpoint(url, secret)``, ``deliver_pending(...)``,
     ``deliver(event_id, signature=..., timestamp_offset=...)``, ``auto_deliver``.
     Every method returns deep copies, safe to keep and compare.
+
+    The provider-neutral helpers (``subscribe``, ``seats``, ``set_seats``, ``set_status``,
+    ``pause_subscription`` ...) are those of
+    :class:`~flask_seat_billing.testing.ProviderStandIn`; the ones below that name prices and
+    items are Stripe's own.
     """
 
     api_key = "sk_test_standin"
@@ -64,6 +69,7 @@ class StripeStandIn(BaseStandIn):
             port=port,
         )
         self.state = StripeState(self.webhooks)
+        self._seat_prices = {}
         self._app = StripeApp(self.state)
 
     def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -188,6 +194,7 @@ class StripeStandIn(BaseStandIn):
 
         Without ``emit_events`` no events or invoices are created, which keeps 10,000
         subscriptions to well under a second. ``{i}`` in metadata values is replaced by the index.
+        Stripe's own form of :meth:`bulk_subscribe`, for any items.
         """
         parsed: list[tuple[str, int, dict[str, str]]] = [
             (str(i["price"]), int(i.get("quantity", 1)), {}) for i in items
@@ -218,7 +225,9 @@ class StripeStandIn(BaseStandIn):
             return [copy.deepcopy(self.state.subscriptions.objects[i]) for i in ids]
 
     def item_quantity(self, subscription_id: str, price_id: str) -> int:
-        """Quantity of the item with ``price_id`` (KeyError if the subscription has none)."""
+        """Quantity of the item with ``price_id`` (KeyError if the subscription has none).
+
+        Stripe's own form of :meth:`seats`, for any item, not only the seat item."""
         with self.state.lock:
             sub = self._require("subscriptions", subscription_id)
             for item in sub["items"]["data"]:
@@ -235,7 +244,8 @@ class StripeStandIn(BaseStandIn):
     ) -> Obj:
         """Change a quantity as a dashboard user would (emits ``customer.subscription.updated``).
 
-        An item for ``price_id`` is added if the subscription has none.
+        An item for ``price_id`` is added if the subscription has none. Stripe's own form of
+        :meth:`set_seats`, for any price.
         """
         with self.state.lock:
             sub = self._require("subscriptions", subscription_id)
@@ -259,17 +269,9 @@ class StripeStandIn(BaseStandIn):
                 cancel(self.state, sub)
             return copy.deepcopy(sub)
 
-    def pause_subscription(self, id: str) -> Obj:
-        """Status ``paused``; emits ``customer.subscription.updated`` and ``...paused``."""
-        return self._set_status(id, "paused")
-
-    def resume_subscription(self, id: str) -> Obj:
-        """Status ``active``; emits ``customer.subscription.updated`` and ``...resumed``."""
-        return self._set_status(id, "active")
-
     def set_subscription_status(self, id: str, status: str) -> Obj:
-        """Force any status (e.g. ``past_due``), emitting ``customer.subscription.updated``."""
-        return self._set_status(id, status)
+        """Older name of :meth:`set_status` (kept while callers move)."""
+        return self.set_status(id, status)
 
     # -- checkout, payments ----------------------------------------------------------------------
     def complete_checkout(self, session_id: str) -> Obj:
@@ -291,11 +293,11 @@ class StripeStandIn(BaseStandIn):
         """A Checkout Session by id."""
         return self._get("checkout_sessions", id)
 
-    def fail_payments(self, customer_id: str, fail: bool = True) -> None:
+    def fail_payments(self, customer_id: str, failing: bool = True) -> None:
         """Make (or stop making) this customer's payments fail: invoices stay ``open`` with
         ``invoice.payment_failed``, and ``payment_behavior=error_if_incomplete`` gets a 402."""
         with self.state.lock:
-            if fail:
+            if failing:
                 self.state.failing_customers.add(customer_id)
             else:
                 self.state.failing_customers.discard(customer_id)
@@ -370,6 +372,7 @@ class StripeStandIn(BaseStandIn):
         """
         with self.state.lock:
             self.state.reset()
+            self._seat_prices.clear()
         self.requests.clear()
         self.faults.clear()
         self.webhooks.reset()
@@ -385,8 +388,3 @@ class StripeStandIn(BaseStandIn):
     def _get(self, collection: str, id: str) -> Obj:
         with self.state.lock:
             return copy.deepcopy(self._require(collection, id))
-
-    def _set_status(self, id: str, status: str) -> Obj:
-        with self.state.lock:
-            sub = self._require("subscriptions", id)
-            return copy.deepcopy(set_status(self.state, sub, status))

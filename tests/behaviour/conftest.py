@@ -1,0 +1,115 @@
+"""One behaviour suite, run once per provider: the ``provider`` fixture is parameterised.
+
+As Flask-SQLAlchemy's own tests run every test on each model-base setup through a parameterised
+fixture, every test here that asks for ``provider`` (or ``t``, ``make_app``) runs on Stripe and
+on Polar. The test sees only the provider-neutral :class:`World`: the stand-in through its shared
+interface (:class:`~flask_seat_billing.testing.ProviderStandIn`), an app factory configured for
+that provider, a neutral ``subscribe`` and ``seats``, and the provider's capabilities. Where a
+provider cannot do what a test needs, the test says so with ``provider.require(flag)``, which
+skips with the capability's reason, and only then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from flask_seat_billing import Plan, Product
+from flask_seat_billing.testing import ProviderStandIn, StandInCapabilities
+from flask_seat_billing.testing._standin import RecordedRequest
+from tests.apps import AppUnderTest
+from tests.apps import products as stripe_products
+from tests.conftest import app_factory
+from tests.polar.conftest import polar_world
+
+AppFactory = Callable[..., AppUnderTest]
+
+PROVIDERS = ["stripe", "polar"]
+
+
+@dataclass
+class World:
+    """A provider as a behaviour test sees it."""
+
+    name: str
+    stand_in: ProviderStandIn
+    make_app: AppFactory
+    products: list[Product]
+    plan: Plan  # the default per-seat monthly plan
+    webhook_secret: str
+
+    @property
+    def capabilities(self) -> StandInCapabilities:
+        return self.stand_in.capabilities
+
+    def require(self, flag: str) -> None:
+        """Skip the running test, with the reason, when this provider lacks ``flag``."""
+        if not self.capabilities.has(flag):
+            pytest.skip(self.capabilities.why_not(flag))
+
+    def plan_named(self, name: str) -> Plan:
+        return next(p for product in self.products for p in product.plans if p.name == name)
+
+    def subscribe(
+        self,
+        t: AppUnderTest,
+        org_id: Any,
+        seats: int | None = None,
+        status: str = "active",
+        plan: str | None = None,
+    ) -> str:
+        """Give an organization a subscription in the stand-in and link it in the app; seats
+        default to the organization's billable count."""
+        chosen = self.plan if plan is None else self.plan_named(plan)
+        quantity = seats if seats is not None else t.billing.billable_seats(org_id)
+        subscription_id = self.stand_in.subscribe(org_id, chosen, quantity, status=status)
+        t.billing.link_subscription(org_id, subscription_id)
+        return subscription_id
+
+    def seats(self, subscription_id: str) -> int:
+        """The seats the provider bills now."""
+        return self.stand_in.seats(subscription_id)
+
+    def seat_writes(self) -> list[RecordedRequest]:
+        """Writes to subscriptions the provider applied (not faulted, not replayed)."""
+        return self.stand_in.subscription_writes()
+
+
+def _stripe_world(request: pytest.FixtureRequest, database_url: str) -> Iterator[World]:
+    stand_in = request.getfixturevalue("stripe")  # tests/conftest.py: the suite's prices
+    secret = stand_in.new_webhook_secret()
+    products = stripe_products()
+    with app_factory(database_url, stand_in.app_config(secret), products=products) as factory:
+        yield World("stripe", stand_in, factory, products, products[0].plans[0], secret)
+
+
+def _polar_world(request: pytest.FixtureRequest, database_url: str) -> Iterator[World]:
+    world = polar_world(request.getfixturevalue("polar_stand_in"), team_maximum_seats=None)
+    products = world.products()
+    config = world.api.app_config(world.secret)
+    with app_factory(database_url, config, products=products) as factory:
+        yield World("polar", world.api, factory, products, products[0].plans[0], world.secret)
+
+
+@pytest.fixture(params=PROVIDERS)
+def provider(request: pytest.FixtureRequest, database_url: str) -> Iterator[World]:
+    """The provider under test, once per entry of :data:`PROVIDERS`."""
+    build = {"stripe": _stripe_world, "polar": _polar_world}[request.param]
+    yield from build(request, database_url)
+
+
+@pytest.fixture
+def make_app(provider: World) -> AppFactory:
+    """Build apps configured for the provider under test; each is torn down after the test."""
+    return provider.make_app
+
+
+@pytest.fixture
+def t(make_app: AppFactory) -> Iterator[AppUnderTest]:
+    """A default app (inline mode) inside an app context."""
+    app = make_app()
+    with app.app.app_context():
+        yield app
