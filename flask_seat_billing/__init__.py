@@ -5,6 +5,7 @@ from __future__ import annotations
 from .counting import SeatCount
 from .errors import (
     ConfigurationError,
+    InvalidOrganizationKey,
     PermanentProviderError,
     PolicyDenied,
     ProviderError,
@@ -20,6 +21,7 @@ from .sync import SyncResult
 
 __all__ = [
     "ConfigurationError",
+    "InvalidOrganizationKey",
     "InvitationFields",
     "PermanentProviderError",
     "Plan",
