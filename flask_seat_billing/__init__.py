@@ -5,6 +5,7 @@ from __future__ import annotations
 from .counting import SeatCount
 from .errors import (
     ConfigurationError,
+    InvalidOrganizationKey,
     InvalidProviderId,
     PermanentProviderError,
     PolicyDenied,
@@ -21,6 +22,7 @@ from .sync import SyncResult
 
 __all__ = [
     "ConfigurationError",
+    "InvalidOrganizationKey",
     "InvalidProviderId",
     "InvitationFields",
     "PermanentProviderError",

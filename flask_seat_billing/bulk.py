@@ -13,6 +13,11 @@ transaction:
 
 A statement whose organizations cannot be known (an insert from a SELECT) marks every
 organization with members: slower, never wrong.
+
+Every organization is made into its canonical key (:mod:`.keys`). A value that cannot be one
+is refused before the statement runs, so nothing is written. The values only known after the
+statement (a SQL expression's result, read back) are checked after it: a refusal there rolls
+the session back before raising, so the statement is not committed without its outbox rows.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
+
+from .errors import InvalidOrganizationKey
 
 if TYPE_CHECKING:
     from .state import SeatBillingState
@@ -104,15 +111,30 @@ def _around_matched_rows(
         after = conn.execute(
             sa.select(schema.organization_column).where(sa.tuple_(*keys).in_(identities))
         ).scalars()
-        note(session, state, list(after))
+        _note_after_statement(state_, state, list(after))
     return result
 
 
 def _then_mark_everyone(state_: ORMExecuteState, state: SeatBillingState) -> Any:
-    from .listeners import note
 
     result = state_.invoke_statement()
     conn = state_.session.connection()
     everyone = conn.execute(sa.select(state.schema.organization_column).distinct()).scalars()
-    note(state_.session, state, list(everyone))
+    _note_after_statement(state_, state, list(everyone))
     return result
+
+
+def _note_after_statement(
+    state_: ORMExecuteState, state: SeatBillingState, values: list[Any]
+) -> None:
+    """Note organizations read after the statement ran; on a refusal, undo it and raise."""
+    from .listeners import note
+
+    try:
+        note(state_.session, state, values)
+    except InvalidOrganizationKey as error:
+        state_.session.rollback()
+        raise InvalidOrganizationKey(
+            error.value, f"{error.reason}; the statement left it in the table, so the "
+            "session's transaction was rolled back"
+        ) from error

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .errors import InvalidOrganizationKey
 from .keys import to_key
 from .membership import MembershipSchema
 from .tables import utcnow
@@ -105,9 +106,11 @@ class SeatCounter:
         """Seats to bill for many organizations, by key, in two grouped queries.
 
         ``None`` means every organization that has members or pending invitations. With a custom
-        rule each organization is counted on its own, since the rule may read anything.
+        rule each organization is counted on its own, since the rule may read anything. Ids in
+        any spelling are canonicalised (``InvalidOrganizationKey`` if one cannot be).
         """
-        ids = None if organization_ids is None else list(organization_ids)
+        parse = self.schema.parse_key
+        ids = None if organization_ids is None else [parse(i) for i in organization_ids]
         column = self.schema.organization_column
         members_q = sa.select(column, sa.func.count()).where(*self._member_conditions())
         if ids is not None:
@@ -123,7 +126,10 @@ class SeatCounter:
         keys = [to_key(i) for i in ids] if ids is not None else sorted(set(members) | set(pending))
         result: dict[str, int] = {}
         for key in keys:
-            organization_id = self.schema.parse_key(key)
+            try:
+                organization_id = parse(key)
+            except InvalidOrganizationKey:  # a row no key can name (SQLite keeps anything)
+                continue
             count = self._finish(organization_id, members.get(key, 0), pending.get(key, 0))
             if self.rule is not None:
                 result[key] = max(0, int(self.rule(count.organization_id, count)))

@@ -83,3 +83,19 @@ class SeatLimitReached(PolicyDenied):
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__("SEAT_LIMIT_REACHED", message, details)
+
+
+class InvalidOrganizationKey(SeatBillingError, ValueError):
+    """An organization id that cannot be made into one canonical key (see :mod:`.keys`).
+
+    Raised at flush for a member change (nothing is written), and by the public API and routes
+    (a 400) for an id the organization column could not store as that organization.
+    """
+
+    def __init__(self, value: Any, reason: str) -> None:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"Organization id {shown} is not valid: {reason}.")
+        self.value = value
+        self.reason = reason

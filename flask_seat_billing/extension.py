@@ -13,7 +13,6 @@ from . import checkout, ledger, listeners, outbox, subscriptions
 from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
 from .errors import ConfigurationError
-from .keys import to_key
 from .ledger import SeatChange
 from .membership import BillableFilter, InvitationFields, MembershipSchema
 from .outbox import OutboxEntry
@@ -171,20 +170,20 @@ class SeatBilling:
         """What the organization's subscription should be billed for now (committed rows)."""
         state = get_state()
         with state.sql_engine().connect() as conn:
-            return state.counter.billable(conn, organization_id)
+            return state.counter.billable(conn, state.schema.parse_key(organization_id))
 
     def seat_count(self, organization_id: Any) -> SeatCount:
         """The parts of the default count: members, pending invitations, included, minimum."""
         state = get_state()
         with state.sql_engine().connect() as conn:
-            return state.counter.count(conn, organization_id)
+            return state.counter.count(conn, state.schema.parse_key(organization_id))
 
     # -- syncing -------------------------------------------------------------------------------
 
     def sync_organization(self, organization_id: Any, *, reason: str = "manual") -> SyncResult:
         """Sync one organization now, on this thread; the result says what was sent or why not."""
         state = get_state()
-        result = state.engine.sync(to_key(organization_id), reason=reason)
+        result = state.engine.sync(state.schema.key(organization_id), reason=reason)
         if result.action == "retrying" and state.settings.sync_mode != "manual":
             state.worker.nudge()  # the outbox row waits for its retry; make sure someone comes
         return result
@@ -273,24 +272,25 @@ class SeatBilling:
     ) -> LocalSubscription:
         """Record a provider subscription as the organization's (reads it from the provider)."""
         state = get_state()
+        key = state.schema.key(organization_id)  # refused before any provider call
         remote = state.provider.retrieve_subscription(subscription_id)
         with state.sql_engine().begin() as conn:
-            _, after = subscriptions.upsert(
-                conn, state.tables, state.provider.name, remote, to_key(organization_id)
-            )
+            _, after = subscriptions.upsert(conn, state.tables, state.provider.name, remote, key)
         return after
 
     def subscription_for(self, organization_id: Any) -> LocalSubscription | None:
         """The organization's newest local subscription row, whatever its status."""
         state = get_state()
         with state.sql_engine().connect() as conn:
-            return subscriptions.for_organization(conn, state.tables, to_key(organization_id))
+            key = state.schema.key(organization_id)
+            return subscriptions.for_organization(conn, state.tables, key)
 
     def seat_changes(self, organization_id: Any, limit: int = 50) -> list[SeatChange]:
         """The organization's seat-change ledger, newest first."""
         state = get_state()
         with state.sql_engine().connect() as conn:
-            return ledger.for_organization(conn, state.tables, to_key(organization_id), limit)
+            key = state.schema.key(organization_id)
+            return ledger.for_organization(conn, state.tables, key, limit)
 
     def plan(self, name: str) -> Plan | None:
         """The configured plan called ``name`` (its ``seat_limit``, ``interval``...), or None."""

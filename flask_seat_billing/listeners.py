@@ -34,14 +34,13 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, object_session
 
 from . import bulk, marks_at_commit, outbox
-from .keys import to_key
 
 if TYPE_CHECKING:
     from .state import SeatBillingState
 
 log = logging.getLogger("flask_seat_billing.listeners")
 PENDING_KEYS = "_seat_billing_pending_keys"
-FLUSH_VALUES = "_seat_billing_flush_values"
+FLUSH_KEYS = "_seat_billing_flush_keys"
 AFTER_EVENTS = "_seat_billing_after_events"
 STATE = "_seat_billing_state"
 _install_lock = threading.Lock()
@@ -92,9 +91,16 @@ def state_for(session: Session, model: type | None = None) -> SeatBillingState |
 def note(session: Session, state: SeatBillingState, values: Iterable[Any]) -> None:
     """Write the outbox rows of these organizations in the session's transaction.
 
-    Now, or on PostgreSQL with psycopg in the COMMIT's own round trip (:mod:`.marks_at_commit`).
+    Each value is made into its canonical key first (:mod:`.keys`); one that cannot be raises
+    ``InvalidOrganizationKey`` before anything is written for it.
     """
-    keys = {_checked_key(state, v) for v in values if v is not None}
+    key = state.schema.key
+    note_keys(session, state, {key(v) for v in values if v is not None})
+
+
+def note_keys(session: Session, state: SeatBillingState, keys: set[str]) -> None:
+    """:func:`note` for keys already canonical: now, or on PostgreSQL with psycopg in the
+    COMMIT's own round trip (:mod:`.marks_at_commit`)."""
     if not keys:
         return
     # The member model's own connection: a session with per-model ``binds`` and no default
@@ -109,22 +115,16 @@ def note(session: Session, state: SeatBillingState, values: Iterable[Any]) -> No
     session.info[STATE] = state
 
 
-def _checked_key(state: SeatBillingState, value: Any) -> str:
-    """The stored key of an organization id, refusing what is not one (e.g. a SQL expression)."""
-    key = to_key(value)
-    if not state.schema.valid_key(key):
-        raise ValueError(
-            f"{value!r} is not an organization id of {state.schema.member_model.__name__}."
-            f"{state.schema.organization_key} (or is longer than 64 characters); seat billing "
-            "cannot tell which organization changed."
-        )
-    return key
-
-
 def _remember(session: Session, state: SeatBillingState, values: Iterable[Any]) -> None:
-    """Collect organizations during a flush; ``after_flush`` writes them in one statement."""
-    collected: list[Any] = session.info.setdefault(FLUSH_VALUES, [])
-    collected.extend(values)
+    """Collect organizations during a flush; ``after_flush`` writes them in one statement.
+
+    Keys are made here, before the member row's own statement runs, so a value that cannot be
+    one (out of range, NUL...) fails the flush with our error rather than the driver's, and
+    the whole flush is rolled back.
+    """
+    key = state.schema.key
+    collected: set[str] = session.info.setdefault(FLUSH_KEYS, set())
+    collected.update(key(v) for v in values if v is not None)
     session.info[STATE] = state
 
 
@@ -205,6 +205,7 @@ def _before_update(mapper: Any, connection: sa.Connection, target: Any) -> None:
 
 
 def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    session.info.pop(FLUSH_KEYS, None)  # left by a flush that failed part-way
     for obj in list(session.deleted):
         state = state_for(session, type(obj))
         field = _organization_field(state, obj) if state is not None else None
@@ -213,11 +214,11 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
 
 
 def _after_flush(session: Session, flush_context: Any) -> None:
-    values: list[Any] | None = session.info.pop(FLUSH_VALUES, None)
-    # The state that collected this flush's values, else the one the session belongs to.
+    keys: set[str] | None = session.info.pop(FLUSH_KEYS, None)
+    # The state that collected this flush's keys, else the one the session belongs to.
     state: SeatBillingState | None = session.info.get(STATE) or state_for(session)
-    if values and state is not None:
-        note(session, state, values)
+    if keys and state is not None:
+        note_keys(session, state, keys)
     if state is not None:
         _collect_after_events(session, state)
 
@@ -226,6 +227,11 @@ def _snapshot(instance: Any) -> SimpleNamespace:
     """The loaded column values of ``instance``: safe to read after commit, in any session."""
     loaded = sa.inspect(instance).dict
     return SimpleNamespace(**{k: v for k, v in loaded.items() if not k.startswith("_")})
+
+
+def _app_value(state: SeatBillingState, value: Any) -> Any:
+    """The organization id as the database stores it (``"01"`` given, ``1`` heard)."""
+    return None if value is None else state.schema.parse_key(value)
 
 
 def _collect_after_events(session: Session, state: SeatBillingState) -> None:
@@ -240,7 +246,8 @@ def _collect_after_events(session: Session, state: SeatBillingState) -> None:
     if policies.list("after_member_add"):
         events += [
             ("after_member_add",
-             {"organization_id": schema.organization_of(o), "member": _snapshot(o)})
+             {"organization_id": _app_value(state, schema.organization_of(o)),
+              "member": _snapshot(o)})
             for o in session.new if schema.is_member(o)
         ]
     if policies.list("after_member_remove"):
@@ -249,7 +256,8 @@ def _collect_after_events(session: Session, state: SeatBillingState) -> None:
                 member = _snapshot(o)
                 organization_id = getattr(member, schema.organization_key, None)
                 events.append(("after_member_remove",
-                               {"organization_id": organization_id, "member": member}))
+                               {"organization_id": _app_value(state, organization_id),
+                                "member": member}))
     if schema.invitation_model is not None and policies.list("after_invitation_accept"):
         fields = schema.invitation_fields
         for obj in session.dirty:
@@ -259,7 +267,8 @@ def _collect_after_events(session: Session, state: SeatBillingState) -> None:
             if fields.accepted_value in history.added:
                 org = getattr(obj, schema.invitation_organization_key)
                 events.append(("after_invitation_accept",
-                               {"organization_id": org, "invitation": _snapshot(obj)}))
+                               {"organization_id": _app_value(state, org),
+                                "invitation": _snapshot(obj)}))
     if events:
         session.info.setdefault(AFTER_EVENTS, []).extend(events)
         session.info[STATE] = state
@@ -297,5 +306,5 @@ def _after_commit(session: Session) -> None:
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
-        for name in (PENDING_KEYS, FLUSH_VALUES, AFTER_EVENTS, STATE):
+        for name in (PENDING_KEYS, FLUSH_KEYS, AFTER_EVENTS, STATE):
             session.info.pop(name, None)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapper
 from sqlalchemy.sql import visitors
 
 from .errors import ConfigurationError
-from .keys import key_parser
+from .keys import KeyRule
 
 BillableFilter = Callable[[Any], Any]
 
@@ -87,7 +87,13 @@ class MembershipSchema:
         self.mapper = _mapper(member_model, "member_model")
         _on_default_bind(member_model, "member_model")
         self.table = self.mapper.local_table
-        self.parse_key = key_parser(self.organization_column)
+        self.keys = KeyRule(
+            self.organization_column, f"{member_model.__name__}.{organization_key}"
+        )
+        # The one rule for every organization id the extension is given (keys.py):
+        # ``parse_key`` gives the app's value, ``key`` the canonical string of our tables.
+        self.parse_key = self.keys.value
+        self.key = self.keys.key
         criteria = billable_filter(member_model) if callable(billable_filter) else billable_filter
         self.billable_criteria: sa.ColumnElement[bool] | None = criteria
         self.watched_attributes = self._attributes_in(criteria) | {organization_key}
@@ -117,12 +123,8 @@ class MembershipSchema:
         return keys
 
     def valid_key(self, key: str) -> bool:
-        """True when a stored key reads back as one of the app's organization ids."""
-        try:
-            self.parse_key(key)
-        except (TypeError, ValueError):
-            return False
-        return len(key) <= 64
+        """True when a stored key is the canonical key of one of the app's organization ids."""
+        return self.keys.is_canonical(key)
 
     def organization_of(self, instance: Any) -> Any:
         return getattr(instance, self.organization_key)

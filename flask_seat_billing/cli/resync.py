@@ -124,7 +124,8 @@ def resync(
     """
     dry_run = dry_run or check
     limiter = limiter or RateLimiter(default_rate(state.settings))
-    wanted = None if organizations is None else sorted({str(o) for o in organizations})
+    given = state.schema.keys.key_or_given  # "--org 01" is organization 1
+    wanted = None if organizations is None else sorted({given(o) for o in organizations})
     report = ResyncReport(dry_run=dry_run, check=check)
     step = progress or (lambda phase, n, total: None)
     if pull:

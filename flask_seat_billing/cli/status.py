@@ -40,7 +40,8 @@ def organization_status(
     state: SeatBillingState, organizations: Iterable[Any] | None = None
 ) -> list[OrgStatus]:
     """Every organization with a subscription or a pending sync (or just ``organizations``)."""
-    wanted = None if organizations is None else sorted({str(o) for o in organizations})
+    given = state.schema.keys.key_or_given  # "--org 01" is organization 1
+    wanted = None if organizations is None else sorted({given(o) for o in organizations})
     with state.sql_engine().connect() as conn:
         subs = _subscriptions(conn, state, wanted)
         pending = {e.organization_key: e for e in outbox.read_all(conn, state.tables)

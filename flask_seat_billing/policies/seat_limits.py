@@ -28,7 +28,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..keys import to_key
 from ..locks import advisory_key
 from ..providers.base import ACTIVE_STATUSES
 from ..state import SeatBillingState, get_state
@@ -77,7 +76,7 @@ def _within_limit(
     session = ctx.get("session") or state.db.session
     mapper = sa.inspect(state.schema.member_model)
     conn: sa.Connection = session.connection(bind_arguments={"mapper": mapper})
-    key = to_key(ctx.organization_id)
+    key = state.schema.key(ctx.organization_id)  # "01" is organization 1 (keys.py)
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(CAST(:k AS bigint))"),
                      {"k": advisory_key("invite:" + key)})
@@ -152,7 +151,7 @@ def _holds_a_seat(state: SeatBillingState, invitation: Any, organization_id: Any
         return False  # a new invitation being created, not a resend
     fields = schema.invitation_fields
     org = _original(inspected, schema.invitation_organization_key)
-    if org is None or to_key(org) != to_key(organization_id):
+    if org is None or schema.key(org) != schema.key(organization_id):
         return False
     if _original(inspected, fields.status) != fields.pending_value:
         return False
