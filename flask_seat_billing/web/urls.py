@@ -86,6 +86,10 @@ def safe_redirect(url: str, field: str, hosts: list[str], base: str | None) -> s
                 f"{field} must be a relative URL or on an allowed redirect host."
             )
         return candidate
+    if base is None and hosts:
+        raise UnsafeRedirect(
+            f"{field} is relative, and this request's host is not an allowed redirect host."
+        )
     if base is None:
         raise RedirectHostsNotConfigured(
             f"{field} is relative, and the app's own address is not configured, so it cannot be "
