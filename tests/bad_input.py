@@ -107,5 +107,5 @@ BROKEN_CHUNKS = [
 DEEP_JSON = b'{"organization_id": 1, "plan": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
 # Timestamps a careless int() or float subtraction would take or choke on; the full-width digits
 # arrive as their UTF-8 bytes read as latin-1, as a WSGI server hands them over.
-HUGE_STAMPS = ["9" * 300, "9" * 5000, "1_700_000_000", "-1",
+HUGE_STAMPS = ["9" * 400, "9" * 5000, "1_700_000_000", "-1",
                "\uff11\uff12".encode().decode("latin-1"), "1e9", " 1700000000", ""]
