@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 from flask_migrate import Migrate
@@ -46,6 +47,15 @@ def database_url(instance_path: str) -> str:
     return url
 
 
+def demo_hosts(public_url: str | None) -> list[str]:
+    """Loopback names, plus the host of ``DEMO_PUBLIC_URL`` when the demo is served elsewhere."""
+    hosts = ["127.0.0.1", "localhost"]
+    public_host = urlsplit(public_url).hostname if public_url else None
+    if public_host:
+        hosts.append(public_host)
+    return hosts
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
@@ -58,6 +68,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         DEMO_SEAT_LIMIT=int(os.environ.get("DEMO_SEAT_LIMIT", "3")),
         DEMO_PUBLIC_URL=os.environ.get("DEMO_PUBLIC_URL"),
         DEMO_STAND_IN_WEBHOOKS=True,
+        # Where checkout and the portal may send the browser back to: the demo's own addresses.
+        SEAT_BILLING_ALLOWED_REDIRECT_HOSTS=demo_hosts(os.environ.get("DEMO_PUBLIC_URL")),
     )
     for key in FROM_ENVIRONMENT:
         if os.environ.get(key):

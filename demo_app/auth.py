@@ -24,6 +24,15 @@ bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def is_local_path(target: str) -> bool:
+    """True for a path on this site. Browsers drop tabs and newlines from URLs and read ``\\``
+    as ``/``, so ``/\t/evil.example`` is ``//evil.example``: refuse all three, and ``//``."""
+    return (
+        target.startswith("/") and not target.startswith("//") and "\\" not in target
+        and not any(ord(c) < 33 or ord(c) == 127 for c in target)
+    )
+
+
 def current_user() -> User | None:
     if "_demo_user" not in g:
         user_id = session.get("user_id")
@@ -59,8 +68,7 @@ def sign_in() -> Response | str:
         session.clear()
         session["user_id"] = user.id
         target = request.form.get("next") or ""
-        return redirect(target if target.startswith("/") and not target.startswith("//")
-                        else url_for("orgs.home"))
+        return redirect(target if is_local_path(target) else url_for("orgs.home"))
     users = db.session.execute(db.select(User).order_by(User.id)).scalars().all()
     return render_template("signin.html", users=users, next=request.args.get("next", ""))
 

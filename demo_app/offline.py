@@ -2,7 +2,8 @@
 
 With no ``SEAT_BILLING_STRIPE_SECRET_KEY`` the demo reserves a local address for the stand-in at
 app creation (the extension reads ``SEAT_BILLING_STRIPE_API_BASE`` once, in ``init_app``), and
-starts it on the first request, when the demo's own URL is known for the webhook endpoint.
+starts it on the first request, when the demo's own URL is known for the webhook endpoint (the
+address the server listens on, or ``DEMO_PUBLIC_URL``; never the request's ``Host`` header).
 ``flask db ...`` and ``flask seed-demo`` never start it. The stand-in keeps its state in memory:
 a restarted demo starts with an empty Stripe account (``seed-demo`` forgets the old
 subscriptions accordingly).
@@ -96,7 +97,26 @@ def offline_stripe(app: Flask | None = None) -> OfflineStripe | None:
     return found
 
 
+def own_address() -> str:
+    """The demo's URL for webhooks: ``DEMO_PUBLIC_URL``, else the address the server listens on.
+
+    Not the ``Host`` header: whoever sends the first request would choose where the signed
+    webhooks go. ``SERVER_NAME`` and ``SERVER_PORT`` in the WSGI environment are the server's
+    own socket address (a wildcard bind is reached on loopback).
+    """
+    public = current_app.config.get("DEMO_PUBLIC_URL")
+    if public:
+        return str(public)
+    host = str(request.environ.get("SERVER_NAME") or "127.0.0.1")
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = request.environ.get("wsgi.url_scheme", "http")
+    return f"{scheme}://{host}:{request.environ.get('SERVER_PORT', '80')}"
+
+
 def _start_stand_in() -> None:
     offline = offline_stripe()
     if offline is not None and offline.stand_in is None:
-        offline.ensure_started(current_app.config.get("DEMO_PUBLIC_URL") or request.host_url)
+        offline.ensure_started(own_address())

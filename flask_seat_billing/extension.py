@@ -25,7 +25,7 @@ from .state import SeatBillingState, get_state
 from .subscriptions import LocalSubscription
 from .sync import SyncEngine, SyncResult
 from .tables import define_tables
-from .web.routes import build_blueprint
+from .web.routes import register_blueprints
 from .worker import SyncWorker
 
 AuthorizeCallback = Callable[[Request, Any, str], bool]
@@ -104,6 +104,9 @@ class SeatBilling:
           (300): webhook body limit and signature age limit.
         - ``SEAT_BILLING_MAX_REQUESTS_PER_SECOND`` (None: 20 for test keys, 80 live): the CLI
           resync's client-side rate limit.
+        - ``SEAT_BILLING_ALLOWED_REDIRECT_HOSTS`` (None): hosts that checkout and portal may
+          send the customer back to (``success_url``, ``cancel_url``, ``return_url``), added to
+          Flask's ``TRUSTED_HOSTS`` and ``SERVER_NAME``; a leading dot allows subdomains.
         """
         if "seat_billing" in app.extensions:
             raise RuntimeError("flask-seat-billing is already initialized on this app.")
@@ -150,7 +153,7 @@ class SeatBilling:
         )
         app.extensions["seat_billing"] = state
         listeners.install(state)
-        app.register_blueprint(build_blueprint(settings.url_prefix))
+        register_blueprints(app, settings.url_prefix)
         app.cli.add_command(seats_group, "seats")
         if settings.sync_mode != "manual":
             app.before_request(_start_worker_once)

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_WEBHOOK_MAX_BYTES": 1024 * 1024,
     "SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS": 300,
     "SEAT_BILLING_MAX_REQUESTS_PER_SECOND": None,
+    "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS": None,
 }
 
 
@@ -72,6 +73,7 @@ class Settings:
     webhook_max_bytes: int
     webhook_tolerance: int
     max_requests_per_second: float | None
+    allowed_redirect_hosts: tuple[str, ...] = ()
 
 
 def is_loopback_url(url: str | None) -> bool:
@@ -94,6 +96,27 @@ def _non_negative(config: dict[str, Any], key: str, kind: type = int) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ConfigurationError(f"{key} must be a non-negative number, got {value!r}.")
     return kind(value)
+
+
+def _hosts(config: dict[str, Any], key: str) -> tuple[str, ...]:
+    """A list of host names (``"app.example.com"``, ``".example.com"`` for subdomains); a string
+    is read as a comma-separated list, so the key can come from an environment variable."""
+    value = config[key]
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)) or not all(
+        isinstance(h, str) for h in items
+    ):
+        raise ConfigurationError(f"{key} must be a list of host names, got {value!r}.")
+    hosts = tuple(h.strip() for h in items if h.strip())
+    for host in hosts:
+        if "/" in host or "@" in host or any(c.isspace() for c in host):
+            raise ConfigurationError(
+                f"{key} holds {host!r}; expected a host name such as 'app.example.com' "
+                "(no scheme or path)."
+            )
+    return hosts
 
 
 def read_settings(config: dict[str, Any]) -> Settings:
@@ -151,6 +174,7 @@ def read_settings(config: dict[str, Any]) -> Settings:
         webhook_max_bytes=_non_negative(config, "SEAT_BILLING_WEBHOOK_MAX_BYTES"),
         webhook_tolerance=_non_negative(config, "SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS"),
         max_requests_per_second=float(rate) if rate is not None else None,
+        allowed_redirect_hosts=_hosts(config, "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS"),
     )
 
 

@@ -116,6 +116,8 @@ def build_app(
         SEAT_BILLING_PROVIDER_TIMEOUT_SECONDS=5,
         SEAT_BILLING_RETRY_BASE_SECONDS=0.2,
         SEAT_BILLING_POLL_SECONDS=0.2,
+        # The address the tests serve the app on: redirect URLs there are the app's own.
+        SEAT_BILLING_ALLOWED_REDIRECT_HOSTS=["127.0.0.1", "localhost"],
     )
     app.config.update(config or {})
     db.init_app(app)

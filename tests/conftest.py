@@ -4,6 +4,10 @@
 (``SEAT_BILLING_TEST_POSTGRES_URL``, default the local server); tests that only mean something
 on PostgreSQL use the ``postgres_url`` fixture. With ``SEAT_BILLING_REQUIRE_POSTGRES=1`` (CI) an
 unreachable PostgreSQL fails those tests instead of skipping them.
+
+Each run works in a database of its own on that server (tests/run_database.py), created when the
+session starts and dropped when it ends, so two runs on one machine never drop each other's
+tables; the variable is pointed at it for the whole run, subprocesses included.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests import run_database
 from tests.apps import (
     BASE_PRICE,
     SEAT_ONLY_PRICE,
@@ -29,6 +34,28 @@ from tests.apps import (
 )
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/seat_billing_test"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    base = os.environ.get("SEAT_BILLING_TEST_POSTGRES_URL", DEFAULT_PG)
+    run_url = run_database.create(base)
+    if run_url is not None:  # unreachable: the fixtures skip, or fail in CI, as before
+        config.stash[_RUN_DATABASE] = (os.environ.get("SEAT_BILLING_TEST_POSTGRES_URL"), run_url)
+        os.environ["SEAT_BILLING_TEST_POSTGRES_URL"] = run_url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    previous, run_url = config.stash.get(_RUN_DATABASE, (None, None))
+    if run_url is None:
+        return
+    if previous is None:
+        os.environ.pop("SEAT_BILLING_TEST_POSTGRES_URL", None)
+    else:
+        os.environ["SEAT_BILLING_TEST_POSTGRES_URL"] = previous
+    run_database.drop(run_url)
+
+
+_RUN_DATABASE = pytest.StashKey[tuple[str | None, str | None]]()
 
 
 def reachable_postgres(url: str | None = None) -> str:

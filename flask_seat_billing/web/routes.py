@@ -1,11 +1,18 @@
-"""The ``seat_billing`` blueprint: checkout, billing portal, and provider webhooks."""
+"""The blueprints: ``seat_billing`` (checkout, billing portal) and ``seat_billing_webhooks``.
+
+Webhooks have their own blueprint so that CSRF protection can exempt exactly them: checkout and
+portal are form posts a browser makes and need a token; a provider's delivery carries a
+signature instead. With Flask-WTF's ``CSRFProtect`` initialized before the extension,
+:func:`register_blueprints` exempts the webhook blueprint itself.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from .. import subscriptions
 from ..checkout import AlreadySubscribed, UnknownPlan, plan_named, start_checkout
@@ -14,49 +21,58 @@ from ..keys import to_key
 from ..state import get_state
 from ..webhooks import polar_events, stripe_events
 from ..webhooks.intake import WebhookRejected, read_body, require_secret
-from .answers import form, go_to, problem
+from . import inputs
+from .answers import form, go_to, no_sniff, problem
 from .authorization import NotAuthorized, authorize
-from .urls import UnsafeRedirect, absolute_same_host
+from .urls import RedirectHostsNotConfigured, allowed_hosts, safe_redirect, trusted_base
 
 log = logging.getLogger("flask_seat_billing.web")
+WEBHOOKS_BLUEPRINT = "seat_billing_webhooks"
 
 
-def _organization(data: dict[str, Any]) -> Any:
-    raw = data.get("organization_id")
-    if raw in (None, ""):
-        raise ValueError("organization_id is required.")
-    try:
-        return get_state().schema.parse_key(str(raw))
-    except (TypeError, ValueError):
-        raise ValueError(f"organization_id {raw!r} is not a valid organization id.") from None
+def _redirects(data: dict[str, Any], defaults: dict[str, str]) -> dict[str, str]:
+    hosts = allowed_hosts(get_state().settings.allowed_redirect_hosts)
+    base = trusted_base(hosts)
+    return {
+        name: safe_redirect(inputs.text(data, name, default), name, hosts, base)
+        for name, default in defaults.items()
+    }
 
 
-def _redirect_target(data: dict[str, Any], name: str, default: str) -> str:
-    return absolute_same_host(str(data.get(name) or default), request.host_url)
+def _bad_request(error: ValueError) -> Response:
+    if isinstance(error, RedirectHostsNotConfigured):
+        log.warning("billing redirect refused: %s", error)
+        return problem(400, str(error), code="REDIRECT_HOSTS_NOT_CONFIGURED")
+    return problem(400, str(error), code="BAD_REQUEST")
 
 
 def checkout() -> Response:
     state = get_state()
-    data = form()
     try:
-        organization_id = _organization(data)
-        plan = plan_named(state, data.get("plan"))
-        success = _redirect_target(data, "success_url", "/?checkout=success")
-        cancel = _redirect_target(data, "cancel_url", "/?checkout=canceled")
-    except UnknownPlan as error:
-        return problem(400, str(error), code="UNKNOWN_PLAN")
-    except (ValueError, UnsafeRedirect) as error:
-        return problem(400, str(error), code="BAD_REQUEST")
+        data = form()
+        organization_id = inputs.organization(state, data)
+        name = inputs.plan_name(data)
+        email = inputs.email(data)
+        urls = _redirects(data, {"success_url": "/?checkout=success",
+                                 "cancel_url": "/?checkout=canceled"})
+        plan = plan_named(state, name)
+    except UnknownPlan:
+        # Not checkout.py's message: it lists the configured plans, and this caller is not
+        # authorized yet.
+        return problem(400, f"Unknown plan {name!r}.", code="UNKNOWN_PLAN")
+    except ValueError as error:
+        return _bad_request(error)
     try:
         authorize(state, organization_id, "checkout", plan=plan)
     except NotAuthorized as denied:
         return problem(403, denied.message, code=denied.code, details=denied.details)
+    success = urls["success_url"]
     if state.provider.name == "stripe" and "{CHECKOUT_SESSION_ID}" not in success:
         success += ("&" if "?" in success else "?") + "session_id={CHECKOUT_SESSION_ID}"
     try:
         session = start_checkout(
-            state, organization_id, plan, success_url=success, cancel_url=cancel,
-            customer_email=data.get("email") or None,
+            state, organization_id, plan, success_url=success, cancel_url=urls["cancel_url"],
+            customer_email=email,
         )
     except AlreadySubscribed as error:
         portal = f"{state.settings.url_prefix}/portal"
@@ -72,12 +88,12 @@ def checkout() -> Response:
 
 def portal() -> Response:
     state = get_state()
-    data = form()
     try:
-        organization_id = _organization(data)
-        return_url = _redirect_target(data, "return_url", "/")
-    except (ValueError, UnsafeRedirect) as error:
-        return problem(400, str(error), code="BAD_REQUEST")
+        data = form()
+        organization_id = inputs.organization(state, data)
+        return_url = _redirects(data, {"return_url": "/"})["return_url"]
+    except ValueError as error:
+        return _bad_request(error)
     try:
         authorize(state, organization_id, "portal")
     except NotAuthorized as denied:
@@ -150,11 +166,33 @@ def _json(body: dict[str, Any], status: int) -> Response:
     return response
 
 
-def build_blueprint(url_prefix: str) -> Blueprint:
-    """A fresh blueprint for one app (blueprints are never registered twice)."""
-    blueprint = Blueprint("seat_billing", __name__, url_prefix=url_prefix or None)
-    blueprint.add_url_rule("/checkout", view_func=checkout, methods=["POST"])
-    blueprint.add_url_rule("/portal", view_func=portal, methods=["POST"])
-    blueprint.add_url_rule("/webhooks/stripe", view_func=stripe_webhook, methods=["POST"])
-    blueprint.add_url_rule("/webhooks/polar", view_func=polar_webhook, methods=["POST"])
-    return blueprint
+def _http_error(error: HTTPException) -> Response:
+    """Werkzeug's own refusals (a body over ``MAX_CONTENT_LENGTH``, say) in the same shape."""
+    return problem(error.code or 500, error.description or error.name, code="BAD_REQUEST")
+
+
+def build_blueprints(url_prefix: str) -> tuple[Blueprint, Blueprint]:
+    """Fresh blueprints for one app (blueprints are never registered twice)."""
+    prefix = url_prefix or None
+    billing = Blueprint("seat_billing", __name__, url_prefix=prefix)
+    billing.add_url_rule("/checkout", view_func=checkout, methods=["POST"])
+    billing.add_url_rule("/portal", view_func=portal, methods=["POST"])
+    webhooks = Blueprint(WEBHOOKS_BLUEPRINT, __name__, url_prefix=prefix)
+    webhooks.add_url_rule("/webhooks/stripe", endpoint="stripe", view_func=stripe_webhook,
+                          methods=["POST"])
+    webhooks.add_url_rule("/webhooks/polar", endpoint="polar", view_func=polar_webhook,
+                          methods=["POST"])
+    for blueprint in (billing, webhooks):
+        blueprint.after_request(no_sniff)
+        blueprint.register_error_handler(HTTPException, _http_error)
+    return billing, webhooks
+
+
+def register_blueprints(app: Flask, url_prefix: str) -> None:
+    """Register both blueprints; exempt the webhooks from Flask-WTF's CSRF check if present."""
+    billing, webhooks = build_blueprints(url_prefix)
+    app.register_blueprint(billing)
+    app.register_blueprint(webhooks)
+    csrf = app.extensions.get("csrf")
+    if csrf is not None and hasattr(csrf, "exempt"):
+        csrf.exempt(webhooks)

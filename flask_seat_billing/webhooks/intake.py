@@ -23,7 +23,10 @@ def read_body(max_bytes: int) -> bytes:
     length = request.content_length
     if length is not None and length > max_bytes:
         raise WebhookRejected(413, f"Webhook body over {max_bytes} bytes.")
-    body = request.stream.read(max_bytes + 1)
+    try:
+        body = request.stream.read(max_bytes + 1)
+    except OSError:  # a broken chunked encoding, raised by the WSGI server's input
+        raise WebhookRejected(400, "Webhook body could not be read.") from None
     if len(body) > max_bytes:
         raise WebhookRejected(413, f"Webhook body over {max_bytes} bytes.")
     return body

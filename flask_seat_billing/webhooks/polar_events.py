@@ -2,7 +2,8 @@
 
 The signature is checked here with ``hmac`` rather than ``polar.v2026_10.webhooks.validate_event``:
 the SDK builds a payload loader for every event type on first use (seconds, on a request thread),
-and only the subscription id is needed, because handlers never trust the payload's copy of an
+its tolerance is fixed where ours is ``SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS``, and only the
+subscription id is needed, because handlers never trust the payload's copy of an
 object: they re-read the subscription from Polar, so an old event arriving late cannot roll state
 back. Each ``webhook-id`` (stable across Polar's retries) is recorded in the same transaction as
 its changes; a duplicate is acknowledged and ignored.
@@ -15,16 +16,18 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..checkout import record_completed_checkout
-from ..reconcile import EventRef, already_processed, apply_subscription, record_event_only
+from ..reconcile import EventRef, apply_subscription
 from ..state import SeatBillingState
+from .dispatch import POLAR_ID, Handler, dispatch, object_id, storable
 from .intake import WebhookRejected
 
-Handler = Callable[[SeatBillingState, EventRef, dict[str, Any]], None]
+TIMESTAMP = re.compile(r"[0-9]{1,15}")
 SUBSCRIPTION_EVENTS = ("created", "active", "updated", "canceled", "uncanceled", "revoked",
                        "past_due")
 
@@ -67,36 +70,39 @@ def verify(
     signature = lowered.get("webhook-signature")
     if not event_id or not stamp or not signature:
         raise WebhookRejected(403, "Missing webhook-id, webhook-timestamp or webhook-signature.")
-    try:
-        timestamp = int(stamp)
-    except ValueError:
-        raise WebhookRejected(403, "Malformed webhook-timestamp.") from None
-    if abs(time.time() - timestamp) > tolerance:  # too old (replay) or too far ahead
+    # Plain ASCII digits only: int() takes "1_7" and Unicode digits, and hundreds of digits
+    # overflow a float subtraction from time.time().
+    if not TIMESTAMP.fullmatch(stamp):
+        raise WebhookRejected(403, "Malformed webhook-timestamp.")
+    timestamp, now = int(stamp), int(time.time())
+    if not now - tolerance <= timestamp <= now + tolerance:  # too old (replay) or too far ahead
         raise WebhookRejected(403, "webhook-timestamp outside the tolerance.")
     content = f"{event_id}.{timestamp}.".encode() + payload
     if not _signed(_keys(secret), content, signature):
         raise WebhookRejected(403, "Invalid webhook-signature.")
     try:
         event = json.loads(payload.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError is a ValueError
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise WebhookRejected(400, "Webhook body is not valid JSON.") from None
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+    if not isinstance(event, dict) or not storable(event_id, event.get("type")):
         raise WebhookRejected(400, "Webhook body is not a Polar event.")
     return event_id, event
 
 
 def _subscription_changed(state: SeatBillingState, ref: EventRef, obj: dict[str, Any]) -> None:
-    apply_subscription(state, str(obj["id"]), event=ref)
+    apply_subscription(state, object_id(obj.get("id"), POLAR_ID, "the subscription id"),
+                       event=ref)
 
 
 def _subscription_created(state: SeatBillingState, ref: EventRef, obj: dict[str, Any]) -> None:
     """A subscription born from our checkout is recorded as a completed checkout (signals,
     after-checkout hooks, a follow-up sync for members who joined meanwhile), as Stripe's
     ``checkout.session.completed`` is; Polar sends no checkout event of its own for that."""
+    subscription_id = object_id(obj.get("id"), POLAR_ID, "the subscription id")
     checkout_id = obj.get("checkout_id")
     if checkout_id:
-        session = state.provider.retrieve_checkout(str(checkout_id))
-        if session.subscription_id == str(obj["id"]):
+        session = state.provider.retrieve_checkout(object_id(checkout_id, POLAR_ID, "checkout_id"))
+        if session.subscription_id == subscription_id:
             applied = record_completed_checkout(state, session, event=ref, source="webhook")
             if applied is not None:
                 return
@@ -112,11 +118,4 @@ HANDLERS: dict[str, Handler] = {
 def handle(state: SeatBillingState, event_id: str, event: dict[str, Any]) -> str:
     """Process a verified event; returns ``processed``, ``duplicate`` or ``ignored``."""
     ref = EventRef("polar", event_id, str(event["type"]))
-    if already_processed(state, ref):
-        return "duplicate"
-    handler = HANDLERS.get(ref.event_type)
-    obj = event.get("data")
-    if handler is None or not isinstance(obj, dict) or not obj.get("id"):
-        return "ignored" if record_event_only(state, ref) else "duplicate"
-    handler(state, ref, obj)
-    return "processed"
+    return dispatch(state, ref, HANDLERS.get(ref.event_type), event.get("data"))

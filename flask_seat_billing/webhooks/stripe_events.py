@@ -8,34 +8,43 @@ id is recorded in the same transaction as its changes; a duplicate is acknowledg
 from __future__ import annotations
 
 import json
-import logging
+import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import stripe
 
 from ..checkout import record_completed_checkout
-from ..errors import PermanentProviderError
-from ..reconcile import EventRef, already_processed, apply_subscription, record_event_only
+from ..reconcile import EventRef, apply_subscription, record_event_only
 from ..state import SeatBillingState
+from .dispatch import STRIPE_ID, Handler, dispatch, object_id, storable
 from .intake import WebhookRejected
 
-log = logging.getLogger("flask_seat_billing.webhooks")
+TIMESTAMP = re.compile(r"[0-9]{1,15}")
 
-Handler = Callable[[SeatBillingState, EventRef, dict[str, Any]], None]
+
+def _timestamp(header: str) -> int:
+    """The ``t=`` value, read as the SDK reads it (first ``t``), but only plain ASCII digits:
+    the SDK's ``int()`` takes ``1_7``, signs and Unicode digits, and hundreds of digits do not
+    fit a float in a subtraction from ``time.time()``."""
+    stamps = [p.split("=", 2) for p in header.split(",")]
+    found = [p[1] for p in stamps if len(p) > 1 and p[0] == "t"]
+    if not found or not TIMESTAMP.fullmatch(found[0]):
+        raise WebhookRejected(400, "Malformed Stripe-Signature header.")
+    return int(found[0])
 
 
 def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> dict[str, Any]:
-    """The event, if ``Stripe-Signature`` signs ``payload`` recently enough; else reject."""
+    """The event, if ``Stripe-Signature`` signs ``payload`` recently enough; else reject.
+
+    The signature itself is checked by ``stripe.WebhookSignature``; the timestamp is checked
+    here first because the SDK lets future timestamps through.
+    """
     if not header:
         raise WebhookRejected(400, "Missing Stripe-Signature header.")
-    stamps = [p.split("=", 1)[1] for p in header.split(",") if p.strip().startswith("t=")]
-    try:
-        timestamp = int(stamps[0])
-    except (IndexError, ValueError):
-        raise WebhookRejected(400, "Malformed Stripe-Signature header.") from None
-    if abs(time.time() - timestamp) > tolerance:  # the SDK lets future timestamps through
+    timestamp = _timestamp(header)
+    now = int(time.time())
+    if not now - tolerance <= timestamp <= now + tolerance:
         raise WebhookRejected(400, "Stripe-Signature timestamp outside the tolerance.")
     try:
         text = payload.decode("utf-8")
@@ -44,35 +53,40 @@ def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> d
         raise WebhookRejected(400, "Invalid Stripe-Signature.") from None
     try:
         event = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise WebhookRejected(400, "Webhook body is not valid JSON.") from None
-    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
+    if not isinstance(event, dict) or not storable(event.get("id"), event.get("type")):
         raise WebhookRejected(400, "Webhook body is not a Stripe event.")
     return event
 
 
 def _subscription_changed(state: SeatBillingState, ref: EventRef, obj: dict[str, Any]) -> None:
-    apply_subscription(state, str(obj["id"]), event=ref)
+    apply_subscription(state, object_id(obj.get("id"), STRIPE_ID, "the subscription id"),
+                       event=ref)
 
 
 def _invoice(state: SeatBillingState, ref: EventRef, obj: dict[str, Any]) -> None:
     subscription = obj.get("subscription")
     if not subscription:
-        details = (obj.get("parent") or {}).get("subscription_details") or {}
-        subscription = details.get("subscription")
+        parent = obj.get("parent")
+        details = parent.get("subscription_details") if isinstance(parent, dict) else None
+        subscription = details.get("subscription") if isinstance(details, dict) else None
     if isinstance(subscription, dict):
         subscription = subscription.get("id")
     if subscription:
-        apply_subscription(state, str(subscription), event=ref)
+        apply_subscription(state, object_id(subscription, STRIPE_ID, "the invoice's subscription"),
+                           event=ref)
     else:
         record_event_only(state, ref)
 
 
 def _checkout_completed(state: SeatBillingState, ref: EventRef, obj: dict[str, Any]) -> None:
-    if obj.get("mode") not in (None, "subscription"):
+    mode = obj.get("mode")
+    if mode is not None and mode != "subscription":
         record_event_only(state, ref)
         return
-    session = state.provider.retrieve_checkout(str(obj["id"]))
+    session_id = object_id(obj.get("id"), STRIPE_ID, "the checkout session id")
+    session = state.provider.retrieve_checkout(session_id)
     if record_completed_checkout(state, session, event=ref, source="webhook") is None:
         record_event_only(state, ref)
 
@@ -94,20 +108,6 @@ HANDLERS: dict[str, Handler] = {
 def handle(state: SeatBillingState, event: dict[str, Any]) -> str:
     """Process a verified event; returns ``processed``, ``duplicate`` or ``ignored``."""
     ref = EventRef("stripe", str(event["id"]), str(event["type"]))
-    if already_processed(state, ref):
-        return "duplicate"
-    handler = HANDLERS.get(ref.event_type)
-    if handler is None:
-        return "ignored" if record_event_only(state, ref) else "duplicate"
-    obj = (event.get("data") or {}).get("object") or {}
-    try:
-        handler(state, ref, obj)
-    except PermanentProviderError as error:
-        if error.status != 404:
-            raise
-        # The object is gone from Stripe (deleted test data, another account's id): no retry
-        # can ever succeed, so acknowledge rather than have Stripe retry for three days.
-        log.warning("Stripe event %s (%s) names an object Stripe no longer has: %s",
-                    ref.event_id, ref.event_type, error.message)
-        return "ignored" if record_event_only(state, ref) else "duplicate"
-    return "processed"
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    return dispatch(state, ref, HANDLERS.get(ref.event_type), obj)
