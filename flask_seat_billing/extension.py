@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask, Request
 
-from . import checkout, ledger, listeners, outbox, subscriptions
+from . import checkout, ledger, listeners, outbox, reconcile, subscriptions
 from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
 from .errors import ConfigurationError
@@ -105,6 +105,8 @@ class SeatBilling:
           (300): webhook body limit and signature age limit.
         - ``SEAT_BILLING_MAX_REQUESTS_PER_SECOND`` (None: 20 for test keys, 80 live): the CLI
           resync's client-side rate limit.
+        - ``SEAT_BILLING_NAMESPACE`` (None): written into checkout metadata; a subscription
+          whose metadata names another namespace is never owned nor written by this app.
         """
         if "seat_billing" in app.extensions:
             raise RuntimeError("flask-seat-billing is already initialized on this app.")
@@ -271,20 +273,29 @@ class SeatBilling:
     def link_subscription(
         self, organization_id: Any, subscription_id: str
     ) -> LocalSubscription:
-        """Record a provider subscription as the organization's (reads it from the provider)."""
+        """Record a provider subscription as the organization's (reads it from the provider).
+
+        This is an explicit claim of ownership: from now on the subscription's seats follow the
+        organization (if its prices match a configured plan). Like any observation, it sends a
+        seat change held while the subscription was not billable and, under
+        ``SEAT_BILLING_EXTERNAL_CHANGE = "correct"``, corrects a drifted quantity.
+        """
         state = get_state()
-        remote = state.provider.retrieve_subscription(subscription_id)
-        with state.sql_engine().begin() as conn:
-            _, after = subscriptions.upsert(
-                conn, state.tables, state.provider.name, remote, to_key(organization_id)
-            )
-        return after
+        applied = reconcile.apply_subscription(
+            state, subscription_id, organization_key=to_key(organization_id), source="link"
+        )
+        if applied.after is None:  # unreachable: no event, so never a duplicate
+            raise RuntimeError(f"subscription {subscription_id} was not recorded")
+        return applied.after
 
     def subscription_for(self, organization_id: Any) -> LocalSubscription | None:
-        """The organization's newest local subscription row, whatever its status."""
+        """The organization's subscription: the one syncs, the seat cap and the portal use
+        (``subscriptions.billing_subscription``), else its newest row of any plan."""
         state = get_state()
+        key = to_key(organization_id)
         with state.sql_engine().connect() as conn:
-            return subscriptions.for_organization(conn, state.tables, to_key(organization_id))
+            chosen = subscriptions.billing_subscription(conn, state.tables, key)
+            return chosen or subscriptions.for_organization(conn, state.tables, key)
 
     def seat_changes(self, organization_id: Any, limit: int = 50) -> list[SeatChange]:
         """The organization's seat-change ledger, newest first."""

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_WEBHOOK_MAX_BYTES": 1024 * 1024,
     "SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS": 300,
     "SEAT_BILLING_MAX_REQUESTS_PER_SECOND": None,
+    "SEAT_BILLING_NAMESPACE": None,
 }
 
 
@@ -72,6 +73,7 @@ class Settings:
     webhook_max_bytes: int
     webhook_tolerance: int
     max_requests_per_second: float | None
+    namespace: str | None = None
 
 
 def is_loopback_url(url: str | None) -> bool:
@@ -124,6 +126,14 @@ def read_settings(config: dict[str, Any]) -> Settings:
         raise ConfigurationError(
             f"SEAT_BILLING_MAX_REQUESTS_PER_SECOND must be a positive number or None, got {rate!r}."
         )
+    namespace = config["SEAT_BILLING_NAMESPACE"]
+    if namespace is not None and (
+        not isinstance(namespace, str) or not namespace.strip() or len(namespace) > 100
+    ):
+        raise ConfigurationError(
+            f"SEAT_BILLING_NAMESPACE must be None or a non-empty string of at most 100 "
+            f"characters, got {namespace!r}."
+        )
     prefix = str(config["SEAT_BILLING_URL_PREFIX"] or "")
     if prefix and not prefix.startswith("/"):
         raise ConfigurationError(f"SEAT_BILLING_URL_PREFIX must start with '/', got {prefix!r}.")
@@ -151,6 +161,7 @@ def read_settings(config: dict[str, Any]) -> Settings:
         webhook_max_bytes=_non_negative(config, "SEAT_BILLING_WEBHOOK_MAX_BYTES"),
         webhook_tolerance=_non_negative(config, "SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS"),
         max_requests_per_second=float(rate) if rate is not None else None,
+        namespace=namespace,
     )
 
 
