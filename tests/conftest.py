@@ -153,7 +153,7 @@ def checkout_subscription(
         t.billing.authorize(lambda request, organization_id, action: True)
     answer = t.app.test_client().post(
         "/billing/checkout", json={"organization_id": org_id, "plan": plan},
-        headers={"Accept": "application/json"},
+        headers={"Accept": "application/json", "X-User-Org": str(org_id)},
     )
     assert answer.status_code == 200, answer.text
     session = stripe.complete_checkout(str(answer.json["id"]))
