@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import signals, subscriptions
+from . import ownership, signals, subscriptions
 from .errors import SeatBillingError
-from .keys import to_key
 from .plans import Plan
-from .providers.base import SUBSCRIBED_STATUSES, CheckoutRequest, CheckoutSession
+from .providers.base import (
+    NAMESPACE_KEY,
+    OWNER_KEY,
+    SUBSCRIBED_STATUSES,
+    CheckoutRequest,
+    CheckoutSession,
+)
 from .reconcile import Applied, EventRef, apply_subscription
 from .state import SeatBillingState
 from .subscriptions import LocalSubscription
@@ -46,20 +51,37 @@ def start_checkout(
     cancel_url: str,
     customer_email: str | None = None,
 ) -> CheckoutSession:
-    """Open a provider checkout with the seat count already right; refuse a second subscription."""
-    key = to_key(organization_id)
+    """Open a provider checkout with the seat count already right; refuse a second subscription.
+
+    The metadata set server-side carries a fresh owner tag, recorded here with the organization:
+    it is what later proves the subscription is this app's (see :mod:`.ownership`).
+    """
+    key = state.schema.key(organization_id)
     with state.sql_engine().connect() as conn:
-        live = subscriptions.for_organization(conn, state.tables, key, SUBSCRIBED_STATUSES)
-        if live is not None:
+        live = subscriptions.billing_subscription(conn, state.tables, key)
+        if live is not None and live.status in SUBSCRIBED_STATUSES:
             raise AlreadySubscribed(live)
         seats = max(1, state.counter.billable(conn, organization_id))
         customer = subscriptions.customer_for_organization(conn, state.tables, key)
-    return state.provider.create_checkout(
-        CheckoutRequest(
-            organization_key=key, plan=plan, seats=seats, success_url=success_url,
-            cancel_url=cancel_url, customer_id=customer, customer_email=customer_email,
+        tag = ownership.new_tag(conn, state.tables, state.provider.name, key)
+        conn.commit()
+    metadata = {OWNER_KEY: tag}
+    if state.settings.namespace:
+        metadata[NAMESPACE_KEY] = state.settings.namespace
+    try:
+        return state.provider.create_checkout(
+            CheckoutRequest(
+                organization_key=key, plan=plan, seats=seats, success_url=success_url,
+                cancel_url=cancel_url, customer_id=customer, customer_email=customer_email,
+                metadata=metadata,
+            )
         )
-    )
+    except BaseException:
+        # Recorded first so that a crash after the provider answered cannot lose the proof;
+        # a checkout that was never opened leaves nothing behind.
+        with state.sql_engine().begin() as conn:
+            ownership.forget_tag(conn, state.tables, state.provider.name, tag)
+        raise
 
 
 def record_completed_checkout(
@@ -79,12 +101,22 @@ def record_completed_checkout(
     """
     if session.subscription_id is None or session.status != "complete":
         return None
+    with state.sql_engine().connect() as conn:
+        # Only the owner tag this app recorded names the organization; a checkout the app did
+        # not create (a Payment Link with a buyer-set client_reference_id) links nothing.
+        owner = ownership.claimed_key(
+            conn, state.tables, state.provider.name, session.owner_tag,
+            {NAMESPACE_KEY: session.namespace} if session.namespace else {},
+            state.settings.namespace,
+        )
     completion = EventRef(state.provider.name, f"checkout:{session.id}", "checkout.completed")
     applied = apply_subscription(
-        state, session.subscription_id, organization_key=session.organization_hint,
+        state, session.subscription_id, organization_key=owner,
         event=event, follow_up_sync=True, source=source, completion=completion,
     )
-    if applied.first_completion and applied.after is not None:
+    if applied.first_completion and applied.after is not None and (
+        applied.after.organization_key is not None
+    ):
         key = applied.after.organization_key
         organization_id = state.schema.parse_key(key) if key else None
         signals.checkout_completed.send(

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask, Request
 
-from . import checkout, ledger, listeners, outbox, subscriptions
+from . import checkout, ledger, listeners, outbox, reconcile, subscriptions
 from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
 from .errors import ConfigurationError
@@ -107,6 +107,8 @@ class SeatBilling:
         - ``SEAT_BILLING_ALLOWED_REDIRECT_HOSTS`` (None): hosts that checkout and portal may
           send the customer back to (``success_url``, ``cancel_url``, ``return_url``), added to
           Flask's ``TRUSTED_HOSTS`` and ``SERVER_NAME``; a leading dot allows subdomains.
+        - ``SEAT_BILLING_NAMESPACE`` (None): written into checkout metadata; a subscription
+          whose metadata names another namespace is never owned nor written by this app.
         """
         if "seat_billing" in app.extensions:
             raise RuntimeError("flask-seat-billing is already initialized on this app.")
@@ -273,20 +275,30 @@ class SeatBilling:
     def link_subscription(
         self, organization_id: Any, subscription_id: str
     ) -> LocalSubscription:
-        """Record a provider subscription as the organization's (reads it from the provider)."""
+        """Record a provider subscription as the organization's (reads it from the provider).
+
+        This is an explicit claim of ownership: from now on the subscription's seats follow the
+        organization (if its prices match a configured plan). Like any observation, it sends a
+        seat change held while the subscription was not billable and, under
+        ``SEAT_BILLING_EXTERNAL_CHANGE = "correct"``, corrects a drifted quantity.
+        """
         state = get_state()
         key = state.schema.key(organization_id)  # refused before any provider call
-        remote = state.provider.retrieve_subscription(subscription_id)
-        with state.sql_engine().begin() as conn:
-            _, after = subscriptions.upsert(conn, state.tables, state.provider.name, remote, key)
-        return after
+        applied = reconcile.apply_subscription(
+            state, subscription_id, organization_key=key, source="link"
+        )
+        if applied.after is None:  # unreachable: no event, so never a duplicate
+            raise RuntimeError(f"subscription {subscription_id} was not recorded")
+        return applied.after
 
     def subscription_for(self, organization_id: Any) -> LocalSubscription | None:
-        """The organization's newest local subscription row, whatever its status."""
+        """The organization's subscription: the one syncs, the seat cap and the portal use
+        (``subscriptions.billing_subscription``), else its newest row of any plan."""
         state = get_state()
+        key = state.schema.key(organization_id)
         with state.sql_engine().connect() as conn:
-            key = state.schema.key(organization_id)
-            return subscriptions.for_organization(conn, state.tables, key)
+            chosen = subscriptions.billing_subscription(conn, state.tables, key)
+            return chosen or subscriptions.for_organization(conn, state.tables, key)
 
     def seat_changes(self, organization_id: Any, limit: int = 50) -> list[SeatChange]:
         """The organization's seat-change ledger, newest first."""

@@ -4,6 +4,11 @@ A row means "this organization's provider quantity may be wrong". It is written 
 transaction that changed membership, so a rollback removes it and a commit makes it survive a
 crash. A sync deletes it only if ``generation`` is unchanged since the sync read it; a change
 committed during the sync bumps the generation and keeps the row for another pass.
+
+Statuses: ``pending`` (due at ``next_attempt_at``), ``failed`` (a permanent refusal, parked until
+membership changes or the subscription becomes billable again) and ``held`` (the subscription is
+momentarily not billable: the change stays owed, and :func:`release` makes it due again when the
+subscription is seen billable).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .tables import Tables, utcnow
 
 PENDING = "pending"
 FAILED = "failed"
+HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,25 @@ def record_failure(
         conn.execute(table.update().where(table.c.organization_key == key).values(values))
     entry = read(conn, tables, key)
     return entry.attempts if entry else 1
+
+
+def hold(
+    conn: sa.Connection, tables: Tables, key: str, generation: int | None, reason: str,
+    target_seats: int | None,
+) -> None:
+    """Keep the row, not due, while the subscription cannot be billed; ``reason`` says why.
+
+    With no row (an explicit sync) one is created, so that the owed change is not forgotten.
+    """
+    table = tables.outbox
+    values = {"status": HELD, "last_error": reason[:2000], "target_seats": target_seats,
+              "updated_at": utcnow()}
+    stmt = table.update().where(table.c.organization_key == key)
+    if generation is not None:
+        stmt = stmt.where(table.c.generation == generation)
+    elif read(conn, tables, key) is None:
+        mark(conn, tables, [key])
+    conn.execute(stmt.values(values))
 
 
 def defer(conn: sa.Connection, tables: Tables, key: str, until: datetime) -> None:

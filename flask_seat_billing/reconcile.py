@@ -13,18 +13,31 @@ the provider (never taken from a webhook payload), under the organization's lock
   same transaction as the subscription, so ``checkout_completed`` is sent exactly once, by
   whichever of the success page, ``checkout.session.completed`` or a replay gets there first,
   even when ``customer.subscription.created`` already stored the row.
+
+Ownership (see :mod:`.ownership`): a row is linked to an organization only by an explicit key
+the caller proved (a checkout whose owner tag this app recorded, or ``link_subscription``), by
+the link the row already has, or by the subscription's own owner tag. Metadata naming an
+organization proves nothing; such a subscription is recorded unlinked and never written.
+
+Every observation of an owned subscription of a configured plan that is billable now:
+
+- releases a change held while it was not billable (and, on a status change or a first
+  sighting, one parked by a permanent refusal), so that it is sent with one write;
+- under ``SEAT_BILLING_EXTERNAL_CHANGE = "correct"``, queues a sync when its quantity differs
+  from the billable count, the first observation included; under ``"accept"`` the quantity
+  seen is kept (a change made elsewhere is recorded in the ledger as ``external``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from . import ledger, outbox, signals, subscriptions
+from . import ledger, outbox, ownership, signals, subscriptions
 from .locks import organization_lock
-from .providers.base import RemoteSubscription
+from .providers.base import BILLABLE, RemoteSubscription
 from .state import SeatBillingState
 from .subscriptions import LocalSubscription
 
@@ -112,8 +125,6 @@ def apply_subscription(
     lock_key = _lock_key(state, subscription_id, organization_key)
     with organization_lock(state.sql_engine(), lock_key) as conn:
         remote = state.provider.retrieve_subscription(subscription_id)
-        if remote.organization_hint and _valid_key(state, remote.organization_hint) is None:
-            remote = replace(remote, organization_hint=None)
         key = organization_key or _existing_key(conn, state, remote)
         conn.commit()
         # Two attempts: a first-seen subscription can be inserted concurrently under another
@@ -156,7 +167,9 @@ def _existing_key(
     local = subscriptions.by_provider_id(conn, state.tables, remote.id)
     if local is not None and local.organization_key:
         return local.organization_key
-    return remote.organization_hint
+    claimed = ownership.owner_of(
+        conn, state.tables, state.provider.name, remote, state.settings.namespace)
+    return _valid_key(state, claimed)
 
 
 def _store(
@@ -174,26 +187,46 @@ def _store(
     if completion is not None and first_completion:
         _insert_event(conn, state, completion)
     before, after = subscriptions.upsert(conn, state.tables, state.provider.name, remote, key)
+    billable_now = state.provider.sync_state(remote) == BILLABLE
     external = (
         before is not None
         and before.seats is not None
         and remote.seats is not None
         and before.seats != remote.seats
-        and remote.is_active
+        and billable_now
     )
-    queue = False
-    if external and after.organization_key:
+    owner = after.organization_key
+    if external and owner:
         ledger.append(
-            conn, state.tables, organization_key=after.organization_key,
+            conn, state.tables, organization_key=owner,
             subscription_id=remote.id, from_seats=before.seats if before else None,
             to_seats=int(remote.seats or 0), reason="external",
         )
-        queue = state.settings.external_change == "correct"
-    if follow_up_sync and after.organization_key and remote.is_active:
-        queue = True
-    if queue and after.organization_key:
-        outbox.mark(conn, state.tables, [after.organization_key], delay=state.mark_delay)
+    queue = False
+    if owner and billable_now and after.plan_name is not None and remote.seats is not None:
+        queue = _owed_or_drifted(conn, state, before, remote, owner) or follow_up_sync
+    if queue and owner:
+        outbox.mark(conn, state.tables, [owner], delay=state.mark_delay)
     return Applied(False, before, after, external, queue, first_completion)
+
+
+def _owed_or_drifted(
+    conn: sa.Connection, state: SeatBillingState, before: LocalSubscription | None,
+    remote: RemoteSubscription, key: str,
+) -> bool:
+    """Whether this observation of an owned, billable subscription needs a sync (see above)."""
+    first = before is None or before.organization_key != key
+    moved = before is not None and (
+        before.status != remote.status or before.cancel_at_period_end != remote.cancel_at_period_end
+    )
+    parked = (outbox.HELD, outbox.FAILED) if first or moved else (outbox.HELD,)
+    entry = outbox.read(conn, state.tables, key)
+    if entry is not None and entry.status in parked:
+        return True
+    if state.settings.external_change != "correct":
+        return False
+    billable = state.counter.billable(conn, state.schema.parse_key(key))
+    return remote.seats != billable
 
 
 def _announce(state: SeatBillingState, applied: Applied, source: str) -> None:

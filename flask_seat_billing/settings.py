@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS": 300,
     "SEAT_BILLING_MAX_REQUESTS_PER_SECOND": None,
     "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS": None,
+    "SEAT_BILLING_NAMESPACE": None,
 }
 
 
@@ -74,6 +75,7 @@ class Settings:
     webhook_tolerance: int
     max_requests_per_second: float | None
     allowed_redirect_hosts: tuple[str, ...] = ()
+    namespace: str | None = None
 
 
 def is_loopback_url(url: str | None) -> bool:
@@ -147,6 +149,14 @@ def read_settings(config: dict[str, Any]) -> Settings:
         raise ConfigurationError(
             f"SEAT_BILLING_MAX_REQUESTS_PER_SECOND must be a positive number or None, got {rate!r}."
         )
+    namespace = config["SEAT_BILLING_NAMESPACE"]
+    if namespace is not None and (
+        not isinstance(namespace, str) or not namespace.strip() or len(namespace) > 100
+    ):
+        raise ConfigurationError(
+            f"SEAT_BILLING_NAMESPACE must be None or a non-empty string of at most 100 "
+            f"characters, got {namespace!r}."
+        )
     prefix = str(config["SEAT_BILLING_URL_PREFIX"] or "")
     if prefix and not prefix.startswith("/"):
         raise ConfigurationError(f"SEAT_BILLING_URL_PREFIX must start with '/', got {prefix!r}.")
@@ -175,6 +185,7 @@ def read_settings(config: dict[str, Any]) -> Settings:
         webhook_tolerance=_non_negative(config, "SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS"),
         max_requests_per_second=float(rate) if rate is not None else None,
         allowed_redirect_hosts=_hosts(config, "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS"),
+        namespace=namespace,
     )
 
 

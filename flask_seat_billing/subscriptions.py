@@ -1,4 +1,15 @@
-"""The local copy of subscriptions: read by the engine, written from what the provider says."""
+"""The local copy of subscriptions: read by the engine, written from what the provider says.
+
+Which of an organization's subscriptions is *the* one (synced, capped, opened in the portal,
+shown by ``subscription_for``) is decided here, by :func:`billing_subscription`, and nowhere
+else. The rule, in order:
+
+1. only rows linked to the organization whose prices match a configured plan (``plan_name`` is
+   set only then; a subscription of unknown prices is recorded but never billed by us);
+2. the best status: ``active``, ``trialing`` or ``past_due`` first, then the held ones
+   (``paused``, ``incomplete``, ``unpaid``), then anything ended;
+3. among equals, the newest (created last).
+"""
 
 from __future__ import annotations
 
@@ -62,16 +73,41 @@ def for_organization(
     return _local(row) if row is not None else None
 
 
-def customer_for_organization(conn: sa.Connection, tables: Tables, key: str) -> str | None:
-    """The provider customer the organization already has, to reuse at checkout."""
+LIVE_RANK = ("active", "trialing", "past_due")
+HELD_RANK = ("paused", "incomplete", "unpaid")
+
+
+def preference(plan_name: str | None, status: str) -> tuple[int, int]:
+    """Rules 1 and 2 of the module docstring as a sort key (lower is better), for code that
+    chooses among rows already in memory (status, resync); ties go to the newest."""
+    rank = 0 if status in LIVE_RANK else 1 if status in HELD_RANK else 2
+    return (0 if plan_name is not None else 1, rank)
+
+
+def billing_subscription(
+    conn: sa.Connection, tables: Tables, key: str
+) -> LocalSubscription | None:
+    """The organization's subscription for syncs, the seat cap and the portal (module rule)."""
     t = tables.subscriptions
+    rank = sa.case(
+        (t.c.status.in_(LIVE_RANK), 0), (t.c.status.in_(HELD_RANK), 1), else_=2
+    )
     row = conn.execute(
-        sa.select(t.c.provider_customer_id)
-        .where(t.c.organization_key == key, t.c.provider_customer_id.is_not(None))
-        .order_by(t.c.created_at.desc(), t.c.id.desc())
+        sa.select(t)
+        .where(t.c.organization_key == key, t.c.plan_name.is_not(None))
+        .order_by(rank, t.c.created_at.desc(), t.c.id.desc())
         .limit(1)
     ).first()
-    return str(row[0]) if row is not None else None
+    return _local(row) if row is not None else None
+
+
+def customer_for_organization(conn: sa.Connection, tables: Tables, key: str) -> str | None:
+    """The provider customer of the organization's billing subscription (portal, checkout).
+
+    Never the customer of a subscription of unknown prices: that may be someone else's.
+    """
+    chosen = billing_subscription(conn, tables, key)
+    return chosen.provider_customer_id if chosen is not None else None
 
 
 def upsert(
@@ -83,12 +119,12 @@ def upsert(
 ) -> tuple[LocalSubscription | None, LocalSubscription]:
     """Make the local row equal to ``remote``; return (before, after).
 
-    ``organization_key`` None keeps the link the row already has (or the metadata's hint).
+    ``organization_key`` None keeps the link the row already has. Metadata never links a row
+    by itself: the caller decides ownership (see :mod:`.ownership`).
     """
     t = tables.subscriptions
     before = by_provider_id(conn, tables, remote.id)
     key = organization_key or (before.organization_key if before else None)
-    key = key or remote.organization_hint
     now = utcnow()
     values: dict[str, Any] = {
         "organization_key": key,

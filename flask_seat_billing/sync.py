@@ -3,8 +3,9 @@
 One pass, under the organization's lock:
 
 1. read the outbox row (its generation) and the billable count, from committed data, now;
-2. find the organization's active or trialing subscription locally, then read it from the
-   provider (read-before-write: a retried or crashed write is seen as done, not resent);
+2. find the organization's subscription locally (``subscriptions.billing_subscription``), then
+   read it from the provider (read-before-write: a retried or crashed write is seen as done,
+   not resent); a subscription that is not billable now keeps the change owed (``held``);
 3. send nothing when the quantity already matches; otherwise write it with an idempotency key
    of its own (subscription, item, change number, a per-pass id, target): the SDK's network
    retries of that call share it, and a later pass never needs it because it reads first;
@@ -20,20 +21,28 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 
-from . import ledger, outbox, signals, subscriptions
+from . import ledger, outbox, ownership, signals, subscriptions
 from .backoff import retry_at, retry_delay
 from .counting import SeatCounter
 from .errors import PermanentProviderError, ProviderError, TransientProviderError
 from .locks import organization_lock
 from .plans import PlanCatalog
-from .providers.base import ACTIVE_STATUSES, BillingProvider, RemoteSubscription
+from .providers.base import (
+    BILLABLE,
+    ENDED,
+    ENDED_STATUSES,
+    HELD,
+    NAMESPACE_KEY,
+    BillingProvider,
+    RemoteSubscription,
+)
 from .settings import Settings
 from .tables import Tables, utcnow
 
@@ -46,7 +55,9 @@ class SyncResult:
     """What a sync did: ``action`` says what was sent, or why nothing was.
 
     Actions: ``updated`` (quantity written), ``unchanged`` (already right), ``no_subscription``
-    (nothing active to bill), ``not_seat_billed`` (the plan has no seat item), ``retrying``
+    (nothing to bill: none, or it ended), ``held`` (the subscription is not billable now, e.g.
+    paused or in dunning; the change stays owed in the outbox), ``not_seat_billed`` (the plan
+    has no seat item), ``retrying``
     (transient failure, retried at ``retry_at``), ``refused`` (permanent failure, recorded).
     """
 
@@ -158,14 +169,22 @@ class SyncEngine:
         try:
             organization_id = self.counter.schema.parse_key(key)
             billable = self.counter.billable(conn, organization_id)
-            local = subscriptions.for_organization(conn, self.tables, key, ACTIVE_STATUSES)
+            local = subscriptions.billing_subscription(conn, self.tables, key)
             conn.commit()
-            if local is None:
+            if local is None or local.status in ENDED_STATUSES:
                 return self._finish(conn, key, generation, SyncResult(
                     organization_id, "no_subscription", billable=billable))
-            remote = snapshot or self.provider.retrieve_subscription(local.provider_subscription_id)
-            if not remote.is_active or remote.seats is None:
-                action = "no_subscription" if not remote.is_active else "not_seat_billed"
+            remote = snapshot if snapshot is not None and snapshot.id == (
+                local.provider_subscription_id) else None
+            remote = remote or self.provider.retrieve_subscription(local.provider_subscription_id)
+            state = self.provider.sync_state(remote)
+            if state == HELD or (state == BILLABLE and not ownership.namespace_matches(
+                    remote.metadata, self.settings.namespace) and remote.owner_tag):
+                return self._hold(conn, key, generation, SyncResult(
+                    organization_id, "held", billable=billable, subscription_id=remote.id,
+                    from_seats=remote.seats), remote)
+            if state == ENDED or remote.seats is None or remote.plan_name is None:
+                action = "no_subscription" if state == ENDED else "not_seat_billed"
                 return self._finish(conn, key, generation, SyncResult(
                     organization_id, action, billable=billable, subscription_id=remote.id,
                     from_seats=remote.seats), remote=remote)
@@ -256,6 +275,23 @@ class SyncEngine:
         if result.action == "unchanged":
             self._signal_synced(result, "unchanged")
         return result
+
+    def _hold(
+        self, conn: sa.Connection, key: str, generation: int | None, result: SyncResult,
+        remote: RemoteSubscription,
+    ) -> SyncResult:
+        """Keep the change owed: the subscription cannot be billed now (paused, dunning...)."""
+        subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
+        reason = (f"subscription {remote.id} is {remote.status}"
+                  f"{' and canceling' if remote.cancel_at_period_end else ''}: "
+                  "seat change held until it is billable again")
+        if not ownership.namespace_matches(remote.metadata, self.settings.namespace):
+            reason = (f"subscription {remote.id} carries another namespace "
+                      f"({remote.metadata.get(NAMESPACE_KEY)!r}): never written by this app")
+        outbox.hold(conn, self.tables, key, generation, reason, result.billable)
+        conn.commit()
+        log.info("seat sync of organization %s held: %s", key, reason)
+        return replace(result, error=reason)
 
     def _fail(
         self,

@@ -169,3 +169,19 @@ def seat_price_of(plan: str) -> str:
     return {"pro-monthly": SEAT_PRICE, "pro-yearly": YEARLY_SEAT, "team-monthly": SEAT_ONLY_PRICE}[
         plan
     ]
+
+
+def checkout_subscription(
+    t: AppUnderTest, stripe: Any, org_id: Any, *, plan: str = "pro-monthly"
+) -> str:
+    """Subscribe through the app's own ``/billing/checkout`` and pay in the stand-in; no webhook
+    is delivered. The subscription carries the owner tag the app recorded, as in production."""
+    if t.billing._authorize is None:
+        t.billing.authorize(lambda request, organization_id, action: True)
+    answer = t.app.test_client().post(
+        "/billing/checkout", json={"organization_id": org_id, "plan": plan},
+        headers={"Accept": "application/json", "X-User-Org": str(org_id)},
+    )
+    assert answer.status_code == 200, answer.text
+    session = stripe.complete_checkout(str(answer.json["id"]))
+    return str(session["subscription"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import urllib.parse
 from collections.abc import Iterator
@@ -50,9 +51,9 @@ def test_checkout_to_webhook_to_local_row(
     assert post.params["line_items"] == [
         {"price": BASE_PRICE, "quantity": "1"}, {"price": SEAT_PRICE, "quantity": "3"}
     ]
-    assert post.params["subscription_data"]["metadata"] == {
-        "organization_id": str(org.id), "plan": "pro-monthly"
-    }
+    metadata = dict(post.params["subscription_data"]["metadata"])
+    assert re.fullmatch(r"[0-9a-f]{32}", metadata.pop("seat_billing_owner"))  # ownership proof
+    assert metadata == {"organization_id": str(org.id), "plan": "pro-monthly"}
     assert session["client_reference_id"] == str(org.id)
     assert table_rows(t, "subscriptions") == []
 

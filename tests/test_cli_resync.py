@@ -13,7 +13,7 @@ from click.testing import Result
 from flask_seat_billing import signals
 from flask_seat_billing.cli import seats
 from tests.apps import BASE_PRICE, SEAT_PRICE, AppUnderTest
-from tests.conftest import AppFactory, subscribe
+from tests.conftest import AppFactory, checkout_subscription, subscribe
 from tests.helpers import ledger_rows, outbox_rows, seat_writes
 
 
@@ -75,22 +75,39 @@ def test_drift_in_both_directions(cli: AppUnderTest, stripe: Any) -> None:
 
 
 def test_links_a_subscription_only_the_provider_knows(cli: AppUnderTest, stripe: Any) -> None:
+    """Our checkout's subscription, whose webhook never came: resync links it by its owner tag."""
     org = cli.add_organization()
-    cli.add_members(org.id, 3)
-    sub = stripe.create_subscription(
-        items=[{"price": BASE_PRICE, "quantity": 1}, {"price": SEAT_PRICE, "quantity": 1}],
-        metadata={"organization_id": str(org.id), "plan": "pro-monthly"},
-    )
+    cli.add_members(org.id, 1)
+    sub = checkout_subscription(cli, stripe, org.id)
+    cli.add_members(org.id, 2)
     assert cli.billing.subscription_for(org.id) is None
 
     result = run(cli, "resync")
 
     assert result.exit_code == 0, result.output
     local = cli.billing.subscription_for(org.id)
-    assert local is not None and local.provider_subscription_id == sub["id"]
-    assert stripe.item_quantity(sub["id"], SEAT_PRICE) == 3
+    assert local is not None and local.provider_subscription_id == sub
+    assert stripe.item_quantity(sub, SEAT_PRICE) == 3
     assert local.seats == 3
     assert "1 linked" in result.output
+
+
+def test_metadata_alone_links_nothing(cli: AppUnderTest, stripe: Any) -> None:
+    """Another app on the account (or a staging copy) wrote ``organization_id``: not ours."""
+    org = cli.add_organization()
+    cli.add_members(org.id, 3)
+    sub = stripe.create_subscription(
+        items=[{"price": BASE_PRICE, "quantity": 1}, {"price": SEAT_PRICE, "quantity": 1}],
+        metadata={"organization_id": str(org.id), "plan": "pro-monthly"},
+    )
+
+    result = run(cli, "resync")
+
+    assert result.exit_code == 0, result.output
+    assert cli.billing.subscription_for(org.id) is None
+    assert stripe.item_quantity(sub["id"], SEAT_PRICE) == 1
+    assert seat_writes(stripe) == []
+    assert "0 linked" in result.output
 
 
 @pytest.mark.parametrize("flag, code", [("--dry-run", 0), ("--check", 1)])
@@ -101,10 +118,8 @@ def test_dry_run_and_check_write_nothing(
     stripe.set_item_quantity(sub, SEAT_PRICE, 5)
     other = cli.add_organization()
     cli.add_members(other.id, 1)
-    stripe.create_subscription(
-        items=[{"price": BASE_PRICE, "quantity": 1}, {"price": SEAT_PRICE, "quantity": 4}],
-        metadata={"organization_id": str(other.id)},
-    )
+    other_sub = checkout_subscription(cli, stripe, other.id)
+    stripe.set_item_quantity(other_sub, SEAT_PRICE, 4)
     before = tables_snapshot(cli)
     writes_before = len(stripe.writes())
 

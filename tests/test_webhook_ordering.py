@@ -19,11 +19,14 @@ _web = pytest.fixture(name="web")(web_helpers.web)
 _signals = pytest.fixture(name="signals_seen")(web_helpers.signals_seen)
 
 
-def _dashboard(stripe: Any, org_id: Any, seats: int) -> str:
-    return str(stripe.create_subscription(
+def _dashboard(stripe: Any, t: Any, org_id: Any, seats: int) -> str:
+    """A subscription made in the dashboard, which the app is told is the organization's."""
+    sub = str(stripe.create_subscription(
         items=[{"price": BASE_PRICE, "quantity": 1}, {"price": SEAT_PRICE, "quantity": seats}],
         metadata={"organization_id": str(org_id), "plan": "pro-monthly"},
     )["id"])
+    t.billing.link_subscription(org_id, sub)
+    return sub
 
 
 def _stripe_state(stripe: Any, t: Any) -> list[tuple[Any, ...]]:
@@ -45,14 +48,14 @@ def _history(web: Served, stripe: Any) -> dict[str, Any]:
     stripe.complete_checkout(answer.json["url"].rsplit("/", 1)[-1])
     t.add_members(a.id, 2)  # joined while the webhook was on its way
 
-    sub_b = _dashboard(stripe, b.id, 2)
+    sub_b = _dashboard(stripe, t, b.id, 2)
     stripe.set_item_quantity(sub_b, SEAT_PRICE, 5)
     stripe.cancel_subscription(sub_b, at_period_end=True)
-    sub_c = _dashboard(stripe, c.id, 1)
+    sub_c = _dashboard(stripe, t, c.id, 1)
     stripe.pause_subscription(sub_c)
     stripe.resume_subscription(sub_c)
     stripe.set_subscription_status(sub_c, "past_due")
-    sub_d = _dashboard(stripe, d.id, 4)
+    sub_d = _dashboard(stripe, t, d.id, 4)
     stripe.cancel_subscription(sub_d)
     return {"a": a.id, "b": sub_b, "c": sub_c, "d": sub_d}
 
@@ -84,7 +87,7 @@ def test_every_event_three_times_in_any_order_ends_equal_to_stripe(
 
 def test_stale_event_arriving_last_does_not_roll_back(web: Served, stripe: Any) -> None:
     org = web.t.add_organization()
-    sub = _dashboard(stripe, org.id, 2)
+    sub = _dashboard(stripe, web.t, org.id, 2)
     stripe.set_item_quantity(sub, SEAT_PRICE, 8)
     first_update = stripe.events("customer.subscription.updated")[0]["id"]
     stripe.set_item_quantity(sub, SEAT_PRICE, 4)

@@ -137,19 +137,27 @@ def test_unknown_event_type_is_acknowledged_and_ignored(web: Served, stripe: Any
 
 # -- processing -------------------------------------------------------------------------------
 
-def test_dashboard_subscription_is_linked_by_its_metadata(
+def test_dashboard_subscription_is_linked_once_the_app_links_it(
     web: Served, stripe: Any, signals_seen: dict[str, list[Any]]
 ) -> None:
+    """Metadata alone proves nothing (another app may write it); ``link_subscription`` does."""
     org = web.t.add_organization()
     web.t.add_members(org.id, 4)
     sub = _dashboard_subscription(stripe, org.id)
 
     assert all(d.ok for d in stripe.deliver_pending())
+    assert web.t.billing.subscription_for(org.id) is None
+    [row] = table_rows(web.t, "subscriptions")
+    assert (row["provider_subscription_id"], row["organization_key"]) == (sub["id"], None)
+
+    web.t.billing.link_subscription(org.id, sub["id"])
+    stripe.set_item_quantity(sub["id"], SEAT_PRICE, 4)  # any later event finds it linked
+    assert all(d.ok for d in stripe.deliver_pending())
 
     local = web.t.billing.subscription_for(org.id)
     assert local is not None
     assert (local.provider_subscription_id, local.seats, local.status) == (sub["id"], 4, "active")
-    assert signals_seen["subscription_updated"][0]["organization_id"] == org.id
+    assert signals_seen["subscription_updated"][-1]["organization_id"] == org.id
 
 
 def test_metadata_naming_no_valid_organization_is_stored_unlinked(

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import ProviderUnavailable, TransientProviderError
-from ..providers.base import BillingProvider, RemoteSubscription
+from ..providers.base import SUBSCRIBED_STATUSES, BillingProvider, RemoteSubscription
 from ..tables import Tables, utcnow
 from .ratelimit import RateLimiter
 
@@ -109,9 +109,16 @@ def _values(remote: RemoteSubscription) -> dict[str, Any]:
 
 
 def plan_pull(
-    conn: sa.Connection, tables: Tables, provider_name: str, remotes: list[RemoteSubscription]
+    conn: sa.Connection, tables: Tables, provider_name: str, remotes: list[RemoteSubscription],
+    owners: dict[str, str] | None = None,
 ) -> PullPlan:
-    """Diff the listing against the local table, read in one query; writes nothing."""
+    """Diff the listing against the local table, read in one query; writes nothing.
+
+    A row keeps the organization it is linked to; an unlinked one is linked only through an
+    owner tag this app recorded (``owners``: tag -> organization key, see ``ownership``), never
+    through ``metadata.organization_id`` alone.
+    """
+    owners = owners or {}
     t = tables.subscriptions
     cols = [t.c.id, t.c.provider_subscription_id, t.c.organization_key]
     existing = {
@@ -123,7 +130,8 @@ def plan_pull(
     for remote in remotes:
         values = _values(remote)
         before = existing.get(remote.id)
-        key = (before.organization_key if before is not None else None) or remote.organization_hint
+        key = (before.organization_key if before is not None else None) or owners.get(
+            remote.owner_tag or "")
         plan.keys[remote.id] = key
         if before is None:
             plan.linked += key is not None
@@ -139,7 +147,7 @@ def plan_pull(
         plan.updates.append({"row_id": before.id, "organization_key": key, "updated_at": now,
                              **values})
         if key and before.seats is not None and remote.seats is not None \
-                and before.seats != remote.seats and remote.is_active:
+                and before.seats != remote.seats and remote.status in SUBSCRIBED_STATUSES:
             plan.external.append({
                 "organization_key": key, "provider_subscription_id": remote.id,
                 "from_seats": before.seats, "to_seats": remote.seats, "reason": "external",

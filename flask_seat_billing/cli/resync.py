@@ -21,8 +21,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..providers.base import ACTIVE_STATUSES, RemoteSubscription
+from .. import outbox, ownership
+from ..providers.base import BILLABLE, RemoteSubscription
 from ..state import SeatBillingState
+from ..subscriptions import preference
 from ..sync import SyncResult
 from ..tables import utcnow
 from .errors import UnknownOrganization
@@ -43,10 +45,11 @@ class Candidate:
     status: str
     seats: int | None
     snapshot: RemoteSubscription | None = None
+    billable: bool = False  # the provider accepts a seat write now (``sync_state``)
 
     @property
     def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
+        return self.billable
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ def resync(
         candidates = _local_candidates(state)
     chosen = _choose(candidates, wanted)
     billable = _billable(state, chosen, wanted)
-    drift = [c for c in chosen.values() if _drifted(c, billable.get(c.key))]
+    owed = _owed(state, chosen)
+    drift = [c for c in chosen.values() if _drifted(c, billable.get(c.key)) or c.key in owed]
     step("pushing", 0, 0 if dry_run else len(drift))
     results: dict[str, SyncResult] = {}
     if not dry_run:
@@ -154,14 +158,21 @@ def _pull(
 ) -> list[Candidate]:
     remotes = fetch_all(state.provider, limiter, progress)
     with state.sql_engine().connect() as conn:
-        plan = plan_pull(conn, state.tables, state.provider.name, remotes)
+        owners = ownership.keys_for_tags(
+            conn, state.tables, state.provider.name,
+            [r.owner_tag for r in remotes
+             if r.owner_tag and ownership.namespace_matches(r.metadata, state.settings.namespace)],
+        )
+        owners = {tag: key for tag, key in owners.items() if state.schema.valid_key(key)}
+        plan = plan_pull(conn, state.tables, state.provider.name, remotes, owners)
         if not dry_run:
             apply_pull(conn, state.tables, plan)
             conn.commit()
     report.listed, report.linked = len(remotes), plan.linked
     report.inserted, report.refreshed = len(plan.inserts), len(plan.updates)
     return [
-        Candidate(key, r.id, r.plan_name, r.status, r.seats, r)
+        Candidate(key, r.id, r.plan_name, r.status, r.seats, r,
+                  state.provider.sync_state(r) == BILLABLE)
         for r in remotes
         if (key := plan.keys.get(r.id)) is not None
     ]
@@ -172,21 +183,37 @@ def _local_candidates(state: SeatBillingState) -> list[Candidate]:
     with state.sql_engine().connect() as conn:
         rows = conn.execute(
             sa.select(t.c.organization_key, t.c.provider_subscription_id, t.c.plan_name,
-                      t.c.status, t.c.seats)
+                      t.c.status, t.c.seats, t.c.cancel_at_period_end, t.c.ended_at)
             .where(t.c.organization_key.is_not(None))
             .order_by(t.c.created_at, t.c.id)
         ).all()
-    return [Candidate(str(r[0]), str(r[1]), r[2], str(r[3]), r[4]) for r in rows]
+    return [Candidate(str(r[0]), str(r[1]), r[2], str(r[3]), r[4], None,
+                      _billable_status(state, str(r[1]), str(r[3]), bool(r[5]), r[6]))
+            for r in rows]
+
+
+def _billable_status(
+    state: SeatBillingState, sub_id: str, status: str, canceling: bool, ended: Any
+) -> bool:
+    """The provider's ``sync_state`` of a local row (the listing was skipped)."""
+    probe = RemoteSubscription(
+        id=sub_id, customer_id=None, status=status, metadata={}, price_ids=frozenset(),
+        plan_name=None, seat_item_id=None, seats=None, cancel_at_period_end=canceling,
+        ended_at=ended,
+    )
+    return state.provider.sync_state(probe) == BILLABLE
 
 
 def _choose(candidates: list[Candidate], wanted: list[str] | None) -> dict[str, Candidate]:
-    """One subscription per organization: an active one over any other, else the last seen."""
+    """One subscription per organization, by ``subscriptions.billing_subscription``'s rule
+    (configured plan, then status; ties go to the one seen last)."""
     chosen: dict[str, Candidate] = {}
     for c in candidates:
         if wanted is not None and c.key not in wanted:
             continue
         current = chosen.get(c.key)
-        if current is None or c.active or not current.active:
+        if current is None or preference(c.plan, c.status) <= preference(
+                current.plan, current.status):
             chosen[c.key] = c
     return chosen
 
@@ -212,6 +239,16 @@ def _billable(
     return counts
 
 
+def _owed(state: SeatBillingState, chosen: dict[str, Candidate]) -> set[str]:
+    """Organizations now billable whose change was held (or parked) while they were not."""
+    with state.sql_engine().connect() as conn:
+        entries = outbox.read_all(conn, state.tables)
+    parked = (outbox.HELD, outbox.FAILED)
+    return {e.organization_key for e in entries if e.status in parked
+            and (c := chosen.get(e.organization_key)) is not None and c.billable
+            and c.plan is not None and c.seats is not None}
+
+
 def _parse_all(parse: Callable[[str], Any], keys: Iterable[str]) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     for key in keys:
@@ -229,8 +266,8 @@ def _has_people(state: SeatBillingState, conn: sa.Connection, organization_id: A
 
 def _drifted(candidate: Candidate, billable: int | None) -> bool:
     return (
-        candidate.active and candidate.seats is not None and billable is not None
-        and candidate.seats != billable
+        candidate.active and candidate.plan is not None and candidate.seats is not None
+        and billable is not None and candidate.seats != billable
     )
 
 
@@ -263,8 +300,9 @@ def _row(
     if c is None:
         return OrgResync(key, None, None, billable, None, "skip", error="no subscription")
     row = OrgResync(key, c.plan, c.status, billable, c.seats, "ok", c.subscription_id)
-    if not c.active or c.seats is None:
-        reason = "not active" if not c.active else "not billed per seat"
+    if not c.active or c.seats is None or c.plan is None:
+        reason = ("not billable now" if not c.active else "no configured plan"
+                  if c.plan is None else "not billed per seat")
         return OrgResync(**{**asdict(row), "action": "skip", "error": reason})
     if not _drifted(c, billable):
         return row

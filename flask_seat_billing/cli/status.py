@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from .. import outbox
 from ..ledger import SeatChange
 from ..outbox import OutboxEntry
-from ..providers.base import ACTIVE_STATUSES
 from ..state import SeatBillingState
+from ..subscriptions import preference
 from ..sync import SyncResult
 from .errors import UnknownOrganization
 
@@ -72,7 +72,7 @@ def organization_status(
 def _subscriptions(
     conn: sa.Connection, state: SeatBillingState, wanted: list[str] | None
 ) -> dict[str, dict[str, Any]]:
-    """Each organization's active subscription, else its newest, in one query."""
+    """Each organization's subscription by ``subscriptions.billing_subscription``'s rule."""
     t = state.tables.subscriptions
     stmt = sa.select(t).where(t.c.organization_key.is_not(None))
     if wanted is not None:
@@ -81,8 +81,8 @@ def _subscriptions(
     for row in conn.execute(stmt.order_by(t.c.created_at, t.c.id)):
         m = dict(row._mapping)
         current = chosen.get(m["organization_key"])
-        if current is None or m["status"] in ACTIVE_STATUSES or (
-                current["status"] not in ACTIVE_STATUSES):
+        if current is None or preference(m["plan_name"], m["status"]) <= preference(
+                current["plan_name"], current["status"]):
             chosen[m["organization_key"]] = m
     return chosen
 

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from ..locks import advisory_key
 from ..providers.base import ACTIVE_STATUSES
 from ..state import SeatBillingState, get_state
-from ..subscriptions import for_organization
+from ..subscriptions import billing_subscription
 from ..tables import utcnow
 from .context import PolicyContext
 from .decisions import Allow, Deny, allow, deny
@@ -98,9 +98,12 @@ def _within_limit(
 
 
 def _seat_limit(state: SeatBillingState, conn: sa.Connection, key: str) -> int | None:
-    """The cap of the organization's active or trialing plan; None when nothing caps it."""
-    subscription = for_organization(conn, state.tables, key, ACTIVE_STATUSES)
+    """The cap of the organization's billing subscription (``billing_subscription``) while it
+    is active or trialing; None when nothing caps it."""
+    subscription = billing_subscription(conn, state.tables, key)
     if subscription is None or subscription.plan_name is None:
+        return None
+    if subscription.status not in ACTIVE_STATUSES:
         return None
     plan = state.catalog.get(subscription.plan_name)
     return plan.seat_limit if plan is not None else None

@@ -18,6 +18,18 @@ from ..plans import Plan, PlanCatalog
 
 ACTIVE_STATUSES = ("active", "trialing")
 SUBSCRIBED_STATUSES = ("active", "trialing", "past_due")
+ENDED_STATUSES = ("canceled", "incomplete_expired")
+
+# What a subscription's status means for a seat sync (see the README's lifecycle table):
+BILLABLE = "billable"  # a quantity update is sent now
+HELD = "held"  # not sent now; the change stays owed until the subscription is billable again
+ENDED = "ended"  # nothing will ever be billed on it again; nothing is owed to it
+
+# Metadata the extension writes at checkout (server-side) and reads back to prove ownership.
+ORGANIZATION_KEY = "organization_id"
+PLAN_KEY = "plan"
+OWNER_KEY = "seat_billing_owner"
+NAMESPACE_KEY = "seat_billing_namespace"
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,11 @@ class RemoteSubscription:
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
+    @property
+    def owner_tag(self) -> str | None:
+        """The ownership tag our checkout wrote into the metadata, if any."""
+        return self.metadata.get(OWNER_KEY) or None
+
 
 @dataclass(frozen=True)
 class SeatUpdate:
@@ -85,10 +102,16 @@ class CheckoutRequest:
     cancel_url: str
     customer_id: str | None
     customer_email: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    """What the provider must put on the subscription server-side: organization, plan, owner."""
 
 
 @dataclass(frozen=True)
 class CheckoutSession:
+    """A checkout as the provider holds it. ``organization_hint`` comes from the metadata the
+    app set through the API only, never from a buyer-settable field (``client_reference_id``,
+    Polar's ``external_customer_id``); ``owner_tag`` is the tag that proves the app made it."""
+
     id: str
     url: str | None
     status: str
@@ -96,6 +119,8 @@ class CheckoutSession:
     customer_id: str | None
     organization_hint: str | None
     plan_name: str | None = None
+    owner_tag: str | None = None
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +180,21 @@ class BillingProvider(ABC):
         self, subscription: RemoteSubscription, quantity: int, *, proration_behavior: str
     ) -> SeatPreview:
         raise NotImplementedError(f"{self.name} cannot preview a seat change")
+
+    def sync_state(self, subscription: RemoteSubscription) -> str:
+        """``billable``, ``held`` or ``ended``: may a seat quantity be sent to it now?
+
+        The default is Stripe's: quantity updates are accepted while ``active``, ``trialing``
+        and ``past_due`` (dunning: the customer still uses the seats and the retried invoice
+        should carry them); ``unpaid``, ``incomplete`` and ``paused`` are held (no invoices are
+        attempted, or the first one is not paid yet); ``canceled`` and ``incomplete_expired``
+        have ended. An unknown status is held: never written, never forgotten.
+        """
+        if subscription.status in ("active", "trialing", "past_due"):
+            return BILLABLE
+        if subscription.status in ENDED_STATUSES or subscription.ended_at is not None:
+            return ENDED
+        return HELD
 
     def proration_for(self, subscription: RemoteSubscription, default: str) -> str:
         """The proration behaviour for a subscription: its plan's own, else the app's default."""

@@ -17,6 +17,13 @@ from polar.v2026_10 import Polar
 
 from ..plans import PlanCatalog
 from .base import (
+    BILLABLE,
+    ENDED,
+    HELD,
+    NAMESPACE_KEY,
+    ORGANIZATION_KEY,
+    OWNER_KEY,
+    PLAN_KEY,
     BillingProvider,
     Capabilities,
     CheckoutRequest,
@@ -105,7 +112,7 @@ class PolarProvider(BillingProvider):
             status=str(sub.status),
             metadata=metadata,
             price_ids=frozenset({product_id}),
-            plan_name=plan.name if plan else metadata.get("plan"),
+            plan_name=plan.name if plan else None,  # unknown product: never billed by us
             seat_item_id=None,
             seats=int(seats) if seats is not None else None,
             currency=sub.currency,
@@ -117,9 +124,22 @@ class PolarProvider(BillingProvider):
             cancel_at=_time(sub.ends_at),
             canceled_at=_time(sub.canceled_at),
             ended_at=_time(sub.ended_at),
-            organization_hint=metadata.get("organization_id") or external_id,
+            # Never external_customer_id: it names a customer, not a proof of ownership.
+            organization_hint=metadata.get(ORGANIZATION_KEY),
             raw={"product_id": product_id, "external_customer_id": external_id},
         )
+
+    def sync_state(self, subscription: RemoteSubscription) -> str:
+        """Polar accepts seat updates only on ``active`` and ``trialing`` subscriptions that are
+        not canceling (403 otherwise): ``past_due``, ``incomplete``, ``paused`` and a pending
+        cancellation are held; ``canceled``, ``unpaid`` and ``incomplete_expired`` have ended."""
+        if subscription.status in ("canceled", "unpaid", "incomplete_expired") or (
+            subscription.ended_at is not None
+        ):
+            return ENDED
+        if subscription.status in ("active", "trialing") and not subscription.cancel_at_period_end:
+            return BILLABLE
+        return HELD
 
     def retrieve_subscription(self, subscription_id: str) -> RemoteSubscription:
         sub_id = polar_id(subscription_id, "subscription")
@@ -163,8 +183,9 @@ class PolarProvider(BillingProvider):
         success = request.success_url
         if "{CHECKOUT_ID}" not in success:  # Polar fills it in, as Stripe does its session id
             success += ("&" if "?" in success else "?") + "checkout_id={CHECKOUT_ID}"
+        # Polar copies checkout metadata to the subscription it creates (``CheckoutCreate``).
         metadata: dict[str, str | int | float | bool] = {
-            "organization_id": request.organization_key, "plan": plan.name,
+            ORGANIZATION_KEY: request.organization_key, PLAN_KEY: plan.name, **request.metadata,
         }
         customer: dict[str, Any] = (
             {"customer_id": request.customer_id}
@@ -198,8 +219,10 @@ class PolarProvider(BillingProvider):
             status=CHECKOUT_STATUSES.get(status, status),
             subscription_id=checkout.subscription_id,
             customer_id=checkout.customer_id,
-            organization_hint=metadata.get("organization_id") or checkout.external_customer_id,
-            plan_name=metadata.get("plan"),
+            organization_hint=metadata.get(ORGANIZATION_KEY),
+            plan_name=metadata.get(PLAN_KEY),
+            owner_tag=metadata.get(OWNER_KEY) or None,
+            namespace=metadata.get(NAMESPACE_KEY) or None,
         )
 
     def retrieve_checkout(self, session_id: str) -> CheckoutSession:

@@ -18,6 +18,10 @@ import stripe
 
 from ..plans import PlanCatalog
 from .base import (
+    NAMESPACE_KEY,
+    ORGANIZATION_KEY,
+    OWNER_KEY,
+    PLAN_KEY,
     BillingProvider,
     Capabilities,
     CheckoutRequest,
@@ -115,7 +119,7 @@ class StripeProvider(BillingProvider):
             status=str(data.get("status")),
             metadata=metadata,
             price_ids=price_ids,
-            plan_name=plan.name if plan else metadata.get("plan"),
+            plan_name=plan.name if plan else None,  # unknown prices: never billed by us
             seat_item_id=seat_item.get("id") if seat_item else None,
             seats=int(seat_item["quantity"]) if seat_item else None,
             currency=data.get("currency"),
@@ -127,7 +131,7 @@ class StripeProvider(BillingProvider):
             cancel_at=_time(data.get("cancel_at")),
             canceled_at=_time(data.get("canceled_at")),
             ended_at=_time(data.get("ended_at")),
-            organization_hint=metadata.get("organization_id"),
+            organization_hint=metadata.get(ORGANIZATION_KEY),
             raw=data,
         )
 
@@ -198,7 +202,8 @@ class StripeProvider(BillingProvider):
             ]
         else:
             line_items = [{"price": plan.plan_id, "quantity": 1}]
-        metadata = {"organization_id": request.organization_key, "plan": plan.name}
+        metadata = {ORGANIZATION_KEY: request.organization_key, PLAN_KEY: plan.name,
+                    **request.metadata}
         subscription_data: dict[str, Any] = {"metadata": metadata}
         if plan.trial_days:
             subscription_data["trial_period_days"] = plan.trial_days
@@ -227,14 +232,17 @@ class StripeProvider(BillingProvider):
         if isinstance(customer, dict):
             customer = customer.get("id")
         metadata = data.get("metadata") or {}
+        # Never client_reference_id: a Payment Link or the pricing table lets the buyer set it.
         return CheckoutSession(
             id=str(data["id"]),
             url=data.get("url"),
             status=str(data.get("status")),
             subscription_id=subscription,
             customer_id=customer,
-            organization_hint=data.get("client_reference_id") or metadata.get("organization_id"),
-            plan_name=metadata.get("plan"),
+            organization_hint=metadata.get(ORGANIZATION_KEY),
+            plan_name=metadata.get(PLAN_KEY),
+            owner_tag=metadata.get(OWNER_KEY) or None,
+            namespace=metadata.get(NAMESPACE_KEY) or None,
         )
 
     def retrieve_checkout(self, session_id: str) -> CheckoutSession:

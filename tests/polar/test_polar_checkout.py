@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -41,7 +42,9 @@ def test_checkout_to_webhook_to_local_row(
     assert post.params["products"] == [polar.team]
     assert post.params["seats"] == 3
     assert post.params["external_customer_id"] == str(org.id)
-    assert post.params["metadata"] == {"organization_id": str(org.id), "plan": "team-monthly"}
+    metadata = dict(post.params["metadata"])
+    assert re.fullmatch(r"[0-9a-f]{32}", metadata.pop("seat_billing_owner"))  # ownership proof
+    assert metadata == {"organization_id": str(org.id), "plan": "team-monthly"}
     assert post.params["success_url"].endswith("checkout_id={CHECKOUT_ID}")
     checkout_id = (answer.json or {})["id"]
     assert subscription_rows(t) == []

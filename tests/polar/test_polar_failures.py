@@ -66,11 +66,6 @@ def test_rate_limit_honours_retry_after(t: AppUnderTest, polar: PolarWorld) -> N
 Setup = Callable[[AppUnderTest, PolarWorld, Any, str, list[Any]], None]
 
 
-def _canceling(t: AppUnderTest, polar: PolarWorld, org: Any, sub: str, members: list[Any]) -> None:
-    polar.api.cancel_subscription(sub, at_period_end=True)
-    t.add_members(org.id, 1)
-
-
 def _above_maximum(t: AppUnderTest, polar: PolarWorld, org: Any, sub: str, m: list[Any]) -> None:
     t.add_members(org.id, 4)  # 2 -> 6, the product allows 5
 
@@ -95,13 +90,12 @@ def _payment_failed(t: AppUnderTest, polar: PolarWorld, org: Any, sub: str, m: l
 @pytest.mark.parametrize(
     ("setup", "status", "words"),
     [
-        (_canceling, 403, "AlreadyCanceledSubscription"),
         (_above_maximum, 422, "Maximum seats is 5"),
         (_below_minimum, 422, "Minimum seats is 2"),
         (_below_assigned, 400, "3 seats are assigned"),
         (_payment_failed, 402, "PaymentFailed"),
     ],
-    ids=["canceling", "above-maximum", "below-minimum", "below-assigned", "payment-failed"],
+    ids=["above-maximum", "below-minimum", "below-assigned", "payment-failed"],
 )
 def test_polar_refusal_is_recorded_as_permanent(
     t: AppUnderTest, polar: PolarWorld, setup: Setup, status: int, words: str

@@ -36,6 +36,7 @@ def test_duplicated_and_reordered_events_end_at_polars_state(
         polar.team, seats=3, external_customer_id=str(org.id),
         metadata={"organization_id": str(org.id)},
     )["id"]
+    t.billing.link_subscription(org.id, sub)  # metadata alone would not make it the org's
     polar.api.set_status(sub, "past_due")
     polar.api.set_status(sub, "active")
     polar.api.cancel_subscription(sub, at_period_end=True)

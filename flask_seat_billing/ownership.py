@@ -1,0 +1,89 @@
+"""Which provider subscriptions are this app's own: only those it can prove it made, or was told.
+
+A subscription is owned by an organization when one of these holds, and nothing else:
+
+- the local row is already linked to the organization (a link, once made, is the app's own
+  record: it survives provider-side metadata edits and configuration changes);
+- its metadata carries an owner tag that ``/billing/checkout`` generated, wrote server-side
+  (Stripe ``subscription_data.metadata``, Polar checkout metadata, which Polar copies to the
+  subscription), and recorded in this app's database together with the organization; and, when
+  ``SEAT_BILLING_NAMESPACE`` is set, the metadata's namespace equals it;
+- the app called ``link_subscription``.
+
+Fields a buyer can set (Stripe's ``client_reference_id`` through Payment Links and the pricing
+table, Polar's ``external_customer_id``) and a bare ``metadata.organization_id`` prove nothing:
+another app or a staging copy on the same provider account writes the same metadata keys. The
+tag is random and recorded in the app's own database, so two deployments of the same code (with
+their own databases) never own each other's subscriptions, with no configuration at all.
+
+The tags are kept beside the webhook events (``event_id = "owner:<tag>"``, ``event_type =
+"org:<organization key>"``) so that no table is added.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from .providers.base import NAMESPACE_KEY, RemoteSubscription
+from .tables import Tables
+
+TAG_PREFIX = "owner:"
+ORG_PREFIX = "org:"
+
+
+def new_tag(conn: sa.Connection, tables: Tables, provider: str, key: str) -> str:
+    """A fresh owner tag for a checkout of organization ``key``, recorded (caller commits)."""
+    tag = secrets.token_hex(16)
+    conn.execute(tables.webhook_events.insert().values(
+        provider=provider, event_id=TAG_PREFIX + tag, event_type=ORG_PREFIX + key))
+    return tag
+
+
+def forget_tag(conn: sa.Connection, tables: Tables, provider: str, tag: str) -> None:
+    """Remove a tag whose checkout was never opened (the provider refused or was unreachable)."""
+    t = tables.webhook_events
+    conn.execute(t.delete().where(t.c.provider == provider, t.c.event_id == TAG_PREFIX + tag))
+
+
+def keys_for_tags(
+    conn: sa.Connection, tables: Tables, provider: str, tags: Iterable[str]
+) -> dict[str, str]:
+    """{tag: organization key} for the tags this app recorded (one query)."""
+    wanted = sorted({TAG_PREFIX + t for t in tags if t})
+    if not wanted:
+        return {}
+    t = tables.webhook_events
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(sa.select(t.c.event_id, t.c.event_type).where(
+            t.c.provider == provider, t.c.event_id.in_(wanted[start:start + 500])))
+        for event_id, event_type in rows:
+            if str(event_type).startswith(ORG_PREFIX):
+                found[str(event_id)[len(TAG_PREFIX):]] = str(event_type)[len(ORG_PREFIX):]
+    return found
+
+
+def namespace_matches(metadata: dict[str, str], namespace: str | None) -> bool:
+    """The metadata's namespace is this app's (both absent counts as a match)."""
+    return (metadata.get(NAMESPACE_KEY) or None) == (namespace or None)
+
+
+def claimed_key(
+    conn: sa.Connection, tables: Tables, provider: str, tag: str | None,
+    metadata: dict[str, str], namespace: str | None,
+) -> str | None:
+    """The organization an owner tag proves, or None when it proves nothing here."""
+    if not tag or not namespace_matches(metadata, namespace):
+        return None
+    return keys_for_tags(conn, tables, provider, [tag]).get(tag)
+
+
+def owner_of(
+    conn: sa.Connection, tables: Tables, provider: str, remote: RemoteSubscription,
+    namespace: str | None,
+) -> str | None:
+    """The organization that owns ``remote`` by its metadata, if this app made it."""
+    return claimed_key(conn, tables, provider, remote.owner_tag, remote.metadata, namespace)
