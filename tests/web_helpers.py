@@ -57,6 +57,7 @@ class Served:
     server: BaseWSGIServer
     thread: threading.Thread
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    provider: str = "stripe"
 
     @property
     def url(self) -> str:
@@ -68,7 +69,7 @@ class Served:
 
     @property
     def webhook_url(self) -> str:
-        return f"{self.url}{self.prefix}/webhooks/stripe"
+        return f"{self.url}{self.prefix}/webhooks/{self.provider}"
 
     def post(
         self,
@@ -104,13 +105,13 @@ class Served:
         )
 
 
-def serve(t: AppUnderTest) -> Iterator[Served]:
+def serve(t: AppUnderTest, provider: str = "stripe") -> Iterator[Served]:
     """Serve ``t.app`` on an ephemeral loopback port until the generator is closed."""
     server = make_server("127.0.0.1", 0, t.app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="app-under-test", daemon=True)
     thread.start()
     try:
-        yield Served(t, server, thread)
+        yield Served(t, server, thread, provider=provider)
     finally:
         server.shutdown()
         server.server_close()

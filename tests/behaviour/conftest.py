@@ -22,8 +22,10 @@ from flask_seat_billing.testing import ProviderStandIn, StandInCapabilities
 from flask_seat_billing.testing._standin import RecordedRequest
 from tests.apps import AppUnderTest
 from tests.apps import products as stripe_products
+from tests.behaviour.dialects import POLAR, STRIPE, Dialect
 from tests.conftest import app_factory
-from tests.polar.conftest import polar_world
+from tests.providers.polar.conftest import polar_world
+from tests.web_helpers import Answer, Served, allow_own_organization, serve
 
 AppFactory = Callable[..., AppUnderTest]
 
@@ -40,6 +42,7 @@ class World:
     products: list[Product]
     plan: Plan  # the default per-seat monthly plan
     webhook_secret: str
+    dialect: Dialect
 
     @property
     def capabilities(self) -> StandInCapabilities:
@@ -77,13 +80,58 @@ class World:
         """Writes to subscriptions the provider applied (not faulted, not replayed)."""
         return self.stand_in.subscription_writes()
 
+    def fail_seat_writes(self, count: int, status: int) -> None:
+        """Make the next ``count`` seat writes fail with ``status`` (reads still answer)."""
+        method, path = self.dialect.seat_write
+        self.stand_in.faults.fail_next(count, status=status, path_prefix=path, method=method)
+
+    def delivered(self) -> None:
+        """Deliver every pending event; each must be acknowledged."""
+        deliveries = self.stand_in.deliver_pending()
+        assert all(d.ok for d in deliveries), [d for d in deliveries if not d.ok]
+
+    def serve(self, config: dict[str, Any] | None = None, **options: Any) -> Iterator[Served]:
+        """Build an app (with an authorization like a real app's), serve it over HTTP and
+        register it as the stand-in's webhook endpoint; yields it inside an app context."""
+        t = self.make_app(config, **options)
+        allow_own_organization(t)
+        for served in serve(t, provider=self.name):
+            self.stand_in.add_webhook_endpoint(served.webhook_url, self.webhook_secret)
+            with t.app.app_context():
+                yield served
+
+    def post_event(self, web: Served, payload: bytes, *, event_id: str, offset: int = 0) -> Answer:
+        """POST a hand-made event to the app, validly signed (``offset`` shifts its time)."""
+        import time
+
+        headers = self.stand_in.webhook_headers(
+            payload, self.webhook_secret, event_id=event_id, timestamp=int(time.time()) + offset
+        )
+        return web.post(web.webhook_url, data=payload, headers=headers)
+
+    def checkout(self, web: Served, org_id: Any, plan: str | None = None, **extra: Any) -> Answer:
+        """POST the app's own checkout route as a member of ``org_id`` (JSON answer)."""
+        return web.checkout(org_id, plan or self.plan.name, **extra)
+
+    def checkout_id(self, answer: Answer) -> str:
+        """The provider's checkout id in a checkout answer."""
+        return str(answer.json["id"])
+
+    def checkout_posts(self) -> list[RecordedRequest]:
+        return self.dialect.checkout_posts(self.stand_in.requests)
+
+    def portal_posts(self) -> list[RecordedRequest]:
+        return self.dialect.portal_posts(self.stand_in.requests)
+
 
 def _stripe_world(request: pytest.FixtureRequest, database_url: str) -> Iterator[World]:
     stand_in = request.getfixturevalue("stripe")  # tests/conftest.py: the suite's prices
     secret = stand_in.new_webhook_secret()
     products = stripe_products()
     with app_factory(database_url, stand_in.app_config(secret), products=products) as factory:
-        yield World("stripe", stand_in, factory, products, products[0].plans[0], secret)
+        yield World(
+            "stripe", stand_in, factory, products, products[0].plans[0], secret, STRIPE
+        )
 
 
 def _polar_world(request: pytest.FixtureRequest, database_url: str) -> Iterator[World]:
@@ -91,7 +139,9 @@ def _polar_world(request: pytest.FixtureRequest, database_url: str) -> Iterator[
     products = world.products()
     config = world.api.app_config(world.secret)
     with app_factory(database_url, config, products=products) as factory:
-        yield World("polar", world.api, factory, products, products[0].plans[0], world.secret)
+        yield World(
+            "polar", world.api, factory, products, products[0].plans[0], world.secret, POLAR
+        )
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -113,3 +163,9 @@ def t(make_app: AppFactory) -> Iterator[AppUnderTest]:
     app = make_app()
     with app.app.app_context():
         yield app
+
+
+@pytest.fixture
+def web(provider: World) -> Iterator[Served]:
+    """A default app served over HTTP, with authorization and the provider's webhook secret."""
+    yield from provider.serve()

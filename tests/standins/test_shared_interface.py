@@ -7,6 +7,7 @@ readers below are the only provider-specific code), and in the webhook events it
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -289,3 +290,41 @@ def test_app_config_and_capabilities_name_the_provider(stand_in: ProviderStandIn
         assert "invoice preview" in caps.why_not("invoice_preview")
     with pytest.raises(ValueError):
         caps.why_not("pause")
+
+
+def test_events_of_names_each_kind_as_the_provider_does(
+    stand_in: ProviderStandIn, plan: Plan
+) -> None:
+    sub = stand_in.subscribe("org-1", plan, 2)
+    stand_in.set_seats(sub, 3)
+
+    assert dict(stand_in.event_types) == EVENTS[stand_in.provider_name]
+    created = EVENTS[stand_in.provider_name]["created"]
+    assert [e["type"] for e in stand_in.events_of("created")] == [created]
+    [updated] = stand_in.events_of("updated")
+    assert updated["id"] in {e["id"] for e in stand_in.events()}
+
+
+def test_webhook_headers_verify_with_the_providers_sdk(
+    stand_in: ProviderStandIn, plan: Plan
+) -> None:
+    stand_in.subscribe("org-1", plan, 2)
+    [created] = stand_in.events_of("created")
+    secret = stand_in.new_webhook_secret()
+
+    if isinstance(stand_in, StripeStandIn):
+        body = json.dumps(created).encode()
+        headers = stand_in.webhook_headers(body, secret, event_id=created["id"])
+        event = stripe.Webhook.construct_event(body, headers["Stripe-Signature"], secret)
+        assert event["id"] == created["id"]
+        with pytest.raises(stripe.SignatureVerificationError):
+            stripe.Webhook.construct_event(body, headers["Stripe-Signature"], secret + "x")
+    else:
+        from polar.v2026_10.webhooks import PolarWebhookVerificationError, validate_event
+
+        body = json.dumps({k: v for k, v in created.items() if k != "id"}).encode()
+        headers = stand_in.webhook_headers(body, secret, event_id=created["id"])
+        assert headers["webhook-id"] == created["id"]
+        assert validate_event(body, headers, secret).type == created["type"]
+        with pytest.raises(PolarWebhookVerificationError):
+            validate_event(body, headers, secret + "x")

@@ -123,6 +123,9 @@ class ProviderStandIn(BaseStandIn, ABC):
     provider_name: str
     #: Path prefixes of the API's subscription resources (for :meth:`subscription_writes`).
     subscription_paths: tuple[str, ...]
+    #: The provider's event type for each neutral kind of subscription event: ``created``,
+    #: ``updated``, ``paused``, ``resumed``, ``ended`` (for :meth:`events_of`).
+    event_types: Mapping[str, str]
 
     # -- the app's side ------------------------------------------------------------------------
     @property
@@ -229,6 +232,23 @@ class ProviderStandIn(BaseStandIn, ABC):
     @abstractmethod
     def fail_payments(self, customer_id: str, failing: bool = True) -> None:
         """Make (or, with ``failing=False``, stop making) this customer's charges fail."""
+
+    # -- webhooks ------------------------------------------------------------------------------
+    @abstractmethod
+    def events(self, type: str | None = None) -> list[Obj]:
+        """The events emitted so far (of one provider event type), oldest first; each has the
+        id it is delivered under as ``"id"`` and its ``"type"``."""
+
+    def events_of(self, kind: str) -> list[Obj]:
+        """:meth:`events` of a neutral kind (``"updated"`` ...; see :attr:`event_types`)."""
+        return self.events(self.event_types[kind])
+
+    @abstractmethod
+    def webhook_headers(
+        self, payload: bytes, secret: str, *, event_id: str, timestamp: int | None = None
+    ) -> dict[str, str]:
+        """The headers that make ``payload`` a validly signed delivery of event ``event_id``
+        (at ``timestamp``, default now), for posting hand-made events to a receiver."""
 
     # -- lifecycle -----------------------------------------------------------------------------
     @abstractmethod

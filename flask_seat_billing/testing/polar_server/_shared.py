@@ -8,13 +8,14 @@ nothing to resolve: an organization's subscription is created for its external c
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._standin.provider import SUBSCRIPTION_STATUSES, ProviderStandIn, StandInCapabilities
 from . import _lifecycle as life
 from ._store import PolarStore
-from ._webhooks import generate_secret
+from ._webhooks import generate_secret, signature_headers
 
 if TYPE_CHECKING:
     from ...plans import Plan
@@ -29,6 +30,13 @@ class PolarSharedInterface(ProviderStandIn):
 
     provider_name = "polar"
     subscription_paths = ("/v1/subscriptions",)
+    event_types: Mapping[str, str] = {
+        "created": "subscription.created",
+        "updated": "subscription.updated",
+        "paused": "subscription.paused",
+        "resumed": "subscription.resumed",
+        "ended": "subscription.revoked",
+    }
     _store: PolarStore
 
     @property
@@ -140,6 +148,14 @@ class PolarSharedInterface(ProviderStandIn):
     def checkout_subscription_id(self, checkout_id: str) -> str | None:
         with self._store.lock:
             return self._store.checkout(checkout_id).subscription_id
+
+    def webhook_headers(
+        self, payload: bytes, secret: str, *, event_id: str, timestamp: int | None = None
+    ) -> dict[str, str]:
+        """Standard Webhooks' ``webhook-id`` / ``-timestamp`` / ``-signature``, as Polar signs."""
+        ts = int(time.time()) if timestamp is None else timestamp
+        headers = signature_headers(payload, secret, ts, event_id=event_id)
+        return {**headers, "Content-Type": "application/json"}
 
     # -- helpers -------------------------------------------------------------------------------
     def _apply(self, subscription_id: str, action: Callable[..., Any], *args: Any) -> JSON:

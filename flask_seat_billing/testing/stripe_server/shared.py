@@ -40,6 +40,13 @@ class StripeSharedInterface(ProviderStandIn):
 
     provider_name = "stripe"
     subscription_paths = ("/v1/subscriptions", "/v1/subscription_items")
+    event_types: Mapping[str, str] = {
+        "created": "customer.subscription.created",
+        "updated": "customer.subscription.updated",
+        "paused": "customer.subscription.paused",
+        "resumed": "customer.subscription.resumed",
+        "ended": "customer.subscription.deleted",
+    }
     state: StripeState
     _seat_prices: dict[str, str]  # subscription id -> its seat price
 

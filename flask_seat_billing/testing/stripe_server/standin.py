@@ -98,6 +98,13 @@ class StripeStandIn(StripeSharedInterface):
         ts = int(time.time()) if timestamp is None else timestamp
         return sign_payload(body, secret, ts)["Stripe-Signature"]
 
+    def webhook_headers(
+        self, payload: bytes, secret: str, *, event_id: str, timestamp: int | None = None
+    ) -> dict[str, str]:
+        """``Stripe-Signature`` and the JSON content type (the event id travels in the body)."""
+        ts = int(time.time()) if timestamp is None else timestamp
+        return {**sign_payload(payload, secret, ts), "Content-Type": "application/json"}
+
     # -- catalog -------------------------------------------------------------------------------
     def create_customer(
         self,

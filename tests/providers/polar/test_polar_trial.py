@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask_seat_billing import Plan, Product
-from tests.polar.conftest import AppFactory, PolarWorld
+from tests.providers.polar.conftest import AppFactory, PolarWorld
 
 
 def _checkout_posts(polar: PolarWorld) -> list[Any]:

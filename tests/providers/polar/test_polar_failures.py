@@ -10,7 +10,7 @@ import pytest
 from flask_seat_billing import signals
 from tests.apps import AppUnderTest
 from tests.helpers import outbox_rows, wait_for
-from tests.polar.conftest import PolarWorld, seat_writes, subscribe
+from tests.providers.polar.conftest import PolarWorld, seat_writes, subscribe
 
 
 def test_provider_500s_then_recovery(t: AppUnderTest, polar: PolarWorld) -> None:

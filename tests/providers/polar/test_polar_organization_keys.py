@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.apps import AppUnderTest
-from tests.polar.conftest import PolarWorld, subscribe
+from tests.providers.polar.conftest import PolarWorld, subscribe
 
 
 @pytest.mark.parametrize("spelling", ["01", " 1", "+1"])

@@ -7,7 +7,7 @@ import pytest
 
 from tests.apps import AppUnderTest
 from tests.helpers import outbox_rows, wait_for
-from tests.polar.conftest import AppFactory, PolarWorld, seat_writes, subscribe
+from tests.providers.polar.conftest import AppFactory, PolarWorld, seat_writes, subscribe
 
 
 def test_write_sends_seats_only(t: AppUnderTest, polar: PolarWorld) -> None:

@@ -10,8 +10,8 @@ import pytest
 from flask_seat_billing import Plan, Product, SeatBilling, signals
 from flask_seat_billing.errors import ConfigurationError
 from tests.apps import AppUnderTest
-from tests.polar.conftest import AppFactory, PolarWorld, subscribe
-from tests.polar.test_polar_webhooks import subscription_rows
+from tests.providers.polar.conftest import AppFactory, PolarWorld, subscribe
+from tests.web_helpers import table_rows
 
 
 def _allow_all(t: AppUnderTest) -> None:
@@ -47,7 +47,7 @@ def test_checkout_to_webhook_to_local_row(
     assert metadata == {"organization_id": str(org.id), "plan": "team-monthly"}
     assert post.params["success_url"].endswith("checkout_id={CHECKOUT_ID}")
     checkout_id = (answer.json or {})["id"]
-    assert subscription_rows(t) == []
+    assert table_rows(t, "subscriptions") == []
 
     signals.checkout_completed.connect(seen)
     try:
@@ -60,7 +60,7 @@ def test_checkout_to_webhook_to_local_row(
     local = t.billing.subscription_for(org.id)
     assert local is not None
     assert (local.status, local.seats, local.plan_name) == ("active", 3, "team-monthly")
-    assert len(subscription_rows(t)) == 1
+    assert len(table_rows(t, "subscriptions")) == 1
     assert [c["plan"] for c in completed] == ["team-monthly"]
 
 

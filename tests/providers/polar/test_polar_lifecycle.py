@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 
 from tests.apps import AppUnderTest
 from tests.helpers import outbox_rows
-from tests.polar.conftest import AppFactory, PolarWorld, seat_writes, subscribe
+from tests.providers.polar.conftest import AppFactory, PolarWorld, seat_writes, subscribe
 
 
 def _writes_to(polar: PolarWorld, sub: str) -> list[Any]:

@@ -17,7 +17,7 @@ import pytest
 from flask_seat_billing.testing.polar_server import signature_headers
 from tests.apps import AppUnderTest
 from tests.bad_input import BROKEN_CHUNKS, HUGE_STAMPS, Tally, Watch, raw_post
-from tests.polar.conftest import PolarWorld
+from tests.providers.polar.conftest import PolarWorld
 
 TALLY = Tally("polar")
 PATH = "/billing/webhooks/polar"

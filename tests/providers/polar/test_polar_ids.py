@@ -9,7 +9,7 @@ import pytest
 from flask_seat_billing import InvalidProviderId
 from tests.apps import AppUnderTest
 from tests.helpers import outbox_rows
-from tests.polar.conftest import PolarWorld, subscribe
+from tests.providers.polar.conftest import PolarWorld, subscribe
 
 HOSTILE = [
     "../customers/",

@@ -1,0 +1,172 @@
+"""How each provider's side of a shared behaviour looks, so one test asserts both in full.
+
+The behaviour is the same on every provider; what differs is detail a test still has to check:
+the HTTP status the webhook route answers with (Stripe expects 2xx, Polar's docs show 202), how a
+bad signature is refused, which request writes seats (Stripe's seat *item*, Polar's
+subscription), and how a checkout request names the plan and the seats. Each provider states its
+detail here once; a behaviour test reads it from ``provider.dialect`` rather than branching on
+the provider's name, so the assertion is kept on both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from flask_seat_billing import Plan
+from flask_seat_billing.testing._standin import RecordedRequest
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """One provider's detail of the shared behaviours."""
+
+    #: The status a processed (or ignored, or duplicate) signed delivery is answered with.
+    webhook_ok: int
+    #: The status a delivery with a bad, missing or stale signature is refused with.
+    bad_signature: int
+    #: Timestamp offsets (seconds) just outside the provider's signature tolerance.
+    stale_offsets: tuple[int, int]
+    #: The config key of the webhook secret, named in the error when it is unset.
+    secret_key: str
+    #: The method and path prefix of the request that writes seats.
+    seat_write: tuple[str, str]
+    #: The path prefix of reads of one subscription (``.../{id}`` follows).
+    subscription_path: str
+    #: The path of the request that opens a checkout, and of one that opens the portal.
+    checkout_path: str
+    portal_path: str
+    #: Where the hosted checkout and portal pages live, below the stand-in's URL.
+    checkout_page: str
+    portal_page: str
+    #: The word a permanent refusal's recorded error starts with (``"Stripe refused: "``).
+    refused: str
+
+    def checkout_posts(self, requests: Any) -> list[RecordedRequest]:
+        """The checkout-opening requests among ``requests`` (a stand-in's request log)."""
+        return [r for r in requests if r.method == "POST" and r.path == self.checkout_path]
+
+    def portal_posts(self, requests: Any) -> list[RecordedRequest]:
+        return [r for r in requests if r.method == "POST" and r.path == self.portal_path]
+
+    def checkout_lines(self, post: RecordedRequest, plan: Plan) -> Any:
+        """What the checkout asked the provider to sell, comparable with :meth:`expected_lines`."""
+        raise NotImplementedError
+
+    def expected_lines(self, plan: Plan, seats: int) -> Any:
+        raise NotImplementedError
+
+    def checkout_metadata(self, post: RecordedRequest) -> dict[str, str]:
+        raise NotImplementedError
+
+    def checkout_customer(self, post: RecordedRequest) -> Any:
+        """The customer a checkout request names (to see an existing one reused)."""
+        raise NotImplementedError
+
+    def portal_customer(self, post: RecordedRequest) -> Any:
+        raise NotImplementedError
+
+    def success_url(self, post: RecordedRequest) -> str:
+        return str(post.params["success_url"])
+
+    #: The placeholder the provider fills in with the checkout's id on the success URL.
+    checkout_placeholder: str = ""
+    #: An event type the provider sends that the library has no use for.
+    unknown_event_type: str = ""
+
+    def event_body(self, event_id: str, event_type: str, object_id: str) -> bytes:
+        """A hand-made event about object ``object_id``, as the provider would send its body."""
+        raise NotImplementedError
+
+    def body_of(self, event: dict[str, Any]) -> bytes:
+        """The body the provider sends for one of its stand-in's :meth:`events`."""
+        raise NotImplementedError
+
+
+class StripeDialect(Dialect):
+    def event_body(self, event_id: str, event_type: str, object_id: str) -> bytes:
+        return json.dumps(
+            {"id": event_id, "type": event_type, "data": {"object": {"id": object_id}}}
+        ).encode()
+
+    def body_of(self, event: dict[str, Any]) -> bytes:
+        return json.dumps(event).encode()
+
+    def checkout_lines(self, post: RecordedRequest, plan: Plan) -> Any:
+        return post.params["line_items"]
+
+    def expected_lines(self, plan: Plan, seats: int) -> Any:
+        if plan.seat_only:
+            return [{"price": plan.seat_price_id, "quantity": str(max(1, seats))}]
+        return [
+            {"price": plan.plan_id, "quantity": "1"},
+            {"price": plan.seat_price_id, "quantity": str(seats)},
+        ]
+
+    def checkout_metadata(self, post: RecordedRequest) -> dict[str, str]:
+        return dict(post.params["subscription_data"]["metadata"])
+
+    def checkout_customer(self, post: RecordedRequest) -> Any:
+        return post.params.get("customer")
+
+    def portal_customer(self, post: RecordedRequest) -> Any:
+        return post.params["customer"]
+
+
+class PolarDialect(Dialect):
+    """The event id travels in the ``webhook-id`` header, not in the body."""
+
+    def event_body(self, event_id: str, event_type: str, object_id: str) -> bytes:
+        return json.dumps({"type": event_type, "data": {"id": object_id}}).encode()
+
+    def body_of(self, event: dict[str, Any]) -> bytes:
+        return json.dumps({k: v for k, v in event.items() if k != "id"}).encode()
+
+    def checkout_lines(self, post: RecordedRequest, plan: Plan) -> Any:
+        return {"products": post.params["products"], "seats": post.params["seats"]}
+
+    def expected_lines(self, plan: Plan, seats: int) -> Any:
+        return {"products": [plan.plan_id], "seats": max(1, seats)}
+
+    def checkout_metadata(self, post: RecordedRequest) -> dict[str, str]:
+        return dict(post.params["metadata"])
+
+    def checkout_customer(self, post: RecordedRequest) -> Any:
+        return post.params.get("external_customer_id")
+
+    def portal_customer(self, post: RecordedRequest) -> Any:
+        return post.params.get("external_customer_id", post.params.get("customer_id"))
+
+
+STRIPE = StripeDialect(
+    webhook_ok=200,
+    bad_signature=400,
+    stale_offsets=(-301, 3600),
+    secret_key="SEAT_BILLING_STRIPE_WEBHOOK_SECRET",
+    seat_write=("POST", "/v1/subscription_items/"),
+    subscription_path="/v1/subscriptions/",
+    checkout_path="/v1/checkout/sessions",
+    portal_path="/v1/billing_portal/sessions",
+    checkout_page="/checkout/cs_",
+    portal_page="/portal/",
+    refused="Stripe refused: ",
+    checkout_placeholder="session_id={CHECKOUT_SESSION_ID}",
+    unknown_event_type="customer.tax_id.created",
+)
+
+POLAR = PolarDialect(
+    webhook_ok=202,
+    bad_signature=403,
+    stale_offsets=(-600, 600),
+    secret_key="SEAT_BILLING_POLAR_WEBHOOK_SECRET",
+    seat_write=("PATCH", "/v1/subscriptions/"),
+    subscription_path="/v1/subscriptions/",
+    checkout_path="/v1/checkouts/",
+    portal_path="/v1/customer-sessions/",
+    checkout_page="/checkout/",
+    portal_page="/portal?",
+    refused="Polar refused: ",
+    checkout_placeholder="checkout_id={CHECKOUT_ID}",
+    unknown_event_type="order.created",
+)
