@@ -72,9 +72,15 @@ class World:
         t.billing.link_subscription(org_id, subscription_id)
         return subscription_id
 
-    def seats(self, subscription_id: str) -> int:
-        """The seats the provider bills now."""
-        return self.stand_in.seats(subscription_id)
+    def seats(self, subscription_id: str, plan: str | None = None) -> int:
+        """The seats the provider bills now. A subscription the stand-in did not create itself
+        (a checkout's) is read as one of ``plan``, by default the world's plan."""
+        if plan is not None:
+            return self.stand_in.seats(subscription_id, self.plan_named(plan))
+        try:
+            return self.stand_in.seats(subscription_id)
+        except KeyError:
+            return self.stand_in.seats(subscription_id, self.plan)
 
     def seat_writes(self) -> list[RecordedRequest]:
         """Writes to subscriptions the provider applied (not faulted, not replayed)."""

@@ -70,6 +70,14 @@ class Dialect:
     def success_url(self, post: RecordedRequest) -> str:
         return str(post.params["success_url"])
 
+    def cancel_url(self, post: RecordedRequest) -> str:
+        """Where the buyer goes back to when they leave the checkout unpaid."""
+        raise NotImplementedError
+
+    def checkout_reference(self, post: RecordedRequest) -> Any:
+        """The organization the checkout is made out to, in the provider's own field."""
+        raise NotImplementedError
+
     #: The placeholder the provider fills in with the checkout's id on the success URL.
     checkout_placeholder: str = ""
     #: An event type the provider sends that the library has no use for.
@@ -110,6 +118,12 @@ class StripeDialect(Dialect):
     def checkout_customer(self, post: RecordedRequest) -> Any:
         return post.params.get("customer")
 
+    def cancel_url(self, post: RecordedRequest) -> str:
+        return str(post.params["cancel_url"])
+
+    def checkout_reference(self, post: RecordedRequest) -> Any:
+        return post.params["client_reference_id"]
+
     def portal_customer(self, post: RecordedRequest) -> Any:
         return post.params["customer"]
 
@@ -133,10 +147,16 @@ class PolarDialect(Dialect):
         return dict(post.params["metadata"])
 
     def checkout_customer(self, post: RecordedRequest) -> Any:
-        return post.params.get("external_customer_id")
+        return post.params.get("customer_id")
+
+    def cancel_url(self, post: RecordedRequest) -> str:
+        return str(post.params["return_url"])
+
+    def checkout_reference(self, post: RecordedRequest) -> Any:
+        return post.params["external_customer_id"]
 
     def portal_customer(self, post: RecordedRequest) -> Any:
-        return post.params.get("external_customer_id", post.params.get("customer_id"))
+        return post.params["customer_id"]
 
 
 STRIPE = StripeDialect(
