@@ -91,6 +91,17 @@ class World:
         method, path = self.dialect.seat_write
         self.stand_in.faults.fail_next(count, status=status, path_prefix=path, method=method)
 
+    def attach_source(self, database_url: str) -> str:
+        """Python that builds this world's app in another process, on existing tables, as
+        ``t`` (for tests that crash a process on purpose)."""
+        config = self.stand_in.app_config(self.webhook_secret)
+        return (
+            "from flask_seat_billing import Plan, Product\n"
+            "from tests.apps import build_app\n"
+            f"t = build_app({database_url!r}, config={config!r}, create=False,"
+            f" products={self.products!r})\n"
+        )
+
     def delivered(self) -> None:
         """Deliver every pending event; each must be acknowledged."""
         deliveries = self.stand_in.deliver_pending()

@@ -1,4 +1,6 @@
-"""Polar outages and rate limits are retried; Polar's refusals are recorded once, with its words."""
+"""Polar's own refusals (seat limits of a product, assigned seats, a failed payment) are recorded
+once, with its words. Outages, rate limits and lost answers on every provider are in
+tests/behaviour/test_faults.py."""
 
 from __future__ import annotations
 
@@ -9,59 +11,8 @@ import pytest
 
 from flask_seat_billing import signals
 from tests.apps import AppUnderTest
-from tests.helpers import outbox_rows, wait_for
-from tests.providers.polar.conftest import PolarWorld, seat_writes, subscribe
-
-
-def test_provider_500s_then_recovery(t: AppUnderTest, polar: PolarWorld) -> None:
-    org = t.add_organization()
-    t.add_members(org.id, 2)
-    sub = subscribe(t, polar, org.id)
-    failures: list[dict[str, Any]] = []
-
-    def failed(app: Any, **kw: Any) -> None:
-        failures.append(kw)
-
-    signals.seat_sync_failed.connect(failed)
-    polar.api.faults.fail_next(3, status=500, path_prefix="/v1/subscriptions/")
-    try:
-        t.add_members(org.id, 1)  # the membership change itself succeeds
-
-        assert t.Membership.query.filter_by(organization_id=org.id).count() == 3
-        assert failures and failures[0]["permanent"] is False
-        assert wait_for(lambda: polar.api.seats(sub) == 3, timeout=15)
-        assert wait_for(lambda: outbox_rows(t) == [])
-        assert len(seat_writes(polar)) == 1
-    finally:
-        signals.seat_sync_failed.disconnect(failed)
-
-
-def test_network_error_is_retried(t: AppUnderTest, polar: PolarWorld) -> None:
-    org = t.add_organization()
-    t.add_members(org.id, 2)
-    sub = subscribe(t, polar, org.id)
-    polar.api.faults.drop_next(1)
-
-    t.add_members(org.id, 1)
-
-    assert wait_for(lambda: polar.api.seats(sub) == 3, timeout=15)
-    assert wait_for(lambda: outbox_rows(t) == [])
-
-
-def test_rate_limit_honours_retry_after(t: AppUnderTest, polar: PolarWorld) -> None:
-    org = t.add_organization()
-    t.add_members(org.id, 2)
-    sub = subscribe(t, polar, org.id)
-    polar.api.faults.rate_limit_next(1, retry_after=2, path_prefix="/v1/subscriptions/")
-
-    t.add_members(org.id, 1)
-
-    [row] = outbox_rows(t)
-    assert (row["next_attempt_at"] - row["updated_at"]).total_seconds() >= 1.9
-    assert "rate limit" in row["last_error"].lower()
-    assert polar.api.seats(sub) == 2
-    assert wait_for(lambda: polar.api.seats(sub) == 3, timeout=15)
-
+from tests.helpers import outbox_rows
+from tests.providers.polar.conftest import PolarWorld, subscribe
 
 Setup = Callable[[AppUnderTest, PolarWorld, Any, str, list[Any]], None]
 

@@ -1,0 +1,173 @@
+"""Provider outages, rate limits, lost answers, refusals and crashes lose no seat change, on every
+provider."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flask_seat_billing import signals
+from tests.apps import AppUnderTest
+from tests.behaviour.conftest import AppFactory, World
+from tests.helpers import ledger_rows, outbox_rows, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def sync_failures() -> Iterator[list[dict[str, Any]]]:
+    """What ``seat_sync_failed`` receivers are told, for the test's duration."""
+    failures: list[dict[str, Any]] = []
+
+    def failed(app: Any, **kw: Any) -> None:
+        failures.append(kw)
+
+    signals.seat_sync_failed.connect(failed)
+    yield failures
+    signals.seat_sync_failed.disconnect(failed)
+
+
+def test_provider_500s_then_recovery(
+    t: AppUnderTest, provider: World, sync_failures: list[dict[str, Any]]
+) -> None:
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    sub = provider.subscribe(t, org.id)
+    path = provider.dialect.subscription_path
+    provider.stand_in.faults.fail_next(3, status=500, path_prefix=path)
+
+    t.add_members(org.id, 1)  # the membership change itself succeeds
+
+    assert t.Membership.query.filter_by(organization_id=org.id).count() == 3
+    [row] = outbox_rows(t)
+    assert row["attempts"] >= 1 and row["last_error"]
+    assert sync_failures and sync_failures[0]["permanent"] is False
+    assert wait_for(lambda: provider.seats(sub) == 3, timeout=15)
+    assert wait_for(lambda: outbox_rows(t) == [])
+    assert len(provider.seat_writes()) == 1
+
+
+def test_network_error_is_retried(t: AppUnderTest, provider: World) -> None:
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    sub = provider.subscribe(t, org.id)
+    provider.stand_in.faults.drop_next(1)
+
+    t.add_members(org.id, 1)
+
+    assert wait_for(lambda: provider.seats(sub) == 3, timeout=15)
+    assert wait_for(lambda: outbox_rows(t) == [])
+
+
+def test_rate_limit_honours_retry_after(t: AppUnderTest, provider: World) -> None:
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    sub = provider.subscribe(t, org.id)
+    path = provider.dialect.subscription_path
+    provider.stand_in.faults.rate_limit_next(1, retry_after=2, path_prefix=path)
+
+    t.add_members(org.id, 1)
+
+    [row] = outbox_rows(t)
+    assert (row["next_attempt_at"] - row["updated_at"]).total_seconds() >= 1.9
+    assert "rate limit" in row["last_error"].lower()
+    assert provider.seats(sub) == 2
+    assert wait_for(lambda: provider.seats(sub) == 3, timeout=15)
+
+
+def test_permanent_refusal_is_recorded_not_retried(
+    t: AppUnderTest, provider: World, sync_failures: list[dict[str, Any]]
+) -> None:
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    sub = provider.subscribe(t, org.id)
+    t.billing.stop_worker()
+    provider.fail_seat_writes(1, status=400)
+
+    t.add_members(org.id, 1)
+
+    [row] = outbox_rows(t)
+    assert row["status"] == "failed"
+    assert row["target_seats"] == 3
+    assert row["last_error"].startswith(provider.dialect.refused)
+    [failure] = sync_failures
+    assert failure["permanent"] is True and failure["attempts"] == 1
+    assert failure["error"] == row["last_error"]
+    assert provider.seats(sub) == 2
+    assert t.billing.sync_pending() == []  # parked: not due again until membership changes
+    t.add_members(org.id, 1)  # a new change retries
+    assert outbox_rows(t) == []
+    assert provider.seats(sub) == 4
+
+
+def test_retry_after_a_lost_answer_does_not_write_twice(
+    make_app: AppFactory, provider: World
+) -> None:
+    """The write applied but its answer was lost: the retry reads first and sends nothing."""
+    t = make_app({"SEAT_BILLING_PROVIDER_TIMEOUT_SECONDS": 0.5})
+    with t.app.app_context():
+        org = t.add_organization()
+        t.add_members(org.id, 2)
+        sub = provider.subscribe(t, org.id)
+        t.billing.stop_worker()
+        method, path = provider.dialect.seat_write
+        provider.stand_in.faults.stall_next(seconds=1.0, apply=True, method=method)
+
+        t.add_members(org.id, 1)
+
+        assert provider.seats(sub) == 3  # applied although the app saw a timeout
+        assert wait_for(lambda: not outbox_rows(t) or bool(t.billing.sync_pending()))
+        assert wait_for(lambda: outbox_rows(t) == [])
+        def seat_writes() -> int:
+            return sum(1 for r in provider.stand_in.requests
+                       if r.method == method and r.path.startswith(path))
+
+        assert wait_for(lambda: seat_writes() > 0)  # the stalled request is logged when done
+        assert seat_writes() == 1  # the retry read 3 seats and sent nothing
+        local = t.billing.subscription_for(org.id)
+        assert local is not None and local.seats == 3
+
+
+def test_crash_between_commit_and_sync_is_drained(
+    make_app: AppFactory, provider: World, database_url: str
+) -> None:
+    t = make_app()
+    with t.app.app_context():
+        org = t.add_organization()
+        t.add_members(org.id, 2)
+        sub = provider.subscribe(t, org.id)
+        org_id = org.id
+
+    # The child registers its own after_commit listener before the extension's, so it runs
+    # first: the process dies right after the commit, before any sync could start.
+    child = textwrap.dedent("""
+        import os
+        from sqlalchemy import event
+        from sqlalchemy.orm import Session
+        event.listen(Session, "after_commit", lambda s: os._exit(17))
+    """) + provider.attach_source(database_url) + textwrap.dedent(f"""
+        with t.app.app_context():
+            t.add_members({org_id!r}, 2)
+    """)
+    done = subprocess.run([sys.executable, "-c", child], cwd=ROOT, env={**os.environ},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 17, done.stderr
+
+    with t.app.app_context():
+        assert t.Membership.query.filter_by(organization_id=org_id).count() == 4
+        assert [r["organization_key"] for r in outbox_rows(t)] == [str(org_id)]
+        assert provider.seats(sub) == 2
+
+        results = t.billing.sync_pending()
+
+        assert [r.action for r in results] == ["updated"]
+        assert provider.seats(sub) == 4
+        assert outbox_rows(t) == []
+        assert [(c["from_seats"], c["to_seats"]) for c in ledger_rows(t)] == [(2, 4)]
