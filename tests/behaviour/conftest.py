@@ -134,6 +134,27 @@ class World:
         """The provider's checkout id in a checkout answer."""
         return str(answer.json["id"])
 
+    def writes_to(self, subscription_id: str) -> list[RecordedRequest]:
+        """Applied writes to one subscription (to its seat item on Stripe)."""
+        return self.dialect.writes_to(self.stand_in, subscription_id)
+
+    def checkout_subscription(self, t: AppUnderTest, org_id: Any, plan: str | None = None) -> str:
+        """Subscribe through the app's own checkout route and pay in the stand-in; no webhook
+        is delivered. The subscription carries the owner tag the app recorded."""
+        if t.billing._authorize is None:
+            t.billing.authorize(lambda request, organization_id, action: True)
+        answer = t.app.test_client().post(
+            "/billing/checkout",
+            json={"organization_id": org_id, "plan": plan or self.plan.name},
+            headers={"Accept": "application/json", "X-User-Org": str(org_id)},
+        )
+        assert answer.status_code == 200, answer.text
+        checkout_id = str((answer.json or {})["id"])
+        self.stand_in.complete_checkout(checkout_id)
+        subscription_id = self.stand_in.checkout_subscription_id(checkout_id)
+        assert subscription_id is not None
+        return subscription_id
+
     def checkout_posts(self) -> list[RecordedRequest]:
         return self.dialect.checkout_posts(self.stand_in.requests)
 

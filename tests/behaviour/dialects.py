@@ -83,6 +83,15 @@ class Dialect:
     #: An event type the provider sends that the library has no use for.
     unknown_event_type: str = ""
 
+    #: Statuses in which the library holds a seat change (the provider would refuse it), and
+    #: why a status is not held on this provider (it is sent at once, or the subscription ended).
+    held: frozenset[str] = frozenset()
+    not_held: dict[str, str] | None = None
+
+    def writes_to(self, stand_in: Any, subscription_id: str) -> list[RecordedRequest]:
+        """Applied writes to one subscription (its seat item on Stripe)."""
+        return [w for w in stand_in.subscription_writes() if w.path.endswith(subscription_id)]
+
     def event_body(self, event_id: str, event_type: str, object_id: str) -> bytes:
         """A hand-made event about object ``object_id``, as the provider would send its body."""
         raise NotImplementedError
@@ -93,6 +102,13 @@ class Dialect:
 
 
 class StripeDialect(Dialect):
+    def writes_to(self, stand_in: Any, subscription_id: str) -> list[RecordedRequest]:
+        items = {i["id"] for i in stand_in.subscription(subscription_id)["items"]["data"]}
+        return [
+            w for w in stand_in.subscription_writes()
+            if w.path.rsplit("/", 1)[-1] in items | {subscription_id}
+        ]
+
     def event_body(self, event_id: str, event_type: str, object_id: str) -> bytes:
         return json.dumps(
             {"id": event_id, "type": event_type, "data": {"object": {"id": object_id}}}
@@ -173,6 +189,8 @@ STRIPE = StripeDialect(
     refused="Stripe refused: ",
     checkout_placeholder="session_id={CHECKOUT_SESSION_ID}",
     unknown_event_type="customer.tax_id.created",
+    held=frozenset({"paused", "incomplete", "unpaid"}),
+    not_held={"past_due": "Stripe takes seat changes in dunning: sent at once"},
 )
 
 POLAR = PolarDialect(
@@ -189,4 +207,6 @@ POLAR = PolarDialect(
     refused="Polar refused: ",
     checkout_placeholder="checkout_id={CHECKOUT_ID}",
     unknown_event_type="order.created",
+    held=frozenset({"past_due", "paused", "incomplete"}),
+    not_held={"unpaid": "on Polar an unpaid subscription has ended: nothing to hold for"},
 )

@@ -180,6 +180,11 @@ class ProviderStandIn(BaseStandIn, ABC):
         for benchmarks and paging. Returns the ids in the order of ``organization_ids``."""
 
     @abstractmethod
+    def subscription(self, subscription_id: str) -> Obj:
+        """The subscription as the provider's API shows it (a copy); both providers keep the
+        ``"metadata"`` it was given there."""
+
+    @abstractmethod
     def seats(self, subscription_id: str, plan: Plan | None = None) -> int:
         """The subscription's seats now. On Stripe, the quantity of the seat price's item:
         ``plan`` names it, else the seat price of the plan it was subscribed with."""
