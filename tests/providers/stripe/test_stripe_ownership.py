@@ -10,24 +10,16 @@ from typing import Any
 
 import pytest
 
-from flask_seat_billing.cli import seats
 from tests import web_helpers
 from tests.apps import SEAT_ONLY_PRICE, SEAT_PRICE, YEARLY_SEAT
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import seat_writes
 from tests.web_helpers import Served
 
-CORRECT = {"SEAT_BILLING_EXTERNAL_CHANGE": "correct"}
-
 
 @pytest.fixture
 def web(make_app: AppFactory, stripe: Any) -> Iterator[Served]:
     yield from web_helpers.serve_app(make_app, stripe)
-
-
-@pytest.fixture
-def web_correct(make_app: AppFactory, stripe: Any) -> Iterator[Served]:
-    yield from web_helpers.serve_app(make_app, stripe, **CORRECT)
 
 
 def _writes_to(stripe: Any, sub: str) -> list[Any]:
@@ -37,13 +29,6 @@ def _writes_to(stripe: Any, sub: str) -> list[Any]:
 
 def _delivered(stripe: Any) -> None:
     assert all(d.ok for d in stripe.deliver_pending())
-
-
-def _status_output(t: Any) -> str:
-    t.app.cli.add_command(seats, "seats")
-    result = t.app.test_cli_runner().invoke(args=["seats", "status"])
-    assert result.exit_code == 0, result.output
-    return str(result.output)
 
 
 
