@@ -34,6 +34,8 @@ class Dialect:
     seat_write: tuple[str, str]
     #: The path prefix of reads of one subscription (``.../{id}`` follows).
     subscription_path: str
+    #: The path of the request that lists subscriptions (a resync's pull).
+    list_path: str
     #: The path of the request that opens a checkout, and of one that opens the portal.
     checkout_path: str
     portal_path: str
@@ -182,6 +184,7 @@ STRIPE = StripeDialect(
     secret_key="SEAT_BILLING_STRIPE_WEBHOOK_SECRET",
     seat_write=("POST", "/v1/subscription_items/"),
     subscription_path="/v1/subscriptions/",
+    list_path="/v1/subscriptions",
     checkout_path="/v1/checkout/sessions",
     portal_path="/v1/billing_portal/sessions",
     checkout_page="/checkout/cs_",
@@ -200,6 +203,7 @@ POLAR = PolarDialect(
     secret_key="SEAT_BILLING_POLAR_WEBHOOK_SECRET",
     seat_write=("PATCH", "/v1/subscriptions/"),
     subscription_path="/v1/subscriptions/",
+    list_path="/v1/subscriptions/",
     checkout_path="/v1/checkouts/",
     portal_path="/v1/customer-sessions/",
     checkout_page="/checkout/",
