@@ -49,95 +49,12 @@ def _subscribed(t: AppUnderTest, stripe: Any, org_id: Any, members: int) -> str:
 
 
 # -- every spelling is the same organization -------------------------------------------------
-
-
-@pytest.mark.parametrize("spelling", ["01", " 1", "+1", "1\n", "0001"])
-def test_integer_id_spellings_bill_the_organization(
-    make_app: AppFactory, stripe: Any, spelling: str
-) -> None:
-    t = make_app(MANUAL)
-    with t.app.app_context():
-        sub = _subscribed(t, stripe, 1, 2)
-
-        t.db.session.add_all([t.Membership(organization_id=spelling, email="a@x.io"),
-                              t.Membership(organization_id=1, email="b@x.io")])
-        t.db.session.commit()
-
-        assert _outbox_keys(t) == ["1"]
-        t.billing.sync_pending()
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 4
-        assert _outbox_keys(t) == []
-
-
-def test_a_member_moved_in_another_spelling_leaves_and_joins_once(
-    make_app: AppFactory, stripe: Any
-) -> None:
-    t = make_app(MANUAL)
-    with t.app.app_context():
-        sub_1 = _subscribed(t, stripe, 1, 2)
-        sub_2 = _subscribed(t, stripe, 2, 2)
-        member = t.db.session.scalars(
-            sa.select(t.Membership).where(t.Membership.organization_id == 1)
-        ).first()
-
-        member.organization_id = "+02"
-        t.db.session.commit()
-
-        assert _outbox_keys(t) == ["1", "2"]
-        t.billing.sync_pending()
-        assert stripe.item_quantity(sub_1, SEAT_PRICE) == 1
-        assert stripe.item_quantity(sub_2, SEAT_PRICE) == 3
+# (billing one organization under any spelling, on every provider:
+#  tests/behaviour/test_organization_keys.py)
 
 
 def _uuid_spellings(org: uuid.UUID) -> list[str]:
     return [str(org).upper(), f"{{{org}}}", org.urn, org.hex]
-
-
-def test_uuid_spellings_reach_one_organization_through_the_api(
-    make_app: AppFactory, stripe: Any
-) -> None:
-    t = make_app(MANUAL, key_type="uuid")
-    org = uuid.uuid4()
-    upper, braced, urn, plain_hex = _uuid_spellings(org)
-    with t.app.app_context():
-        _organization(t, org)
-        t.add_members(org, 2)
-        sub = stripe.create_subscription(
-            items=[{"price": "price_base_m", "quantity": 1}, {"price": SEAT_PRICE, "quantity": 2}],
-            metadata={"organization_id": str(org), "plan": "pro-monthly"},
-        )["id"]
-
-        linked = t.billing.link_subscription(upper, sub)
-        assert linked.organization_key == str(org)
-        assert t.billing.billable_seats(braced) == 2
-        assert t.billing.seat_count(urn).members == 2
-        found = t.billing.subscription_for(plain_hex)
-        assert found is not None and found.provider_subscription_id == sub
-
-        t.add_members(org, 1)
-        result = t.billing.sync_organization(braced)
-        assert (result.action, result.organization_id) == ("updated", org)
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 3
-        assert [c.to_seats for c in t.billing.seat_changes(upper)] == [3]
-
-
-def test_uuid_spellings_saved_on_members_bill_the_organization(
-    make_app: AppFactory, stripe: Any
-) -> None:
-    t = make_app(MANUAL, key_type="uuid")
-    if t.app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        pytest.skip("SQLAlchemy's Uuid type binds only uuid.UUID values on SQLite")
-    org = uuid.uuid4()
-    with t.app.app_context():
-        sub = _subscribed(t, stripe, org, 1)
-
-        t.db.session.add_all([t.Membership(organization_id=spelling, email=f"{n}@x.io")
-                              for n, spelling in enumerate(_uuid_spellings(org)[:2])])
-        t.db.session.commit()
-
-        assert _outbox_keys(t) == [str(org)]
-        t.billing.sync_pending()
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 3
 
 
 @pytest.mark.parametrize("spelling", ["01", " 1", "+1"])
