@@ -109,3 +109,12 @@ DEEP_JSON = b'{"organization_id": 1, "plan": ' + b"[" * 50_000 + b"]" * 50_000 +
 # arrive as their UTF-8 bytes read as latin-1, as a WSGI server hands them over.
 HUGE_STAMPS = ["9" * 400, "9" * 5000, "1_700_000_000", "-1",
                "\uff11\uff12".encode().decode("latin-1"), "1e9", " 1700000000", ""]
+
+
+_TALLIES: dict[str, Tally] = {}
+
+
+def tally(suite: str) -> Tally:
+    """The one tally of ``suite`` in this run: the shared behaviour suite and a provider's own
+    module both count into it, and whichever writes last writes every case."""
+    return _TALLIES.setdefault(suite, Tally(suite))

@@ -94,6 +94,10 @@ class Dialect:
         """Applied writes to one subscription (its seat item on Stripe)."""
         return [w for w in stand_in.subscription_writes() if w.path.endswith(subscription_id)]
 
+    def stamped_headers(self, stamp: str) -> dict[str, str]:
+        """Signature headers carrying ``stamp`` as their timestamp (and a junk signature)."""
+        raise NotImplementedError
+
     def event_body(self, event_id: str, event_type: str, object_id: str) -> bytes:
         """A hand-made event about object ``object_id``, as the provider would send its body."""
         raise NotImplementedError
@@ -104,6 +108,9 @@ class Dialect:
 
 
 class StripeDialect(Dialect):
+    def stamped_headers(self, stamp: str) -> dict[str, str]:
+        return {"Stripe-Signature": f"t={stamp},v1=00", "Content-Type": "application/json"}
+
     def writes_to(self, stand_in: Any, subscription_id: str) -> list[RecordedRequest]:
         items = {i["id"] for i in stand_in.subscription(subscription_id)["items"]["data"]}
         return [
@@ -148,6 +155,10 @@ class StripeDialect(Dialect):
 
 class PolarDialect(Dialect):
     """The event id travels in the ``webhook-id`` header, not in the body."""
+
+    def stamped_headers(self, stamp: str) -> dict[str, str]:
+        return {"webhook-id": "msg_1", "webhook-timestamp": stamp,
+                "webhook-signature": "v1,AAAA", "Content-Type": "application/json"}
 
     def event_body(self, event_id: str, event_type: str, object_id: str) -> bytes:
         return json.dumps({"type": event_type, "data": {"id": object_id}}).encode()
