@@ -89,7 +89,8 @@ def test_change_while_not_billable_is_held_then_sent_with_one_write(
         t.billing.link_subscription(org.id, sub)
 
     assert provider.seats(sub) == 4
-    assert len(provider.seat_writes()) == writes_before + 1
+    writes = [(w.method, w.path, w.params) for w in provider.seat_writes()]
+    assert len(writes) == writes_before + 1, writes
     assert len(provider.writes_to(sub)) == 1
     assert outbox_rows(t) == []
 
