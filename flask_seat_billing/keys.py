@@ -12,8 +12,8 @@ organization column's own type:
   optional sign, surrounding ASCII whitespace: what both SQLite and PostgreSQL read as that
   number); within the column's range (SmallInteger 16-bit, Integer 32-bit, BigInteger 64-bit
   signed). The key is the plain decimal, ``"1"``.
-- UUID columns: a ``uuid.UUID`` or any string ``uuid.UUID`` reads (any case, braces, ``urn:``);
-  the key is the hyphenated lower-case form.
+- UUID columns (``as_uuid=False`` too): a ``uuid.UUID`` or any string ``uuid.UUID`` reads (any
+  case, braces, ``urn:``); the key is the hyphenated lower-case form.
 - any other column: a string as given (an int or UUID as its ``str``).
 
 Whatever the type, a key longer than our tables' 64 characters (or the column's own length), or
@@ -69,6 +69,10 @@ class KeyRule:
         except NotImplementedError:
             python_type = str
         self.kind = "int" if python_type is int else "uuid" if python_type is uuid.UUID else "str"
+        # Uuid(as_uuid=False) gives the app strings, but the database still stores a UUID.
+        self.uuid_as_str = isinstance(base, sa.Uuid) and not base.as_uuid
+        if self.uuid_as_str:
+            self.kind = "uuid"
         bits = next((n for t, n in _INTEGER_BITS if isinstance(base, t)), 64)
         self.low, self.high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
         self.bits = bits
@@ -85,7 +89,7 @@ class KeyRule:
         if self.kind == "int":
             return self._int(raw)
         if self.kind == "uuid":
-            return self._uuid(raw)
+            return str(self._uuid(raw)) if self.uuid_as_str else self._uuid(raw)
         return self._str(raw)
 
     def key(self, raw: Any) -> str:
