@@ -151,6 +151,32 @@ def test_members_joining_during_checkout_are_synced_on_completion(
     assert local.seats == 5
 
 
+def _trim_webhook_events(t: Any) -> None:
+    """What an app may run to keep the events table small: delete every recorded event."""
+    with t.db.engine.begin() as conn:
+        conn.execute(t.db.metadata.tables["seat_billing_webhook_events"].delete())
+
+
+def test_trimming_webhook_events_keeps_an_open_checkout_the_apps(web: Served, stripe: Any) -> None:
+    """The owner tag is not a webhook event: deleting events while the customer pays (a nightly
+    cleanup, say) leaves the new subscription linked, and its seats follow the members."""
+    t = web.t
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    session = _session_of(stripe, web.checkout(org.id))
+    _trim_webhook_events(t)
+    stripe.complete_checkout(session["id"])
+    assert all(d.ok for d in stripe.deliver_pending())
+    _trim_webhook_events(t)
+
+    t.add_members(org.id, 1)
+    assert all(d.ok for d in stripe.deliver_pending())
+
+    local = local_row(t, org.id)
+    assert stripe.item_quantity(local.provider_subscription_id, SEAT_PRICE) == 3
+    assert local.seats == 3
+
+
 def test_members_leaving_during_checkout_are_synced_by_the_success_page(
     web: Served, stripe: Any
 ) -> None:
@@ -320,7 +346,7 @@ def test_provider_unreachable_is_502_and_nothing_written(make_app: Any, stripe: 
 
         assert answer.status == 502
         assert "could not start a checkout" in answer.json["error"]
-        for table in ("subscriptions", "outbox", "seat_changes", "webhook_events"):
+        for table in ("subscriptions", "outbox", "seat_changes", "webhook_events", "owner_tags"):
             assert table_rows(served.t, table) == []
 
 

@@ -81,6 +81,37 @@ def test_success_page_records_the_checkout_before_the_webhook(
     assert local is not None and (local.seats, local.status) == (2, "active")
 
 
+def _trim_webhook_events(t: AppUnderTest) -> None:
+    """What an app may run to keep the events table small: delete every recorded event."""
+    with t.db.engine.begin() as conn:
+        conn.execute(t.db.metadata.tables["seat_billing_webhook_events"].delete())
+
+
+def test_trimming_webhook_events_keeps_an_open_checkout_the_apps(
+    t: AppUnderTest, polar: PolarWorld, served: str
+) -> None:
+    """The owner tag is not a webhook event: deleting events while the customer pays (a nightly
+    cleanup, say) leaves the new subscription linked, and its seats follow the members."""
+    _allow_all(t)
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    answer = t.app.test_client().post(
+        "/billing/checkout", json={"organization_id": org.id, "plan": "team-monthly"}
+    )
+    _trim_webhook_events(t)
+    polar.api.complete_checkout((answer.json or {})["id"])
+    assert {d.status_code for d in polar.api.deliver_pending()} == {202}
+    _trim_webhook_events(t)
+
+    t.add_members(org.id, 1)
+    assert {d.status_code for d in polar.api.deliver_pending()} <= {202}
+
+    local = t.billing.subscription_for(org.id)
+    assert local is not None
+    assert polar.api.seats(local.provider_subscription_id) == 3
+    assert local.seats == 3
+
+
 def test_second_subscription_is_refused(t: AppUnderTest, polar: PolarWorld) -> None:
     _allow_all(t)
     org = t.add_organization()
