@@ -11,7 +11,7 @@ from .base import BillingProvider, Capabilities, RemoteSubscription
 def build_provider(settings: Settings, catalog: PlanCatalog) -> BillingProvider:
     """The provider ``SEAT_BILLING_PROVIDER`` names, configured from settings."""
     if settings.provider == "stripe":
-        from .stripe_provider import StripeProvider
+        from .stripe.client import StripeProvider
 
         assert settings.stripe_secret_key is not None
         return StripeProvider(
@@ -22,7 +22,7 @@ def build_provider(settings: Settings, catalog: PlanCatalog) -> BillingProvider:
             timeout=settings.provider_timeout,
         )
     if settings.provider == "polar":
-        from .polar_provider import PolarProvider
+        from .polar.client import PolarProvider
 
         assert settings.polar_access_token is not None
         return PolarProvider(

@@ -66,12 +66,10 @@ def checkout() -> Response:
         authorize(state, organization_id, "checkout", plan=plan)
     except NotAuthorized as denied:
         return problem(403, denied.message, code=denied.code, details=denied.details)
-    success = urls["success_url"]
-    if state.provider.name == "stripe" and "{CHECKOUT_SESSION_ID}" not in success:
-        success += ("&" if "?" in success else "?") + "session_id={CHECKOUT_SESSION_ID}"
     try:
         session = start_checkout(
-            state, organization_id, plan, success_url=success, cancel_url=urls["cancel_url"],
+            state, organization_id, plan, success_url=urls["success_url"],
+            cancel_url=urls["cancel_url"],
             customer_email=email,
         )
     except AlreadySubscribed as error:

@@ -1,0 +1,1 @@
+"""Polar: everything the extension knows about it lives in this folder."""

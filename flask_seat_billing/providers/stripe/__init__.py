@@ -1,0 +1,1 @@
+"""Stripe: everything the extension knows about it lives in this folder."""
