@@ -133,7 +133,10 @@ class SeatBilling:
             count_pending_invitations=settings.count_pending_invitations,
         )
         counter.rule_source = lambda: self._seat_rule
-        chosen = provider or build_provider(settings, catalog)
+        chosen = provider or build_provider(
+            settings.provider, settings.provider_settings, catalog,
+            timeout=settings.provider_timeout,
+        )
 
         def engine() -> sa.Engine:
             sql_engine: sa.Engine = db.engine

@@ -18,6 +18,7 @@ from .. import subscriptions
 from ..checkout import AlreadySubscribed, UnknownPlan, plan_named, start_checkout
 from ..errors import ProviderError
 from ..keys import to_key
+from ..settings import Settings
 from ..state import get_state
 from ..webhooks import polar_events, stripe_events
 from ..webhooks.intake import WebhookRejected, read_body, require_secret
@@ -119,7 +120,7 @@ def stripe_webhook() -> Response:
     settings = state.settings
     try:
         secret = require_secret(
-            settings.stripe_webhook_secret, "SEAT_BILLING_STRIPE_WEBHOOK_SECRET", "Stripe"
+            _webhook_secret(settings, "stripe"), "SEAT_BILLING_STRIPE_WEBHOOK_SECRET", "Stripe"
         )
         body = read_body(settings.webhook_max_bytes)
         event = stripe_events.verify(
@@ -141,7 +142,7 @@ def polar_webhook() -> Response:
     settings = state.settings
     try:
         secret = require_secret(
-            settings.polar_webhook_secret, "SEAT_BILLING_POLAR_WEBHOOK_SECRET", "Polar"
+            _webhook_secret(settings, "polar"), "SEAT_BILLING_POLAR_WEBHOOK_SECRET", "Polar"
         )
         body = read_body(settings.webhook_max_bytes)
         event_id, event = polar_events.verify(
@@ -156,6 +157,10 @@ def polar_webhook() -> Response:
         log.exception("Polar event %s (%s) failed; Polar will retry", event_id, event["type"])
         return _json({"error": "processing failed"}, 500)
     return _json({"received": True, "outcome": outcome}, 202)
+
+
+def _webhook_secret(settings: Settings, provider: str) -> str | None:
+    return settings.provider_settings.webhook_secret if settings.provider == provider else None
 
 
 def _json(body: dict[str, Any], status: int) -> Response:

@@ -31,6 +31,7 @@ from .capabilities import CAPABILITIES
 from .data import strings, timestamp
 from .errors import call
 from .ids import polar_id
+from .settings import SANDBOX
 
 PolarProration = Literal["invoice", "prorate"]
 PRORATION: dict[str, PolarProration] = {
@@ -38,7 +39,7 @@ PRORATION: dict[str, PolarProration] = {
     "always_invoice": "invoice",
     "none": "prorate",  # Polar has no "none": it falls back to prorate, as Polar itself does
 }
-SANDBOX = "sandbox"
+
 
 
 def proration_for_polar(behavior: str) -> PolarProration:
