@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from ..plans import Plan, PlanCatalog
 from .base import BillingProvider, Capabilities
+from .events import WebhookParser
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,7 @@ class ProviderSpec:
     check_plans: Callable[[Sequence[Plan]], None]
     """Refuse plans this provider would refuse later (``ConfigurationError`` naming the plan)."""
     capabilities: Capabilities
+    parse_webhook: WebhookParser
+    """Verify a delivery to ``<prefix>/webhooks/<name>`` and read it into a neutral event."""
+    webhook_status: int = 200
+    """The status a handled delivery is answered with (the provider's documented choice)."""

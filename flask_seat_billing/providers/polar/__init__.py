@@ -12,6 +12,7 @@ from ..spec import ProviderSettings, ProviderSpec
 from .capabilities import CAPABILITIES
 from .plans import check_plans
 from .settings import DEFAULTS, PolarSettings, read_settings
+from .webhooks import parse
 
 
 def build(settings: ProviderSettings, catalog: PlanCatalog, timeout: float) -> BillingProvider:
@@ -34,4 +35,6 @@ SPEC = ProviderSpec(
     build=build,
     check_plans=check_plans,
     capabilities=CAPABILITIES,
+    parse_webhook=parse,
+    webhook_status=202,  # "accepted": Polar takes any 2xx as delivered
 )

@@ -12,6 +12,7 @@ from ..spec import ProviderSettings, ProviderSpec
 from .capabilities import CAPABILITIES
 from .plans import check_plans
 from .settings import DEFAULTS, StripeSettings, read_settings
+from .webhooks import parse
 
 
 def build(settings: ProviderSettings, catalog: PlanCatalog, timeout: float) -> BillingProvider:
@@ -35,4 +36,5 @@ SPEC = ProviderSpec(
     build=build,
     check_plans=check_plans,
     capabilities=CAPABILITIES,
+    parse_webhook=parse,
 )
