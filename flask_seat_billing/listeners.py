@@ -240,7 +240,7 @@ def _collect_after_events(session: Session, state: SeatBillingState) -> None:
     Runs after the flush (primary keys known) and keeps snapshots, not the instances: after the
     commit the instances are expired and their session may not load them again.
     """
-    policies = state.extension._policies
+    policies = state.hooks.policies
     schema = state.schema
     events: list[tuple[str, dict[str, Any]]] = []
     if policies.list("after_member_add"):
