@@ -19,7 +19,7 @@ from .membership import BillableFilter, InvitationFields, MembershipSchema
 from .outbox import OutboxEntry
 from .plans import Plan, Product
 from .policies import Policy
-from .policies.seat_limits import seat_limit_policies
+from .seat_limits import seat_limit_policies
 from .providers import BillingProvider, build_provider
 from .providers.base import ACTIVE_STATUSES, SeatPreview
 from .settings import DEFAULTS, check_catalog, read_settings

@@ -1,14 +1,11 @@
 """Lifecycle policies: before-hooks that may refuse an action, after-hooks that react to one.
 
-``PolicyRegistry`` holds them; ``seat_limit_policies()`` are the built-in seat cap.
-
-The seat cap is imported on first use: it reads the app's state, and the state holds the
-registry (``hooks.py``), so importing it here would make the registry wait on the state.
+``PolicyRegistry`` holds them. The built-in seat cap (``flask_seat_billing.seat_limits``) is a
+policy like the app's own; it lives above the app's state, which it reads, while the registry
+lives below it (the state holds the app's registry), so only its names are here.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from .context import PolicyContext
 from .decisions import Allow, Decision, Deny, allow, deny
@@ -29,13 +26,8 @@ __all__ = [
     "PolicyRegistry",
     "allow",
     "deny",
-    "seat_limit_policies",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("ACCEPT_POLICY", "INVITE_POLICY", "seat_limit_policies"):
-        from . import seat_limits
-
-        return getattr(seat_limits, name)
-    raise AttributeError(name)
+# The built-in seat-limit policies' names (flask_seat_billing.seat_limits), for unregistering.
+INVITE_POLICY = "seat-limit-on-invite"
+ACCEPT_POLICY = "seat-limit-on-accept"
