@@ -42,6 +42,7 @@ CORE_DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_MAX_REQUESTS_PER_SECOND": None,
     "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS": None,
     "SEAT_BILLING_NAMESPACE": None,
+    "SEAT_BILLING_OUTBOX_AT_COMMIT": True,
 }
 # The core keys, then every provider's own (``SEAT_BILLING_STRIPE_*``, ``SEAT_BILLING_POLAR_*``).
 DEFAULTS: dict[str, Any] = {**CORE_DEFAULTS, **config_defaults()}
@@ -74,6 +75,7 @@ class Settings:
     max_requests_per_second: float | None
     allowed_redirect_hosts: tuple[str, ...] = ()
     namespace: str | None = None
+    outbox_at_commit: bool = True
 
 
 def _hosts(config: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -137,6 +139,7 @@ def read_settings(config: dict[str, Any]) -> Settings:
         max_requests_per_second=float(rate) if rate is not None else None,
         allowed_redirect_hosts=_hosts(config, "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS"),
         namespace=namespace,
+        outbox_at_commit=bool(config["SEAT_BILLING_OUTBOX_AT_COMMIT"]),
     )
 
 
