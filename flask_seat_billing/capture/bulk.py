@@ -14,7 +14,7 @@ transaction:
 A statement whose organizations cannot be known (an insert from a SELECT) marks every
 organization with members: slower, never wrong.
 
-Every organization is made into its canonical key (:mod:`.keys`). A value that cannot be one
+Every organization is made into its canonical key (:mod:`..keys`). A value that cannot be one
 is refused before the statement runs, so nothing is written. The values only known after the
 statement (a SQL expression's result, read back) are checked after it: a refusal there rolls
 the session back before raising, so the statement is not committed without its outbox rows.

@@ -59,7 +59,7 @@ def state_for(session: Session, model: type | None = None) -> SeatBillingState |
 def note(session: Session, state: SeatBillingState, values: Iterable[Any]) -> None:
     """Write the outbox rows of these organizations in the session's transaction.
 
-    Each value is made into its canonical key first (:mod:`.keys`); one that cannot be raises
+    Each value is made into its canonical key first (:mod:`..keys`); one that cannot be raises
     ``InvalidOrganizationKey`` before anything is written for it.
     """
     key = state.schema.key
