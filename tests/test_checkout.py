@@ -151,6 +151,33 @@ def test_members_joining_during_checkout_are_synced_on_completion(
     assert local.seats == 5
 
 
+def test_members_joining_during_a_delayed_payment_checkout_are_billed_once_it_is_paid(
+    web: Served, stripe: Any
+) -> None:
+    """A delayed payment method (ACH, SEPA) completes the checkout while the subscription is
+    ``incomplete``: the member who joined meanwhile is held, then billed on activation."""
+    t = web.t
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    session = _session_of(stripe, web.checkout(org.id))
+    t.add_members(org.id, 1)  # joins while the customer is on the checkout page
+    sub = str(stripe.complete_checkout(session["id"])["subscription"])
+    stripe.set_status(sub, "incomplete")  # the payment is still processing
+    assert all(d.ok for d in stripe.deliver_pending())
+    assert t.billing.complete_checkout(session["id"]) is not None  # the success page
+
+    assert stripe.item_quantity(sub, SEAT_PRICE) == 2
+    [held] = table_rows(t, "outbox")
+    assert (held["status"], held["target_seats"]) == ("held", 3)
+
+    stripe.set_status(sub, "active")  # the payment settles days later
+    assert all(d.ok for d in stripe.deliver_pending())
+
+    assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+    assert local_row(t, org.id).seats == 3
+    assert table_rows(t, "outbox") == []
+
+
 def test_members_leaving_during_checkout_are_synced_by_the_success_page(
     web: Served, stripe: Any
 ) -> None:

@@ -10,6 +10,7 @@ import pytest
 from flask_seat_billing import Plan, Product, SeatBilling, signals
 from flask_seat_billing.errors import ConfigurationError
 from tests.apps import AppUnderTest
+from tests.helpers import outbox_rows
 from tests.polar.conftest import AppFactory, PolarWorld, subscribe
 from tests.polar.test_polar_webhooks import subscription_rows
 
@@ -79,6 +80,34 @@ def test_success_page_records_the_checkout_before_the_webhook(
     local = t.billing.complete_checkout(checkout_id)
 
     assert local is not None and (local.seats, local.status) == (2, "active")
+
+
+def test_members_joining_while_the_subscription_is_incomplete_are_billed_once_it_is_active(
+    t: AppUnderTest, polar: PolarWorld, served: str
+) -> None:
+    """As on Stripe: a checkout completed while its subscription is ``incomplete`` keeps the
+    member who joined meanwhile held, and activation bills them with one write."""
+    _allow_all(t)
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    answer = t.app.test_client().post(
+        "/billing/checkout", json={"organization_id": org.id, "plan": "team-monthly"}
+    )
+    checkout_id = (answer.json or {})["id"]
+    t.add_members(org.id, 1)  # joins while the customer pays
+    sub = str(polar.api.complete_checkout(checkout_id)["id"])
+    polar.api.set_status(sub, "incomplete")
+    assert all(d.status_code == 202 for d in polar.api.deliver_pending())
+    assert t.billing.complete_checkout(checkout_id) is not None
+
+    assert polar.api.seats(sub) == 2
+    assert [r["status"] for r in outbox_rows(t)] == ["held"]
+
+    polar.api.set_status(sub, "active")
+    assert all(d.status_code == 202 for d in polar.api.deliver_pending())
+
+    assert polar.api.seats(sub) == 3
+    assert outbox_rows(t) == []
 
 
 def test_second_subscription_is_refused(t: AppUnderTest, polar: PolarWorld) -> None:
