@@ -3,7 +3,9 @@
 A provider retries every delivery that is not answered 2xx, for days. That is right when a retry
 can succeed (the database or the provider's API was briefly down) and wrong when it cannot: a
 signed event whose object is not an object or whose id is not an id (the same payload arrives
-again), or an event about an object the provider no longer has (404). Those are acknowledged,
+again), or not an id of the kind the event names (``cus_123`` as a subscription, refused by
+``providers.ids`` before any request), or an event about an object the provider no longer has
+(404). Those are acknowledged,
 recorded as processed and logged, so they are seen once instead of as a retry loop.
 """
 
@@ -14,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import PermanentProviderError
+from ..errors import InvalidProviderId, PermanentProviderError
 from ..reconcile import EventRef, already_processed, record_event_only
 from ..state import SeatBillingState
 
@@ -63,7 +65,7 @@ def dispatch(state: SeatBillingState, ref: EventRef, handler: Handler | None, ob
         if not isinstance(obj, dict):
             raise MalformedEvent("its object is not a JSON object")
         handler(state, ref, obj)
-    except MalformedEvent as error:
+    except (MalformedEvent, InvalidProviderId) as error:
         log.warning("%s event %s (%s) is acknowledged without effect: %s", ref.provider,
                     ref.event_id, ref.event_type, error)
         return _acknowledge(state, ref)
