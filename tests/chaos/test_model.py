@@ -187,10 +187,11 @@ def test_subscription_lifecycle_model(stripe: Any, database_url: str) -> None:
 
     Payment failure and recovery, incomplete then active, pause and resume, cancel then a new
     checkout, a checkout completed while its subscription is incomplete (a member joined while
-    the buyer paid), a plan switch replacing the seat item, dashboard edits, a subscription first seen
-    drifted, subscriptions of organizations the app does not have and a checkout completed with
-    a buyer-set reference. After each settle, every owned subscription that is billable has the
-    billable quantity, and no subscription the app does not own was ever written.
+    the buyer paid), a plan switch replacing the seat item, dashboard edits, a subscription
+    first seen drifted, subscriptions of organizations the app does not have and a checkout
+    completed with a buyer-set reference. After each settle, every owned subscription that is
+    billable has the billable quantity, and no subscription the app does not own was ever
+    written.
     """
     from tests.conftest import checkout_subscription
     from tests.web_helpers import WEBHOOK_SECRET, serve
