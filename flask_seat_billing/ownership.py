@@ -6,8 +6,8 @@ A subscription is owned by an organization when one of these holds, and nothing 
   record: it survives provider-side metadata edits and configuration changes);
 - its metadata carries an owner tag that ``/billing/checkout`` generated, wrote server-side
   (Stripe ``subscription_data.metadata``, Polar checkout metadata, which Polar copies to the
-  subscription), and recorded in this app's database together with the organization; and, when
-  ``SEAT_BILLING_NAMESPACE`` is set, the metadata's namespace equals it;
+  subscription), and recorded in this app's database together with the organization; and the
+  metadata names no namespace other than this app's ``SEAT_BILLING_NAMESPACE``;
 - the app called ``link_subscription``.
 
 Fields a buyer can set (Stripe's ``client_reference_id`` through Payment Links and the pricing
@@ -64,8 +64,15 @@ def keys_for_tags(
 
 
 def namespace_matches(metadata: dict[str, str], namespace: str | None) -> bool:
-    """The metadata's namespace is this app's (both absent counts as a match)."""
-    return (metadata.get(NAMESPACE_KEY) or None) == (namespace or None)
+    """False only when the metadata names *another* namespace than this app's.
+
+    Metadata with no namespace matches whatever ``SEAT_BILLING_NAMESPACE`` is: subscriptions
+    sold before a deployment set it carry none, and they stay the app's (already linked, or
+    proven by an owner tag recorded in its own database). The namespace fences off only what
+    another deployment sold after setting its own.
+    """
+    theirs = metadata.get(NAMESPACE_KEY) or None
+    return theirs is None or theirs == (namespace or None)
 
 
 def claimed_key(

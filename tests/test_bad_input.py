@@ -56,6 +56,23 @@ def test_webhook_timestamp_that_is_not_a_plain_number_is_400(
     _check("webhook timestamp", web, stripe, watch, answer.status, 400)
 
 
+# A signature that is not ASCII, with a fresh timestamp: the SDK's hmac.compare_digest raised
+# TypeError on it (a 500 per request). As latin-1 text, the way a WSGI server hands it over.
+NON_ASCII_SIGNATURES = ["\xe9" * 64, "\u00e9".encode().decode("latin-1") * 32, "0" * 63 + "\xff"]
+
+
+@pytest.mark.parametrize("signature", NON_ASCII_SIGNATURES, ids=["latin-1", "utf-8", "last-byte"])
+def test_webhook_signature_that_is_not_ascii_is_400(
+    web: Served, stripe: Any, signature: str
+) -> None:
+    watch = Watch.start(web.t, stripe)
+    answer = web.post(web.webhook_url, data=b'{"id": "evt_1", "type": "invoice.paid"}',
+                      headers={"Stripe-Signature": f"t={int(time.time())},v1={signature}",
+                               "Content-Type": "application/json"})
+    _check("webhook signature not ASCII", web, stripe, watch, answer.status, 400)
+    assert answer.json["error"] == "Malformed Stripe-Signature header."
+
+
 @pytest.mark.parametrize("plan", [["pro-monthly"], {"name": "pro-monthly"}, 5, True, "p" * 5000])
 def test_plan_of_the_wrong_type_is_400_before_authorization(
     web: Served, stripe: Any, plan: Any
@@ -113,6 +130,10 @@ ODD_EVENTS: list[tuple[str, Any]] = [
     ("invoice.payment_failed", {"object": {"subscription": {"id": ["sub_1"]}}}),
     ("checkout.session.completed", {"object": {"id": 5, "mode": "subscription"}}),
     ("checkout.session.completed", {"object": {"mode": ["subscription"]}}),
+    # Ids of the wrong kind: no retry of the same payload can ever make them right.
+    ("customer.subscription.updated", {"object": {"id": "cus_123"}}),
+    ("invoice.paid", {"object": {"subscription": "in_123"}}),
+    ("checkout.session.completed", {"object": {"id": "sub_123", "mode": "subscription"}}),
 ]
 
 
@@ -227,6 +248,35 @@ def test_errors_before_authorization_echo_nothing_and_are_not_sniffed(
     want_json = accept == "application/json"
     assert answer.headers["Content-Type"].startswith(
         "application/json" if want_json else "text/plain")
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_unknown_plan_is_not_echoed(web: Served, stripe: Any, accept: str) -> None:
+    org = web.t.add_organization()
+    watch = Watch.start(web.t, stripe)
+    answer = web.post(f"{web.prefix}/checkout", form={
+        "plan": "<script>alert(1)</script>", "organization_id": org.id},
+        headers={"Accept": accept})
+    _check("error body", web, stripe, watch, answer.status, 400)
+    assert "<script>" not in answer.text and "alert" not in answer.text
+    assert "plan" in answer.text  # it still names the parameter at fault
+
+
+def test_an_unexpected_error_is_a_500_not_labelled_a_bad_request(
+    web: Served, stripe: Any
+) -> None:
+    """A bug or an outage inside a billing route is the server's fault, and says so."""
+    def broken(request: Any, organization_id: Any, action: str) -> bool:
+        raise RuntimeError("the app's own authorization failed")
+
+    web.t.app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production (TESTING is off)
+    web.t.billing.authorize(broken)
+    org = web.t.add_organization()
+    answer = web.post(f"{web.prefix}/checkout", json_body={
+        "plan": "pro-monthly", "organization_id": org.id}, headers={"Accept": "application/json"})
+    assert answer.status == 500
+    assert answer.json["code"] != "BAD_REQUEST"
+    assert answer.json["code"] == "SERVER_ERROR"
 
 
 def test_unknown_plan_does_not_list_the_plans(web: Served, stripe: Any) -> None:

@@ -219,16 +219,6 @@ def test_trialing_or_past_due_also_blocks_a_second_checkout(
     assert web.checkout(org.id).status == 409
 
 
-def test_unknown_plan_is_400_naming_it(web: Served, stripe: Any) -> None:
-    org = web.t.add_organization()
-
-    answer = web.checkout(org.id, plan="gold")
-
-    assert answer.status == 400
-    assert "'gold'" in answer.json["error"]
-    assert _session_posts(stripe) == []
-
-
 @pytest.mark.parametrize(
     "target",
     [
@@ -358,3 +348,42 @@ def test_provider_error_is_502(web: Served, stripe: Any) -> None:
 
     assert answer.status == 502
     assert table_rows(web.t, "subscriptions") == []
+
+
+def test_members_joining_during_a_delayed_payment_checkout_are_billed_once_it_is_paid(
+    web: Served, stripe: Any
+) -> None:
+    """A delayed payment method (ACH, SEPA) completes the checkout while the subscription is
+    ``incomplete``: the member who joined meanwhile is held, then billed on activation."""
+    t = web.t
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    session = _session_of(stripe, web.checkout(org.id))
+    t.add_members(org.id, 1)  # joins while the customer is on the checkout page
+    sub = str(stripe.complete_checkout(session["id"])["subscription"])
+    stripe.set_status(sub, "incomplete")  # the payment is still processing
+    assert all(d.ok for d in stripe.deliver_pending())
+    assert t.billing.complete_checkout(session["id"]) is not None  # the success page
+
+    assert stripe.item_quantity(sub, SEAT_PRICE) == 2
+    [held] = table_rows(t, "outbox")
+    assert (held["status"], held["target_seats"]) == ("held", 3)
+
+    stripe.set_status(sub, "active")  # the payment settles days later
+    assert all(d.ok for d in stripe.deliver_pending())
+
+    assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+    assert local_row(t, org.id).seats == 3
+    assert table_rows(t, "outbox") == []
+
+
+def test_unknown_plan_is_400_naming_the_parameter(web: Served, stripe: Any) -> None:
+    org = web.t.add_organization()
+
+    answer = web.checkout(org.id, plan="gold")
+
+    assert answer.status == 400
+    assert answer.json["code"] == "UNKNOWN_PLAN"
+    assert "plan parameter" in answer.json["error"]
+    assert "gold" not in answer.json["error"]  # errors never echo the request's values
+    assert _session_posts(stripe) == []

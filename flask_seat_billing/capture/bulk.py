@@ -17,7 +17,10 @@ organization with members: slower, never wrong.
 Every organization is made into its canonical key (:mod:`..keys`). A value that cannot be one
 is refused before the statement runs, so nothing is written. The values only known after the
 statement (a SQL expression's result, read back) are checked after it: a refusal there rolls
-the session back before raising, so the statement is not committed without its outbox rows.
+the session back before raising, so the statement is not committed without its outbox rows. In
+a session joined to an outer transaction (``Session(bind=connection)``) that is the session's
+savepoint, or the outer transaction itself; the statement ran inside either, so an outer commit
+afterwards keeps nothing of it (tests/test_organization_keys.py holds every join mode to that).
 """
 
 from __future__ import annotations

@@ -59,8 +59,9 @@ def checkout() -> Response:
         plan = plan_named(state, name)
     except UnknownPlan:
         # Not checkout.py's message: it lists the configured plans, and this caller is not
-        # authorized yet.
-        return problem(400, f"Unknown plan {name!r}.", code="UNKNOWN_PLAN")
+        # authorized yet. Nor the name itself: errors never echo the request's values.
+        return problem(400, "Unknown plan: the plan parameter names no configured plan.",
+                       code="UNKNOWN_PLAN")
     except ValueError as error:
         return _bad_request(error)
     try:
@@ -147,8 +148,11 @@ def _json(body: dict[str, Any], status: int) -> Response:
 
 
 def _http_error(error: HTTPException) -> Response:
-    """Werkzeug's own refusals (a body over ``MAX_CONTENT_LENGTH``, say) in the same shape."""
-    return problem(error.code or 500, error.description or error.name, code="BAD_REQUEST")
+    """Werkzeug's own refusals (a body over ``MAX_CONTENT_LENGTH``, say) in the same shape; a
+    server error (Flask's answer to an unhandled exception) is never labelled a bad request."""
+    status = error.code or 500
+    code = "BAD_REQUEST" if 400 <= status < 500 else "SERVER_ERROR"
+    return problem(status, error.description or error.name, code=code)
 
 
 def build_blueprints(url_prefix: str) -> tuple[Blueprint, Blueprint]:

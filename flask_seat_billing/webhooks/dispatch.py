@@ -4,7 +4,9 @@ retry can cure.
 A provider retries every delivery that is not answered 2xx, for days. That is right when a retry
 can succeed (the database or the provider's API was briefly down) and wrong when it cannot: a
 signed event whose object is not an object or whose id is not an id (the same payload arrives
-again), or an event about an object the provider no longer has (404). Those are acknowledged,
+again), or not an id of the kind the event names (``cus_123`` as a subscription, refused by
+``providers.ids`` before any request), or an event about an object the provider no longer has
+(404). Those are acknowledged,
 recorded as processed and logged, so they are seen once instead of as a retry loop.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from ..errors import PermanentProviderError
+from ..errors import InvalidProviderId, PermanentProviderError
 from ..providers.events import NOT_HANDLED, WebhookEvent
 from ..reconcile import EventRef, already_processed, record_event_only
 from ..state import SeatBillingState
@@ -39,6 +41,10 @@ def handle(state: SeatBillingState, event: WebhookEvent) -> str:
         return _acknowledge(state, ref)
     try:
         handler(state, ref, event)
+    except InvalidProviderId as error:  # e.g. ``cus_123`` named as a subscription
+        log.warning("%s event %s (%s) is acknowledged without effect: %s", ref.provider,
+                    ref.event_id, ref.event_type, error)
+        return _acknowledge(state, ref)
     except PermanentProviderError as error:
         if error.status != 404:
             raise

@@ -10,6 +10,7 @@ import pytest
 from flask_seat_billing import Plan, Product, SeatBilling, signals
 from flask_seat_billing.errors import ConfigurationError
 from tests.apps import AppUnderTest
+from tests.helpers import outbox_rows
 from tests.polar.conftest import AppFactory, PolarWorld, subscribe
 from tests.polar.test_polar_webhooks import subscription_rows
 
@@ -41,7 +42,7 @@ def test_checkout_to_webhook_to_local_row(
     [post] = _checkouts(polar)
     assert post.params["products"] == [polar.team]
     assert post.params["seats"] == 3
-    assert post.params["external_customer_id"] == str(org.id)
+    assert "external_customer_id" not in post.params  # never someone else's customer
     metadata = dict(post.params["metadata"])
     assert re.fullmatch(r"[0-9a-f]{32}", metadata.pop("seat_billing_owner"))  # ownership proof
     assert metadata == {"organization_id": str(org.id), "plan": "team-monthly"}
@@ -173,3 +174,66 @@ def test_polar_needs_no_other_code_change(make_app: AppFactory) -> None:
     t = make_app()
     assert isinstance(t.billing, SeatBilling)
     assert t.app.extensions["seat_billing"].provider.name == "polar"
+
+
+def test_members_joining_while_the_subscription_is_incomplete_are_billed_once_it_is_active(
+    t: AppUnderTest, polar: PolarWorld, served: str
+) -> None:
+    """As on Stripe: a checkout completed while its subscription is ``incomplete`` keeps the
+    member who joined meanwhile held, and activation bills them with one write."""
+    _allow_all(t)
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    answer = t.app.test_client().post(
+        "/billing/checkout", json={"organization_id": org.id, "plan": "team-monthly"}
+    )
+    checkout_id = (answer.json or {})["id"]
+    t.add_members(org.id, 1)  # joins while the customer pays
+    sub = str(polar.api.complete_checkout(checkout_id)["id"])
+    polar.api.set_status(sub, "incomplete")
+    assert all(d.status_code == 202 for d in polar.api.deliver_pending())
+    assert t.billing.complete_checkout(checkout_id) is not None
+
+    assert polar.api.seats(sub) == 2
+    assert [r["status"] for r in outbox_rows(t)] == ["held"]
+
+    polar.api.set_status(sub, "active")
+    assert all(d.status_code == 202 for d in polar.api.deliver_pending())
+
+    assert polar.api.seats(sub) == 3
+    assert outbox_rows(t) == []
+
+
+def test_two_apps_with_the_same_organization_id_never_share_a_polar_customer(
+    make_app: AppFactory, polar: PolarWorld, tmp_path: Any
+) -> None:
+    """Production and staging on one Polar account, each with its own database and namespace:
+    both have an organization 1, which are two companies. Staging's portal opens staging's
+    customer, never the one production's organization 1 pays with."""
+    production = make_app({"SEAT_BILLING_NAMESPACE": "production"})
+    staging = make_app({"SEAT_BILLING_NAMESPACE": "staging"},
+                       database_url=f"sqlite:///{tmp_path / 'staging.db'}")
+    paid: dict[str, str | None] = {}
+    organizations: list[str] = []
+    for name, app, members in (("production", production, 5), ("staging", staging, 1)):
+        with app.app.app_context():
+            _allow_all(app)
+            org = app.add_organization()
+            organizations.append(str(org.id))
+            app.add_members(org.id, members)
+            answer = app.app.test_client().post(
+                "/billing/checkout", json={"organization_id": org.id, "plan": "team-monthly"})
+            assert answer.status_code == 200, answer.text
+            checkout_id = (answer.json or {})["id"]
+            polar.api.complete_checkout(checkout_id)
+            local = app.billing.complete_checkout(checkout_id)
+            assert local is not None
+            paid[name] = local.provider_customer_id
+            portal = app.app.test_client().post(
+                "/billing/portal", json={"organization_id": org.id})
+            assert portal.status_code == 200, portal.text
+    sessions = [r.params["customer_id"] for r in polar.api.requests
+                if r.path.startswith("/v1/customer-sessions")]
+    assert organizations[0] == organizations[1]  # the same id in both databases
+    assert paid["staging"] != paid["production"]
+    assert sessions == [paid["production"], paid["staging"]]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
+from flask_seat_billing.cli import seats
 from tests.apps import AppUnderTest
 from tests.helpers import outbox_rows
 from tests.polar.conftest import AppFactory, PolarWorld, seat_writes, subscribe
@@ -113,3 +114,36 @@ def test_the_billable_subscription_of_a_configured_plan_is_the_organizations(
     assert chosen is not None and chosen.provider_subscription_id == current
     assert polar.api.seats(current) == 3
     assert _writes_to(polar, unrelated) == [] and _writes_to(polar, old) == []
+
+
+def test_setting_a_namespace_later_keeps_the_subscriptions_sold_before(
+    make_app: AppFactory, polar: PolarWorld
+) -> None:
+    """As on Stripe: subscriptions sold before SEAT_BILLING_NAMESPACE was set carry the app's
+    owner tag and no namespace; the linked one keeps being synced, an unseen one is linked."""
+    before = make_app()
+    sold: dict[str, tuple[Any, str]] = {}
+    with before.app.app_context():
+        before.billing.authorize(lambda request, organization_id, action: True)
+        for name in ("linked", "unseen"):
+            org_id = before.add_organization().id
+            before.add_members(org_id, 2)
+            answer = before.app.test_client().post(
+                "/billing/checkout", json={"organization_id": org_id, "plan": "team-monthly"})
+            assert answer.status_code == 200, answer.text
+            sub = polar.api.complete_checkout((answer.json or {})["id"])
+            sold[name] = (org_id, str(sub["id"]))
+            if name == "linked":
+                assert before.billing.complete_checkout((answer.json or {})["id"]) is not None
+
+    # The same deployment and database, redeployed with a namespace.
+    after = make_app({"SEAT_BILLING_NAMESPACE": "production"}, create=False)
+    after.app.cli.add_command(seats, "seats")
+    with after.app.app_context():
+        for org_id, _ in sold.values():
+            after.add_members(org_id, 1)
+        result = after.app.test_cli_runner().invoke(args=["seats", "resync"])
+        assert result.exit_code == 0, result.output
+
+        assert [polar.api.seats(sub) for _, sub in sold.values()] == [3, 3]
+        assert outbox_rows(after) == []

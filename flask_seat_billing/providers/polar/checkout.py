@@ -32,11 +32,11 @@ def create_checkout(client: Polar, request: CheckoutRequest) -> CheckoutSession:
     metadata: dict[str, str | int | float | bool] = {
         ORGANIZATION_KEY: request.organization_key, PLAN_KEY: plan.name, **request.metadata,
     }
-    customer: dict[str, Any] = (
-        {"customer_id": request.customer_id}
-        if request.customer_id
-        else {"external_customer_id": request.organization_key}
-    )
+    # Only a customer this app recorded itself (from its own subscription) is reused. Never
+    # ``external_customer_id``: Polar links a checkout to the existing customer holding that
+    # id, and another app on the account (staging's organization 1 is not production's)
+    # would share it, and one portal would show the other's subscriptions.
+    customer: dict[str, Any] = {"customer_id": request.customer_id} if request.customer_id else {}
     if request.customer_email and not request.customer_id:
         customer["customer_email"] = request.customer_email
     trial: dict[str, Any] = {}

@@ -52,6 +52,10 @@ def verify(payload: bytes, header: str | None, secret: str, tolerance: int) -> d
     """The event, if ``Stripe-Signature`` signs ``payload`` recently enough; else reject."""
     if not header:
         raise WebhookRejected(400, "Missing Stripe-Signature header.")
+    if not (header.isascii() and header.isprintable()):
+        # The SDK compares signatures as str with hmac.compare_digest, which raises TypeError
+        # on non-ASCII text: a signature is hex, so anything else is refused before it.
+        raise WebhookRejected(400, "Malformed Stripe-Signature header.")
     timestamp = _timestamp(header)
     now = int(time.time())
     if not now - tolerance <= timestamp <= now + tolerance:
