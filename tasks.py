@@ -48,9 +48,11 @@ def ensure_environment() -> None:
 
 
 def postgres_reachable(url: str) -> bool:
+    """True when the server answers. The database named in ``url`` need not exist: each test
+    run creates its own beside it (tests/run_database.py), so the maintenance database is asked."""
     probe = (
         "import sqlalchemy as sa, sys\n"
-        f"e = sa.create_engine({url!r})\n"
+        f"e = sa.create_engine(sa.make_url({url!r}).set(database='postgres'))\n"
         "try:\n    e.connect().close()\nexcept Exception as x:\n    print(x); sys.exit(1)\n"
     )
     return subprocess.call([str(PY), "-c", probe], cwd=ROOT, stdout=subprocess.DEVNULL,

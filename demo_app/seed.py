@@ -26,8 +26,8 @@ ORGANIZATIONS = {
              ("mia@example.com", "member")],
     "Globex": [("olivia@example.com", "owner")],
 }
-BILLING_TABLES = ("seat_billing_seat_changes", "seat_billing_outbox",
-                  "seat_billing_webhook_events", "seat_billing_subscriptions")
+BILLING_TABLES = ("seat_billing_seat_changes", "seat_billing_outbox", "seat_billing_webhook_events",
+                  "seat_billing_owner_tags", "seat_billing_subscriptions")
 
 
 @dataclass

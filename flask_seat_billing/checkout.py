@@ -124,7 +124,11 @@ def record_completed_checkout(
             subscription_id=applied.after.provider_subscription_id,
             plan=applied.after.plan_name or session.plan_name, session_id=session.id,
         )
-        state.extension._run_after_checkout(state, organization_id, applied.after)
+        state.hooks.policies.run_after(
+            state.app, "after_checkout_completed", organization_id=organization_id,
+            subscription_id=applied.after.provider_subscription_id,
+            plan=applied.after.plan_name,
+        )
     return applied
 
 

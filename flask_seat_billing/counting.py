@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -37,6 +37,12 @@ class SeatCount:
 SeatRule = Callable[[Any, SeatCount], int]
 
 
+class RuleSource(Protocol):
+    """Where the counter finds the app's rule (the app's :class:`~.hooks.Hooks`)."""
+
+    seat_rule: SeatRule | None
+
+
 class SeatCounter:
     """Counts billable seats with one query per organization, or a few grouped ones for many."""
 
@@ -47,17 +53,18 @@ class SeatCounter:
         included: int,
         minimum: int,
         count_pending_invitations: bool,
+        rules: RuleSource | None = None,
     ) -> None:
         self.schema = schema
         self.included = included
         self.minimum = minimum
         self.count_pending = count_pending_invitations and schema.invitation_model is not None
-        self.rule_source: Callable[[], SeatRule | None] = lambda: None
+        self.rules = rules
 
     @property
     def rule(self) -> SeatRule | None:
         """The app's counting rule, looked up on each count so a later decorator still applies."""
-        return self.rule_source()
+        return self.rules.seat_rule if self.rules is not None else None
 
     def _member_conditions(self) -> list[Any]:
         criteria = self.schema.billable_criteria

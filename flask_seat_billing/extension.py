@@ -7,19 +7,22 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, Request
+from flask import Flask
 
-from . import checkout, ledger, listeners, outbox, reconcile, subscriptions
+from . import checkout, ledger, outbox, reconcile, subscriptions
+from .capture import listeners, marks_at_commit
 from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
 from .errors import ConfigurationError
+from .hooks import AuthorizeCallback, Hooks
 from .ledger import SeatChange
 from .membership import BillableFilter, InvitationFields, MembershipSchema
 from .outbox import OutboxEntry
 from .plans import Plan, Product
-from .policies import Policy, PolicyRegistry, seat_limit_policies
+from .policies import Policy
 from .providers import BillingProvider, build_provider
 from .providers.base import ACTIVE_STATUSES, SeatPreview
+from .seat_limits import seat_limit_policies
 from .settings import DEFAULTS, check_catalog, read_settings
 from .state import SeatBillingState, get_state
 from .subscriptions import LocalSubscription
@@ -28,7 +31,6 @@ from .tables import define_tables
 from .web.routes import register_blueprints
 from .worker import SyncWorker
 
-AuthorizeCallback = Callable[[Request, Any, str], bool]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -41,12 +43,11 @@ class SeatBilling:
     """
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
-        self._seat_rule: SeatRule | None = None
-        self._authorize: AuthorizeCallback | None = None
-        # Registered here, once, so the built-in seat cap runs first and is shared by every app.
-        self._policies = PolicyRegistry()
+        # One set of hooks, handed to every app's state: the built-in seat cap is registered
+        # here, once, so it runs first, and a decorator used at any time reaches every app.
+        self._hooks = Hooks()
         for builtin in seat_limit_policies():
-            self._policies.register(
+            self._hooks.policies.register(
                 builtin.hook, builtin.fn, name=builtin.name, description=builtin.description
             )
         if app is not None:
@@ -109,6 +110,10 @@ class SeatBilling:
           Flask's ``TRUSTED_HOSTS`` and ``SERVER_NAME``; a leading dot allows subdomains.
         - ``SEAT_BILLING_NAMESPACE`` (None): written into checkout metadata; a subscription
           whose metadata names another namespace is never owned nor written by this app.
+        - ``SEAT_BILLING_OUTBOX_AT_COMMIT`` (True): on PostgreSQL with psycopg, send the outbox
+          row with the COMMIT instead of as a statement of its own at flush (one round trip
+          less per membership change). Installed on the engines ``db`` has for this app, so
+          call ``db.init_app(app)`` first; False writes the row at flush on every database.
         """
         if "seat_billing" in app.extensions:
             raise RuntimeError("flask-seat-billing is already initialized on this app.")
@@ -131,9 +136,12 @@ class SeatBilling:
             included=settings.included_seats,
             minimum=settings.minimum_seats,
             count_pending_invitations=settings.count_pending_invitations,
+            rules=self._hooks,
         )
-        counter.rule_source = lambda: self._seat_rule
-        chosen = provider or build_provider(settings, catalog)
+        chosen = provider or build_provider(
+            settings.provider, settings.provider_settings, catalog,
+            timeout=settings.provider_timeout,
+        )
 
         def engine() -> sa.Engine:
             sql_engine: sa.Engine = db.engine
@@ -141,20 +149,19 @@ class SeatBilling:
 
         sync_engine = SyncEngine(
             app=app, engine=engine, tables=tables, counter=counter, provider=chosen,
-            catalog=catalog, settings=settings,
+            catalog=catalog, settings=settings, hooks=self._hooks,
         )
         worker = SyncWorker(app, sync_engine, settings.poll_seconds)
         state = SeatBillingState(
-            extension=self, app=app, db=db, settings=settings, catalog=catalog, tables=tables,
+            app=app, db=db, settings=settings, catalog=catalog, tables=tables,
             schema=schema, counter=counter, provider=chosen, engine=sync_engine, worker=worker,
-        )
-        sync_engine.on_synced = lambda result: self._policies.run_after(
-            state, "after_seats_synced", organization_id=result.organization_id,
-            from_seats=result.from_seats, to_seats=result.to_seats,
-            subscription_id=result.subscription_id,
+            hooks=self._hooks,
         )
         app.extensions["seat_billing"] = state
         listeners.install(state)
+        if settings.outbox_at_commit:
+            for sql_engine in _engines_of(app, db):
+                marks_at_commit.install(sql_engine)
         register_blueprints(app, settings.url_prefix)
         app.cli.add_command(seats_group, "seats")
         if settings.sync_mode != "manual":
@@ -168,7 +175,7 @@ class SeatBilling:
         ``count`` is the default :class:`SeatCount` (members, pending invitations, included,
         minimum, and ``count.billable``), so a rule can adjust the default rather than redo it.
         """
-        self._seat_rule = rule
+        self._hooks.seat_rule = rule
         return rule
 
     def billable_seats(self, organization_id: Any) -> int:
@@ -213,22 +220,22 @@ class SeatBilling:
         self, hook: str, *, name: str | None = None, description: str | None = None
     ) -> Callable[[F], F]:
         """Decorator: register a policy on ``hook`` (see :mod:`flask_seat_billing.policies`)."""
-        return self._policies.policy(hook, name=name, description=description)
+        return self._hooks.policies.policy(hook, name=name, description=description)
 
     def unregister_policy(self, name: str, hook: str | None = None) -> None:
-        self._policies.unregister(name, hook)
+        self._hooks.policies.unregister(name, hook)
 
     def policies(self, hook: str | None = None) -> list[Policy]:
         """Registered policies in the order they run."""
-        return self._policies.list(hook)
+        return self._hooks.policies.list(hook)
 
     def check(self, hook: str, **context: Any) -> None:
         """Run the before-policies of ``hook``; raise ``PolicyDenied`` on the first refusal."""
-        self._policies.check(get_state(), hook, **context)
+        self._hooks.policies.check(get_state().app, hook, **context)
 
     def run_after(self, hook: str, **context: Any) -> None:
         """Run the after-policies of ``hook`` now; failures are logged, never raised."""
-        self._policies.run_after(get_state(), hook, **context)
+        self._hooks.policies.run_after(get_state().app, hook, **context)
 
     def authorize(self, callback: AuthorizeCallback) -> AuthorizeCallback:
         """Decorator: ``callback(request, organization_id, action) -> bool`` guards billing routes.
@@ -236,16 +243,8 @@ class SeatBilling:
         ``action`` is ``"checkout"`` or ``"portal"``. Without this (or a ``before_checkout``
         policy) the checkout and portal routes answer 403: billing is closed by default.
         """
-        self._authorize = callback
+        self._hooks.authorize = callback
         return callback
-
-    def _run_after_checkout(
-        self, state: SeatBillingState, organization_id: Any, subscription: LocalSubscription
-    ) -> None:
-        self._policies.run_after(
-            state, "after_checkout_completed", organization_id=organization_id,
-            subscription_id=subscription.provider_subscription_id, plan=subscription.plan_name,
-        )
 
     # -- checkout and previews -----------------------------------------------------------------
 
@@ -315,6 +314,17 @@ class SeatBilling:
     def provider(self) -> BillingProvider:
         """The current app's provider (capability flags: ``provider.capabilities``)."""
         return get_state().provider
+
+
+def _engines_of(app: Flask, db: Any) -> list[sa.Engine]:
+    """The engines ``db`` holds for ``app`` (its binds too); none before ``db.init_app(app)``."""
+    with app.app_context():
+        try:
+            engines = getattr(db, "engines", None)
+            found = list(engines.values()) if engines is not None else [db.engine]
+        except (RuntimeError, KeyError):
+            return []
+    return [engine for engine in found if isinstance(engine, sa.Engine)]
 
 
 def _start_worker_once() -> None:

@@ -13,7 +13,11 @@ organization column's own type:
   number); within the column's range (SmallInteger 16-bit, Integer 32-bit, BigInteger 64-bit
   signed). The key is the plain decimal, ``"1"``.
 - UUID columns (``as_uuid=False`` too): a ``uuid.UUID`` or any string ``uuid.UUID`` reads (any
-  case, braces, ``urn:``); the key is the hyphenated lower-case form.
+  case, braces, ``urn:``); the key is the hyphenated lower-case form. What the database keeps
+  depends on the backend: PostgreSQL's uuid type stores the UUID, whatever the spelling; elsewhere
+  (SQLite: ``CHAR(32)``) an ``as_uuid=False`` column stores the hex digits of the string as
+  given, case kept, so two spellings there are two values the database does not match. The
+  key is canonical either way; an app on such a column should write one spelling itself.
 - any other column: a string as given (an int or UUID as its ``str``).
 
 Whatever the type, a key longer than our tables' 64 characters (or the column's own length), or
@@ -69,7 +73,8 @@ class KeyRule:
         except NotImplementedError:
             python_type = str
         self.kind = "int" if python_type is int else "uuid" if python_type is uuid.UUID else "str"
-        # Uuid(as_uuid=False) gives the app strings, but the database still stores a UUID.
+        # Uuid(as_uuid=False) gives the app strings, but its values are UUIDs: keyed as one
+        # (on PostgreSQL the column stores a UUID; on SQLite, the string's hex digits as given).
         self.uuid_as_str = isinstance(base, sa.Uuid) and not base.as_uuid
         if self.uuid_as_str:
             self.kind = "uuid"

@@ -6,8 +6,8 @@ A subscription is owned by an organization when one of these holds, and nothing 
   record: it survives provider-side metadata edits and configuration changes);
 - its metadata carries an owner tag that ``/billing/checkout`` generated, wrote server-side
   (Stripe ``subscription_data.metadata``, Polar checkout metadata, which Polar copies to the
-  subscription), and recorded in this app's database together with the organization; and, when
-  ``SEAT_BILLING_NAMESPACE`` is set, the metadata's namespace equals it;
+  subscription), and recorded in this app's database together with the organization; and the
+  metadata names no namespace other than this app's ``SEAT_BILLING_NAMESPACE``;
 - the app called ``link_subscription``.
 
 Fields a buyer can set (Stripe's ``client_reference_id`` through Payment Links and the pricing
@@ -16,8 +16,9 @@ another app or a staging copy on the same provider account writes the same metad
 tag is random and recorded in the app's own database, so two deployments of the same code (with
 their own databases) never own each other's subscriptions, with no configuration at all.
 
-The tags are kept beside the webhook events (``event_id = "owner:<tag>"``, ``event_type =
-"org:<organization key>"``) so that no table is added.
+The tags have a table of their own, ``seat_billing_owner_tags`` (tag, provider, organization
+key), apart from the webhook events: an app that trims old events to keep that table small
+loses no proof, and a checkout still open during the trim stays the app's own.
 """
 
 from __future__ import annotations
@@ -30,45 +31,48 @@ import sqlalchemy as sa
 from .providers.base import NAMESPACE_KEY, RemoteSubscription
 from .tables import Tables
 
-TAG_PREFIX = "owner:"
-ORG_PREFIX = "org:"
-
 
 def new_tag(conn: sa.Connection, tables: Tables, provider: str, key: str) -> str:
     """A fresh owner tag for a checkout of organization ``key``, recorded (caller commits)."""
     tag = secrets.token_hex(16)
-    conn.execute(tables.webhook_events.insert().values(
-        provider=provider, event_id=TAG_PREFIX + tag, event_type=ORG_PREFIX + key))
+    conn.execute(
+        tables.owner_tags.insert().values(tag=tag, provider=provider, organization_key=key))
     return tag
 
 
 def forget_tag(conn: sa.Connection, tables: Tables, provider: str, tag: str) -> None:
     """Remove a tag whose checkout was never opened (the provider refused or was unreachable)."""
-    t = tables.webhook_events
-    conn.execute(t.delete().where(t.c.provider == provider, t.c.event_id == TAG_PREFIX + tag))
+    t = tables.owner_tags
+    conn.execute(t.delete().where(t.c.provider == provider, t.c.tag == tag))
 
 
 def keys_for_tags(
     conn: sa.Connection, tables: Tables, provider: str, tags: Iterable[str]
 ) -> dict[str, str]:
-    """{tag: organization key} for the tags this app recorded (one query)."""
-    wanted = sorted({TAG_PREFIX + t for t in tags if t})
+    """{tag: organization key} for the tags this app recorded (one query per 500 tags)."""
+    wanted = sorted({t for t in tags if t})
     if not wanted:
         return {}
-    t = tables.webhook_events
+    t = tables.owner_tags
     found: dict[str, str] = {}
     for start in range(0, len(wanted), 500):
-        rows = conn.execute(sa.select(t.c.event_id, t.c.event_type).where(
-            t.c.provider == provider, t.c.event_id.in_(wanted[start:start + 500])))
-        for event_id, event_type in rows:
-            if str(event_type).startswith(ORG_PREFIX):
-                found[str(event_id)[len(TAG_PREFIX):]] = str(event_type)[len(ORG_PREFIX):]
+        rows = conn.execute(sa.select(t.c.tag, t.c.organization_key).where(
+            t.c.provider == provider, t.c.tag.in_(wanted[start:start + 500])))
+        for tag, key in rows:
+            found[str(tag)] = str(key)
     return found
 
 
 def namespace_matches(metadata: dict[str, str], namespace: str | None) -> bool:
-    """The metadata's namespace is this app's (both absent counts as a match)."""
-    return (metadata.get(NAMESPACE_KEY) or None) == (namespace or None)
+    """False only when the metadata names *another* namespace than this app's.
+
+    Metadata with no namespace matches whatever ``SEAT_BILLING_NAMESPACE`` is: subscriptions
+    sold before a deployment set it carry none, and they stay the app's (already linked, or
+    proven by an owner tag recorded in its own database). The namespace fences off only what
+    another deployment sold after setting its own.
+    """
+    theirs = metadata.get(NAMESPACE_KEY) or None
+    return theirs is None or theirs == (namespace or None)
 
 
 def claimed_key(

@@ -26,6 +26,10 @@ Every observation of an owned subscription of a configured plan that is billable
 - under ``SEAT_BILLING_EXTERNAL_CHANGE = "correct"``, queues a sync when its quantity differs
   from the billable count, the first observation included; under ``"accept"`` the quantity
   seen is kept (a change made elsewhere is recorded in the ledger as ``external``).
+
+A completed checkout always syncs the members who joined or left while the customer paid: at
+once when the subscription is billable, else through a held outbox row that its first billable
+observation releases (a delayed payment method completes a checkout ``incomplete``).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import sqlalchemy as sa
 
 from . import ledger, outbox, ownership, signals, subscriptions
 from .locks import organization_lock
-from .providers.base import BILLABLE, RemoteSubscription
+from .providers.base import BILLABLE, HELD, RemoteSubscription
 from .state import SeatBillingState
 from .subscriptions import LocalSubscription
 
@@ -207,7 +211,26 @@ def _store(
         queue = _owed_or_drifted(conn, state, before, remote, owner) or follow_up_sync
     if queue and owner:
         outbox.mark(conn, state.tables, [owner], delay=state.mark_delay)
+    elif owner and follow_up_sync and after.plan_name is not None and remote.seats is not None:
+        _hold_follow_up(conn, state, remote, owner)
     return Applied(False, before, after, external, queue, first_completion)
+
+
+def _hold_follow_up(
+    conn: sa.Connection, state: SeatBillingState, remote: RemoteSubscription, key: str
+) -> None:
+    """A completed checkout whose subscription is not billable yet (a delayed payment method
+    completes it ``incomplete``): the members who joined while the customer paid are owed.
+    A held row keeps that, so the change to a billable status releases it and one write brings
+    the quantity to the billable count, as for any change held while not billable."""
+    if state.provider.sync_state(remote) != HELD or outbox.read(conn, state.tables, key):
+        return  # ended: nothing is owed; a row already there carries the change itself
+    billable = state.counter.billable(conn, state.schema.parse_key(key))
+    if remote.seats == billable:
+        return
+    reason = (f"subscription {remote.id} is {remote.status}: seat change held until it is "
+              "billable")
+    outbox.hold(conn, state.tables, key, None, reason, billable)
 
 
 def _owed_or_drifted(

@@ -8,25 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
+from .config_values import choice, non_negative
 from .errors import ConfigurationError
 from .plans import PRORATION_BEHAVIORS, PlanCatalog, Product
+from .providers import (
+    PROVIDERS,
+    ProviderSettings,
+    config_defaults,
+    read_provider_settings,
+    spec_for,
+)
 
-PROVIDERS = ("stripe", "polar")
 SYNC_MODES = ("inline", "deferred", "manual")
 EXTERNAL_CHANGE_MODES = ("accept", "correct")
-STAND_IN_KEY = "sk_test_stand_in"
 
-DEFAULTS: dict[str, Any] = {
+CORE_DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_PROVIDER": "stripe",
-    "SEAT_BILLING_STRIPE_SECRET_KEY": None,
-    "SEAT_BILLING_STRIPE_WEBHOOK_SECRET": None,
-    "SEAT_BILLING_STRIPE_API_BASE": None,
-    "SEAT_BILLING_STRIPE_MAX_NETWORK_RETRIES": 2,
-    "SEAT_BILLING_POLAR_ACCESS_TOKEN": None,
-    "SEAT_BILLING_POLAR_WEBHOOK_SECRET": None,
-    "SEAT_BILLING_POLAR_SERVER_URL": None,
     "SEAT_BILLING_PROVIDER_TIMEOUT_SECONDS": 20.0,
     "SEAT_BILLING_PRORATION_BEHAVIOR": "create_prorations",
     "SEAT_BILLING_INCLUDED_SEATS": 0,
@@ -44,21 +42,22 @@ DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_MAX_REQUESTS_PER_SECOND": None,
     "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS": None,
     "SEAT_BILLING_NAMESPACE": None,
+    "SEAT_BILLING_OUTBOX_AT_COMMIT": True,
 }
+# The core keys, then every provider's own (``SEAT_BILLING_STRIPE_*``, ``SEAT_BILLING_POLAR_*``).
+DEFAULTS: dict[str, Any] = {**CORE_DEFAULTS, **config_defaults()}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The checked, typed view of the ``SEAT_BILLING_*`` keys of one app."""
+    """The checked, typed view of the ``SEAT_BILLING_*`` keys of one app.
+
+    ``provider_settings`` is the chosen provider's own object (its keys, its webhook secret),
+    read by the provider's folder through the provider table.
+    """
 
     provider: str
-    stripe_secret_key: str | None
-    stripe_webhook_secret: str | None
-    stripe_api_base: str | None
-    stripe_max_network_retries: int
-    polar_access_token: str | None
-    polar_webhook_secret: str | None
-    polar_server_url: str | None
+    provider_settings: ProviderSettings
     provider_timeout: float
     proration_behavior: str
     included_seats: int
@@ -76,28 +75,7 @@ class Settings:
     max_requests_per_second: float | None
     allowed_redirect_hosts: tuple[str, ...] = ()
     namespace: str | None = None
-
-
-def is_loopback_url(url: str | None) -> bool:
-    """True for a stand-in on this machine, which needs no real credentials."""
-    if not url:
-        return False
-    host = urlparse(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def _choice(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-    value = config[key]
-    if value not in allowed:
-        raise ConfigurationError(f"{key} is {value!r}; expected one of {', '.join(allowed)}.")
-    return str(value)
-
-
-def _non_negative(config: dict[str, Any], key: str, kind: type = int) -> Any:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigurationError(f"{key} must be a non-negative number, got {value!r}.")
-    return kind(value)
+    outbox_at_commit: bool = True
 
 
 def _hosts(config: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -123,27 +101,8 @@ def _hosts(config: dict[str, Any], key: str) -> tuple[str, ...]:
 
 def read_settings(config: dict[str, Any]) -> Settings:
     """Check every key and build :class:`Settings`; a :class:`ConfigurationError` names the key."""
-    provider = _choice(config, "SEAT_BILLING_PROVIDER", PROVIDERS)
-    stripe_key = config["SEAT_BILLING_STRIPE_SECRET_KEY"]
-    api_base = config["SEAT_BILLING_STRIPE_API_BASE"]
-    if provider == "stripe" and not stripe_key:
-        if not is_loopback_url(api_base):
-            raise ConfigurationError(
-                "SEAT_BILLING_STRIPE_SECRET_KEY is not set. Set it to your Stripe secret key, "
-                "or set "
-                "SEAT_BILLING_STRIPE_API_BASE to a local stand-in (flask_seat_billing.testing)."
-            )
-        stripe_key = STAND_IN_KEY
-    polar_token = config["SEAT_BILLING_POLAR_ACCESS_TOKEN"]
-    polar_url = config["SEAT_BILLING_POLAR_SERVER_URL"]
-    if provider == "polar" and not polar_token:
-        if not is_loopback_url(polar_url):
-            raise ConfigurationError(
-                "SEAT_BILLING_POLAR_ACCESS_TOKEN is not set. Set it to a Polar access token, "
-                "or set "
-                "SEAT_BILLING_POLAR_SERVER_URL to a local stand-in (flask_seat_billing.testing)."
-            )
-        polar_token = "polar_stand_in"
+    provider = choice(config, "SEAT_BILLING_PROVIDER", tuple(PROVIDERS))
+    provider_settings = read_provider_settings(provider, config)
     rate = config["SEAT_BILLING_MAX_REQUESTS_PER_SECOND"]
     if rate is not None and (not isinstance(rate, (int, float)) or rate <= 0):
         raise ConfigurationError(
@@ -162,37 +121,35 @@ def read_settings(config: dict[str, Any]) -> Settings:
         raise ConfigurationError(f"SEAT_BILLING_URL_PREFIX must start with '/', got {prefix!r}.")
     return Settings(
         provider=provider,
-        stripe_secret_key=stripe_key,
-        stripe_webhook_secret=config["SEAT_BILLING_STRIPE_WEBHOOK_SECRET"],
-        stripe_api_base=api_base,
-        stripe_max_network_retries=_non_negative(config, "SEAT_BILLING_STRIPE_MAX_NETWORK_RETRIES"),
-        polar_access_token=polar_token,
-        polar_webhook_secret=config["SEAT_BILLING_POLAR_WEBHOOK_SECRET"],
-        polar_server_url=polar_url,
-        provider_timeout=_non_negative(config, "SEAT_BILLING_PROVIDER_TIMEOUT_SECONDS", float),
-        proration_behavior=_choice(config, "SEAT_BILLING_PRORATION_BEHAVIOR", PRORATION_BEHAVIORS),
-        included_seats=_non_negative(config, "SEAT_BILLING_INCLUDED_SEATS"),
-        minimum_seats=_non_negative(config, "SEAT_BILLING_MINIMUM_SEATS"),
+        provider_settings=provider_settings,
+        provider_timeout=non_negative(config, "SEAT_BILLING_PROVIDER_TIMEOUT_SECONDS", float),
+        proration_behavior=choice(config, "SEAT_BILLING_PRORATION_BEHAVIOR", PRORATION_BEHAVIORS),
+        included_seats=non_negative(config, "SEAT_BILLING_INCLUDED_SEATS"),
+        minimum_seats=non_negative(config, "SEAT_BILLING_MINIMUM_SEATS"),
         count_pending_invitations=bool(config["SEAT_BILLING_COUNT_PENDING_INVITATIONS"]),
-        sync_mode=_choice(config, "SEAT_BILLING_SYNC_MODE", SYNC_MODES),
-        debounce_seconds=_non_negative(config, "SEAT_BILLING_SYNC_DEBOUNCE_SECONDS", float),
-        retry_base_seconds=_non_negative(config, "SEAT_BILLING_RETRY_BASE_SECONDS", float),
-        retry_max_seconds=_non_negative(config, "SEAT_BILLING_RETRY_MAX_SECONDS", float),
-        poll_seconds=_non_negative(config, "SEAT_BILLING_POLL_SECONDS", float),
+        sync_mode=choice(config, "SEAT_BILLING_SYNC_MODE", SYNC_MODES),
+        debounce_seconds=non_negative(config, "SEAT_BILLING_SYNC_DEBOUNCE_SECONDS", float),
+        retry_base_seconds=non_negative(config, "SEAT_BILLING_RETRY_BASE_SECONDS", float),
+        retry_max_seconds=non_negative(config, "SEAT_BILLING_RETRY_MAX_SECONDS", float),
+        poll_seconds=non_negative(config, "SEAT_BILLING_POLL_SECONDS", float),
         url_prefix=prefix,
-        external_change=_choice(config, "SEAT_BILLING_EXTERNAL_CHANGE", EXTERNAL_CHANGE_MODES),
-        webhook_max_bytes=_non_negative(config, "SEAT_BILLING_WEBHOOK_MAX_BYTES"),
-        webhook_tolerance=_non_negative(config, "SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS"),
+        external_change=choice(config, "SEAT_BILLING_EXTERNAL_CHANGE", EXTERNAL_CHANGE_MODES),
+        webhook_max_bytes=non_negative(config, "SEAT_BILLING_WEBHOOK_MAX_BYTES"),
+        webhook_tolerance=non_negative(config, "SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS"),
         max_requests_per_second=float(rate) if rate is not None else None,
         allowed_redirect_hosts=_hosts(config, "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS"),
         namespace=namespace,
+        outbox_at_commit=bool(config["SEAT_BILLING_OUTBOX_AT_COMMIT"]),
     )
 
 
 def check_catalog(products: list[Product], provider: str) -> PlanCatalog:
-    """Reject plan sets the provider would refuse later, naming the plan at fault."""
+    """Reject plan sets the provider would refuse later, naming the plan at fault.
+
+    The rules every provider shares are here; the provider's own (Polar has no separate seat
+    price, Stripe Checkout refuses mixed intervals) are its folder's ``check_plans``.
+    """
     seen: dict[str, str] = {}
-    seat_interval: dict[str, tuple[str, str]] = {}
     for product in products:
         for plan in product.plans:
             if plan.name in seen:
@@ -219,19 +176,5 @@ def check_catalog(products: list[Product], provider: str) -> PlanCatalog:
                 )
             if plan.cost < 0:
                 raise ConfigurationError(f"Plan {plan.name!r} has a negative cost.")
-            if plan.seat_price_id is None:
-                continue
-            if provider == "polar":
-                raise ConfigurationError(
-                    f"Plan {plan.name!r} sets seat_price_id, which is Stripe-only: Polar bills "
-                    "seats on the product itself. Remove seat_price_id for Polar."
-                )
-            other = seat_interval.get(plan.seat_price_id)
-            if other is not None and other[1] != plan.interval:
-                raise ConfigurationError(
-                    f"Plans {other[0]!r} ({other[1]}) and {plan.name!r} ({plan.interval}) share "
-                    f"seat price {plan.seat_price_id!r}; Stripe Checkout rejects mixed intervals. "
-                    "Use one seat price per interval."
-                )
-            seat_interval[plan.seat_price_id] = (plan.name, plan.interval)
+    spec_for(provider).check_plans([plan for product in products for plan in product.plans])
     return PlanCatalog(products)

@@ -7,12 +7,13 @@ serve several apps; everything an app needs at run time hangs off this object in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
 
 from .counting import SeatCounter
+from .hooks import Hooks
 from .membership import MembershipSchema
 from .plans import PlanCatalog
 from .providers.base import BillingProvider
@@ -21,15 +22,11 @@ from .sync import SyncEngine
 from .tables import Tables
 from .worker import SyncWorker
 
-if TYPE_CHECKING:
-    from .extension import SeatBilling
-
 
 @dataclass
 class SeatBillingState:
     """Everything one app's seat billing needs, built once in ``init_app``."""
 
-    extension: SeatBilling
     app: Flask
     db: Any
     settings: Settings
@@ -40,6 +37,8 @@ class SeatBillingState:
     provider: BillingProvider
     engine: SyncEngine
     worker: SyncWorker
+    hooks: Hooks
+    """The app's policies, authorize callback and seat rule (shared with the extension)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -74,7 +73,7 @@ class SeatBillingState:
         """Run after-policies for a committed transaction, with a fresh ``db.session``."""
         with self.app.app_context():
             for hook, context in events:
-                self.extension._policies.run_after(self, hook, **context)
+                self.hooks.policies.run_after(self.app, hook, **context)
 
 
 def get_state(app: Flask | None = None) -> SeatBillingState:

@@ -84,21 +84,36 @@ def preference(plan_name: str | None, status: str) -> tuple[int, int]:
     return (0 if plan_name is not None else 1, rank)
 
 
+def _billing_rule(t: sa.Table) -> tuple[sa.ColumnElement[bool], list[Any]]:
+    """The module rule in SQL: which rows may be chosen, and in which order (best first)."""
+    rank = sa.case(
+        (t.c.status.in_(LIVE_RANK), 0), (t.c.status.in_(HELD_RANK), 1), else_=2
+    )
+    return t.c.plan_name.is_not(None), [rank, t.c.created_at.desc(), t.c.id.desc()]
+
+
 def billing_subscription(
     conn: sa.Connection, tables: Tables, key: str
 ) -> LocalSubscription | None:
     """The organization's subscription for syncs, the seat cap and the portal (module rule)."""
     t = tables.subscriptions
-    rank = sa.case(
-        (t.c.status.in_(LIVE_RANK), 0), (t.c.status.in_(HELD_RANK), 1), else_=2
-    )
+    allowed, order = _billing_rule(t)
     row = conn.execute(
-        sa.select(t)
-        .where(t.c.organization_key == key, t.c.plan_name.is_not(None))
-        .order_by(rank, t.c.created_at.desc(), t.c.id.desc())
-        .limit(1)
+        sa.select(t).where(t.c.organization_key == key, allowed).order_by(*order).limit(1)
     ).first()
     return _local(row) if row is not None else None
+
+
+def billing_subscriptions(conn: sa.Connection, tables: Tables) -> dict[str, LocalSubscription]:
+    """:func:`billing_subscription` of every organization at once, in one query (resync)."""
+    t = tables.subscriptions
+    allowed, order = _billing_rule(t)
+    rows = conn.execute(sa.select(t).where(t.c.organization_key.is_not(None), allowed)
+                        .order_by(t.c.organization_key, *order))
+    chosen: dict[str, LocalSubscription] = {}
+    for row in rows:
+        chosen.setdefault(str(row.organization_key), _local(row))
+    return chosen
 
 
 def customer_for_organization(conn: sa.Connection, tables: Tables, key: str) -> str | None:

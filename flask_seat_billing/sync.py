@@ -32,6 +32,7 @@ from . import ledger, outbox, ownership, signals, subscriptions
 from .backoff import retry_at, retry_delay
 from .counting import SeatCounter
 from .errors import PermanentProviderError, ProviderError, TransientProviderError
+from .hooks import Hooks
 from .locks import organization_lock
 from .plans import PlanCatalog
 from .providers.base import (
@@ -93,6 +94,7 @@ class SyncEngine:
         provider: BillingProvider,
         catalog: PlanCatalog,
         settings: Settings,
+        hooks: Hooks,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -101,7 +103,7 @@ class SyncEngine:
         self.provider = provider
         self.catalog = catalog
         self.settings = settings
-        self.on_synced: Callable[[SyncResult], None] | None = None
+        self.hooks = hooks  # the app's after_seats_synced policies run after each write
 
     # -- public --------------------------------------------------------------------------------
 
@@ -337,5 +339,9 @@ class SyncEngine:
             subscription_id=result.subscription_id, from_seats=result.from_seats,
             to_seats=result.to_seats, reason=reason, result=result,
         )
-        if result.sent and self.on_synced is not None:
-            self.on_synced(result)
+        if result.sent:
+            self.hooks.policies.run_after(
+                self.app, "after_seats_synced", organization_id=result.organization_id,
+                from_seats=result.from_seats, to_seats=result.to_seats,
+                subscription_id=result.subscription_id,
+            )

@@ -26,12 +26,13 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class Tables:
-    """Handles on the four tables of one metadata."""
+    """Handles on the five tables of one metadata."""
 
     subscriptions: sa.Table
     outbox: sa.Table
     ledger: sa.Table
     webhook_events: sa.Table
+    owner_tags: sa.Table
 
 
 def _subscriptions(metadata: sa.MetaData) -> sa.Table:
@@ -109,6 +110,19 @@ def _webhook_events(metadata: sa.MetaData) -> sa.Table:
     )
 
 
+def _owner_tags(metadata: sa.MetaData) -> sa.Table:
+    # The proofs of ownership (see ``ownership``), apart from the webhook events so that an app
+    # trimming that table never makes its own subscriptions strangers. Looked up by tag only.
+    return sa.Table(
+        PREFIX + "owner_tags",
+        metadata,
+        sa.Column("tag", sa.String(64), primary_key=True),
+        sa.Column("provider", sa.String(16), nullable=False),
+        sa.Column("organization_key", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+    )
+
+
 def define_tables(metadata: sa.MetaData) -> Tables:
     """The extension's tables in ``metadata``, defined once however many apps share it."""
 
@@ -123,4 +137,5 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         outbox=table("outbox", _outbox),
         ledger=table("seat_changes", _ledger),
         webhook_events=table("webhook_events", _webhook_events),
+        owner_tags=table("owner_tags", _owner_tags),
     )

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from tests.apps import AppUnderTest
 
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
-STATE_TABLES = ("subscriptions", "outbox", "seat_changes", "webhook_events")
+STATE_TABLES = ("subscriptions", "outbox", "seat_changes", "webhook_events", "owner_tags")
 
 
 def state_rows(t: AppUnderTest) -> dict[str, int]:

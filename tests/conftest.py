@@ -176,7 +176,7 @@ def checkout_subscription(
 ) -> str:
     """Subscribe through the app's own ``/billing/checkout`` and pay in the stand-in; no webhook
     is delivered. The subscription carries the owner tag the app recorded, as in production."""
-    if t.billing._authorize is None:
+    if t.billing._hooks.authorize is None:
         t.billing.authorize(lambda request, organization_id, action: True)
     answer = t.app.test_client().post(
         "/billing/checkout", json={"organization_id": org_id, "plan": plan},

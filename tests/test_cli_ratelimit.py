@@ -51,5 +51,6 @@ def test_429_halves_the_rate_waits_retry_after_and_recovers() -> None:
 def test_default_rates() -> None:
     base = read_settings({**DEFAULTS, "SEAT_BILLING_STRIPE_SECRET_KEY": "sk_test_x"})
     assert default_rate(base) == 20
-    assert default_rate(replace(base, stripe_secret_key="sk_live_x")) == 80
+    live = replace(base.provider_settings, secret_key="sk_live_x")  # type: ignore[call-arg]
+    assert default_rate(replace(base, provider_settings=live)) == 80
     assert default_rate(replace(base, max_requests_per_second=3.5)) == 3.5

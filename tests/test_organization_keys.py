@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.orm import configure_mappers, relationship
 
 from flask_seat_billing import InvalidOrganizationKey, SeatLimitReached
@@ -204,6 +205,32 @@ def test_bulk_update_computing_an_out_of_range_id_is_undone(keyed: AppUnderTest)
         t.db.session.execute(sa.update(m).values(organization_id=m.organization_id + 2**31))
     t.db.session.rollback()
     t.db.session.commit()
+
+    assert (_members(t), _outbox_keys(t)) == (members, outbox)
+
+
+@pytest.mark.parametrize("keyed", ["int"], indirect=True)
+@pytest.mark.parametrize("mode", ["create_savepoint", "conditional_savepoint", "rollback_only"])
+def test_computed_out_of_range_id_is_undone_in_a_session_joined_to_an_outer_transaction(
+    keyed: AppUnderTest, mode: str
+) -> None:
+    """``Session(bind=connection)`` inside ``connection.begin()``, as test fixtures do: the
+    refusal rolls back the session's savepoint (or the outer transaction), so a caller who then
+    commits the outer transaction commits neither the statement nor half of its outbox rows."""
+    t = keyed
+    _, members, outbox = _one_committed_member(t)
+    m = t.Membership
+    refusal = InvalidOrganizationKey if t.db.engine.dialect.name == "sqlite" else sa.exc.DBAPIError
+    with t.db.engine.connect() as conn:
+        outer = conn.begin()
+        session = orm.Session(bind=conn, join_transaction_mode=mode)  # type: ignore[arg-type]
+        with pytest.raises(refusal):
+            session.execute(sa.update(m).values(organization_id=m.organization_id + 2**31))
+        if refusal is InvalidOrganizationKey:
+            session.commit()  # a caller that carries on: nothing of the statement is left
+        session.close()
+        if outer.is_active:
+            outer.commit()  # and then commits its own transaction
 
     assert (_members(t), _outbox_keys(t)) == (members, outbox)
 

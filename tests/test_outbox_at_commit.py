@@ -1,6 +1,6 @@
 """The outbox row commits with the member change, or neither does, however the commit goes.
 
-On PostgreSQL with psycopg the row is sent with the COMMIT itself (flask_seat_billing.
+On PostgreSQL with psycopg the row is sent with the COMMIT itself (flask_seat_billing.capture.
 marks_at_commit); elsewhere it is written at flush. These tests hold on both paths, so they run on
 the suite's database, SQLite or PostgreSQL.
 """
@@ -281,3 +281,22 @@ def test_a_failed_session_dropped_without_close_resets_quietly(
         t.add_members(b_id, 1)
         assert _keys(t) == {str(b_id)}
         assert t.Membership.query.filter_by(organization_id=a_id).count() == 0
+
+
+@pytest.mark.parametrize("at_commit", [True, False])
+def test_outbox_at_commit_decides_when_the_row_is_written(
+    make_app: AppFactory, postgres_url: str, at_commit: bool
+) -> None:
+    """On (the default), psycopg sends the row with the COMMIT, so the transaction itself does
+    not see it before; off, it is written at flush, visible to the app's own transaction."""
+    t = make_app({"SEAT_BILLING_SYNC_MODE": "manual", "SEAT_BILLING_OUTBOX_AT_COMMIT": at_commit},
+                 database_url=postgres_url)
+    with t.app.app_context():
+        org = t.add_organization()
+        t.add_members(org.id, 1, commit=False)
+        t.db.session.flush()
+        before_commit = t.db.session.execute(
+            sa.text("SELECT organization_key FROM seat_billing_outbox")).scalars().all()
+        assert before_commit == ([] if at_commit else [str(org.id)])
+        t.db.session.commit()
+        assert _keys(t) == {str(org.id)}

@@ -15,8 +15,8 @@ from flask_seat_billing.policies import (
     PolicyContext,
     allow,
     deny,
-    seat_limit_policies,
 )
+from flask_seat_billing.seat_limits import seat_limit_policies
 from tests.apps import AppUnderTest
 
 

@@ -155,7 +155,7 @@ def policies_command() -> None:
     """Registered policies per hook, in the order they run."""
     state = _state()
     by_hook: dict[str, list[Any]] = {}
-    for policy in state.extension.policies():
+    for policy in state.hooks.policies.list():
         by_hook.setdefault(policy.hook, []).append(policy)
     for hook, policies in by_hook.items():
         click.echo(hook)

@@ -1,8 +1,9 @@
 """A client-side rate limit for long CLI runs, so a resync stays under the provider's limits.
 
-Stripe allows about 100 requests/s live and 25/s in test mode, and a 429 is not retried by the
-SDK. Pacing requests below those limits costs little; when a 429 still comes (other traffic on
-the same account), the limiter halves its rate and waits out ``Retry-After`` instead of failing,
+Each provider's settings name a safe rate under its limits (``requests_per_second``): Stripe
+allows about 100 requests/s live and 25/s in test mode, and a 429 is not retried by the SDK.
+Pacing requests below those limits costs little; when a 429 still comes (other traffic on the
+same account), the limiter halves its rate and waits out ``Retry-After`` instead of failing,
 then creeps back up after a run of successes (additive increase, multiplicative decrease).
 """
 
@@ -13,10 +14,6 @@ from collections.abc import Callable
 
 from ..settings import Settings
 
-STRIPE_TEST_RATE = 20.0
-STRIPE_LIVE_RATE = 80.0
-POLAR_SANDBOX_RATE = 1.5  # 100/min
-POLAR_LIVE_RATE = 7.0  # 500/min
 RECOVER_AFTER = 20  # successes before the rate climbs back one step
 
 
@@ -24,11 +21,7 @@ def default_rate(settings: Settings) -> float:
     """``SEAT_BILLING_MAX_REQUESTS_PER_SECOND``, or a safe margin under the provider's limit."""
     if settings.max_requests_per_second is not None:
         return settings.max_requests_per_second
-    if settings.provider == "polar":
-        url = settings.polar_server_url or ""
-        return POLAR_LIVE_RATE if not url or url == "production" else POLAR_SANDBOX_RATE
-    key = settings.stripe_secret_key or ""
-    return STRIPE_TEST_RATE if key.startswith(("sk_test_", "rk_test_")) else STRIPE_LIVE_RATE
+    return settings.provider_settings.requests_per_second()
 
 
 class RateLimiter:

@@ -4,13 +4,17 @@ Three phases, each bounded in cost whatever the number of organizations:
 
 1. pull: the provider's subscriptions in pages, diffed against the local table in memory and
    written back in bulk (see :mod:`.pull`); subscriptions only the provider knew are linked to
-   their organization through ``metadata.organization_id``;
+   their organization through the owner tag this app recorded (see :mod:`..ownership`). Each
+   organization's subscription is then chosen by ``subscriptions.billing_subscription``'s own
+   rule, in one query on the table as the pull left it: the one the engine bills is the one
+   compared and pushed;
 2. compare: billable seats of every organization from two grouped queries;
 3. push: only drifted organizations, each through :meth:`SyncEngine.sync` with the listing's
    snapshot, so locks, idempotency keys, the ledger and signals all apply and no extra GET is
    needed. A re-run after an interruption re-reads the provider and finds finished work done.
 
-``dry_run`` and ``check`` compute the same report from the listing without writing anything.
+``dry_run`` and ``check`` compute the same report from the listing without writing anything:
+the pull is applied inside the transaction the choice is made in, then rolled back.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import outbox, ownership
+from .. import outbox, ownership, subscriptions
 from ..providers.base import BILLABLE, RemoteSubscription
 from ..state import SeatBillingState
-from ..subscriptions import preference
+from ..subscriptions import LocalSubscription
 from ..sync import SyncResult
 from ..tables import utcnow
 from .errors import UnknownOrganization
@@ -131,11 +135,14 @@ def resync(
     wanted = None if organizations is None else sorted({given(o) for o in organizations})
     report = ResyncReport(dry_run=dry_run, check=check)
     step = progress or (lambda phase, n, total: None)
+    listed: dict[str, RemoteSubscription] = {}
     if pull:
-        candidates = _pull(state, report, limiter, dry_run, lambda n: step("listing", n, None))
+        listed, rows = _pull(state, report, limiter, dry_run, lambda n: step("listing", n, None))
     else:
-        candidates = _local_candidates(state)
-    chosen = _choose(candidates, wanted)
+        with state.sql_engine().connect() as conn:
+            rows = _chosen_rows(conn, state)
+    chosen = {key: _candidate(state, row, listed.get(row.provider_subscription_id))
+              for key, row in rows.items() if wanted is None or key in wanted}
     billable = _billable(state, chosen, wanted)
     owed = _owed(state, chosen)
     drift = [c for c in chosen.values() if _drifted(c, billable.get(c.key)) or c.key in owed]
@@ -155,7 +162,8 @@ def resync(
 def _pull(
     state: SeatBillingState, report: ResyncReport, limiter: RateLimiter, dry_run: bool,
     progress: Callable[[int], None],
-) -> list[Candidate]:
+) -> tuple[dict[str, RemoteSubscription], dict[str, LocalSubscription]]:
+    """The listing by id, and each organization's subscription chosen after the pull."""
     remotes = fetch_all(state.provider, limiter, progress)
     with state.sql_engine().connect() as conn:
         owners = ownership.keys_for_tags(
@@ -165,31 +173,43 @@ def _pull(
         )
         owners = {tag: key for tag, key in owners.items() if state.schema.valid_key(key)}
         plan = plan_pull(conn, state.tables, state.provider.name, remotes, owners)
-        if not dry_run:
-            apply_pull(conn, state.tables, plan)
+        apply_pull(conn, state.tables, plan)
+        rows = _chosen_rows(conn, state)
+        if dry_run:
+            conn.rollback()  # the choice saw the listing; the table keeps what it had
+        else:
             conn.commit()
     report.listed, report.linked = len(remotes), plan.linked
     report.inserted, report.refreshed = len(plan.inserts), len(plan.updates)
-    return [
-        Candidate(key, r.id, r.plan_name, r.status, r.seats, r,
-                  state.provider.sync_state(r) == BILLABLE)
-        for r in remotes
-        if (key := plan.keys.get(r.id)) is not None
-    ]
+    return {r.id: r for r in remotes}, rows
 
 
-def _local_candidates(state: SeatBillingState) -> list[Candidate]:
+def _chosen_rows(conn: sa.Connection, state: SeatBillingState) -> dict[str, LocalSubscription]:
+    """Each linked organization's subscription by ``subscriptions.billing_subscriptions``; an
+    organization whose rows all match no configured plan gets its newest, to be reported as
+    such (never pushed)."""
+    chosen = subscriptions.billing_subscriptions(conn, state.tables)
     t = state.tables.subscriptions
-    with state.sql_engine().connect() as conn:
-        rows = conn.execute(
-            sa.select(t.c.organization_key, t.c.provider_subscription_id, t.c.plan_name,
-                      t.c.status, t.c.seats, t.c.cancel_at_period_end, t.c.ended_at)
-            .where(t.c.organization_key.is_not(None))
-            .order_by(t.c.created_at, t.c.id)
-        ).all()
-    return [Candidate(str(r[0]), str(r[1]), r[2], str(r[3]), r[4], None,
-                      _billable_status(state, str(r[1]), str(r[3]), bool(r[5]), r[6]))
-            for r in rows]
+    rest = conn.execute(
+        sa.select(t).where(t.c.organization_key.is_not(None), t.c.plan_name.is_(None))
+        .order_by(t.c.created_at.desc(), t.c.id.desc())
+    )
+    for row in rest:
+        chosen.setdefault(str(row.organization_key), LocalSubscription(**dict(row._mapping)))
+    return chosen
+
+
+def _candidate(
+    state: SeatBillingState, row: LocalSubscription, remote: RemoteSubscription | None
+) -> Candidate:
+    """The chosen row, with the listing's snapshot when the pull saw it."""
+    key = str(row.organization_key)
+    if remote is not None:
+        return Candidate(key, remote.id, remote.plan_name, remote.status, remote.seats, remote,
+                         state.provider.sync_state(remote) == BILLABLE)
+    return Candidate(key, row.provider_subscription_id, row.plan_name, row.status, row.seats,
+                     None, _billable_status(state, row.provider_subscription_id, row.status,
+                                            row.cancel_at_period_end, row.ended_at))
 
 
 def _billable_status(
@@ -202,20 +222,6 @@ def _billable_status(
         ended_at=ended,
     )
     return state.provider.sync_state(probe) == BILLABLE
-
-
-def _choose(candidates: list[Candidate], wanted: list[str] | None) -> dict[str, Candidate]:
-    """One subscription per organization, by ``subscriptions.billing_subscription``'s rule
-    (configured plan, then status; ties go to the one seen last)."""
-    chosen: dict[str, Candidate] = {}
-    for c in candidates:
-        if wanted is not None and c.key not in wanted:
-            continue
-        current = chosen.get(c.key)
-        if current is None or preference(c.plan, c.status) <= preference(
-                current.plan, current.status):
-            chosen[c.key] = c
-    return chosen
 
 
 def _billable(

@@ -13,15 +13,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+
+from flask import Flask
 
 from .. import signals
 from ..errors import PolicyDenied, SeatLimitReached
 from .context import PolicyContext, build_context
 from .decisions import Allow, Deny
-
-if TYPE_CHECKING:
-    from ..state import SeatBillingState
 
 log = logging.getLogger("flask_seat_billing.policies")
 
@@ -121,7 +120,7 @@ class PolicyRegistry:
             return builtins.list(self._by_hook[_valid_hook(hook)])
         return [p for h in HOOKS for p in self._by_hook[h]]
 
-    def check(self, state: SeatBillingState, hook: str, **context: Any) -> None:
+    def check(self, app: Flask, hook: str, /, **context: Any) -> None:
         """Run the before-policies of ``hook`` in order; raise on the first refusal.
 
         A refusal sends ``policy_denied`` (sender: the app) and raises :class:`SeatLimitReached`
@@ -130,15 +129,15 @@ class PolicyRegistry:
         """
         if _valid_hook(hook) not in BEFORE_HOOKS:
             raise ValueError(f"check() runs before-hooks ({', '.join(BEFORE_HOOKS)}), not {hook}.")
-        ctx = build_context(hook, state.app, context)
+        ctx = build_context(hook, app, context)
         for policy in self._by_hook[hook]:
             try:
                 decision = policy.fn(ctx)
             except PolicyDenied as error:
-                _send_denied(state, policy, ctx, Deny(error.code, error.message, error.details))
+                _send_denied(app, policy, ctx, Deny(error.code, error.message, error.details))
                 raise
             if isinstance(decision, Deny):
-                _send_denied(state, policy, ctx, decision)
+                _send_denied(app, policy, ctx, decision)
                 raise _error_for(decision)
             if not isinstance(decision, Allow):
                 raise TypeError(
@@ -146,13 +145,13 @@ class PolicyRegistry:
                     "must return allow() or deny(...) (a missing return must not allow)."
                 )
 
-    def run_after(self, state: SeatBillingState, hook: str, **context: Any) -> None:
+    def run_after(self, app: Flask, hook: str, /, **context: Any) -> None:
         """Run the after-policies of ``hook``; log each failure with its context, raise none."""
         if _valid_hook(hook) not in AFTER_HOOKS:
             raise ValueError(
                 f"run_after() runs after-hooks ({', '.join(AFTER_HOOKS)}), not {hook}."
             )
-        ctx = build_context(hook, state.app, context)
+        ctx = build_context(hook, app, context)
         for policy in self._by_hook[hook]:
             try:
                 policy.fn(ctx)
@@ -165,9 +164,9 @@ class PolicyRegistry:
                 )
 
 
-def _send_denied(state: SeatBillingState, policy: Policy, ctx: PolicyContext, d: Deny) -> None:
+def _send_denied(app: Flask, policy: Policy, ctx: PolicyContext, d: Deny) -> None:
     signals.policy_denied.send(
-        state.app, hook=ctx.hook, policy=policy.name, code=d.code, message=d.message,
+        app, hook=ctx.hook, policy=policy.name, code=d.code, message=d.message,
         details=dict(d.details), context=ctx,
     )
 

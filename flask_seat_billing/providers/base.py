@@ -136,6 +136,12 @@ class SeatPreview:
     lines: list[dict[str, Any]] = field(default_factory=list)
 
 
+def shown(value: object) -> str:
+    """``value`` as an error message may quote it: its repr, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class BillingProvider(ABC):
     """Base class of the Stripe and Polar providers."""
 

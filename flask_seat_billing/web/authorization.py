@@ -28,17 +28,17 @@ class NotAuthorized(Exception):
 
 def authorize(state: SeatBillingState, organization_id: Any, action: str, **context: Any) -> None:
     """Raise :class:`NotAuthorized` unless the app's callback or policies allow ``action``."""
-    extension = state.extension
-    callback = extension._authorize
-    has_policies = bool(extension._policies.list("before_checkout"))
+    callback = state.hooks.authorize
+    policies = state.hooks.policies
+    has_policies = bool(policies.list("before_checkout"))
     if callback is None and not has_policies:
         raise NotAuthorized(NOT_CONFIGURED, code="BILLING_AUTHORIZATION_NOT_CONFIGURED")
     if callback is not None and not callback(request, organization_id, action):
         raise NotAuthorized(f"Not allowed to {action} for organization {organization_id}.")
     if has_policies:
         try:
-            extension._policies.check(
-                state, "before_checkout", organization_id=organization_id, request=request,
+            policies.check(
+                state.app, "before_checkout", organization_id=organization_id, request=request,
                 action=action, **context,
             )
         except PolicyDenied as denied:

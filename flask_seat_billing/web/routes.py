@@ -18,8 +18,9 @@ from .. import subscriptions
 from ..checkout import AlreadySubscribed, UnknownPlan, plan_named, start_checkout
 from ..errors import ProviderError
 from ..keys import to_key
+from ..providers import spec_for
 from ..state import get_state
-from ..webhooks import polar_events, stripe_events
+from ..webhooks import dispatch
 from ..webhooks.intake import WebhookRejected, read_body, require_secret
 from . import inputs
 from .answers import form, go_to, no_sniff, problem
@@ -58,20 +59,19 @@ def checkout() -> Response:
         plan = plan_named(state, name)
     except UnknownPlan:
         # Not checkout.py's message: it lists the configured plans, and this caller is not
-        # authorized yet.
-        return problem(400, f"Unknown plan {name!r}.", code="UNKNOWN_PLAN")
+        # authorized yet. Nor the name itself: errors never echo the request's values.
+        return problem(400, "Unknown plan: the plan parameter names no configured plan.",
+                       code="UNKNOWN_PLAN")
     except ValueError as error:
         return _bad_request(error)
     try:
         authorize(state, organization_id, "checkout", plan=plan)
     except NotAuthorized as denied:
         return problem(403, denied.message, code=denied.code, details=denied.details)
-    success = urls["success_url"]
-    if state.provider.name == "stripe" and "{CHECKOUT_SESSION_ID}" not in success:
-        success += ("&" if "?" in success else "?") + "session_id={CHECKOUT_SESSION_ID}"
     try:
         session = start_checkout(
-            state, organization_id, plan, success_url=success, cancel_url=urls["cancel_url"],
+            state, organization_id, plan, success_url=urls["success_url"],
+            cancel_url=urls["cancel_url"],
             customer_email=email,
         )
     except AlreadySubscribed as error:
@@ -116,48 +116,29 @@ def portal() -> Response:
     return go_to(url)
 
 
-def stripe_webhook() -> Response:
+def webhook(provider: str) -> Response:
+    """``POST <prefix>/webhooks/<provider>``: the provider's parser verifies and reads the
+    delivery, the generic dispatcher acts on it. Only the app's own provider is served."""
     state = get_state()
     settings = state.settings
+    if provider != settings.provider:
+        return _json({"error": f"This app bills with {settings.provider}, not {provider}."}, 404)
+    spec = spec_for(provider)
+    name = provider.capitalize()
+    own = settings.provider_settings
     try:
-        secret = require_secret(
-            settings.stripe_webhook_secret, "SEAT_BILLING_STRIPE_WEBHOOK_SECRET", "Stripe"
-        )
+        secret = require_secret(own.webhook_secret, own.webhook_secret_key, name)
         body = read_body(settings.webhook_max_bytes)
-        event = stripe_events.verify(
-            body, request.headers.get("Stripe-Signature"), secret, settings.webhook_tolerance
-        )
+        event = spec.parse_webhook(body, dict(request.headers), secret, settings.webhook_tolerance)
     except WebhookRejected as rejected:
-        log.warning("Stripe webhook rejected: %s", rejected.message)
+        log.warning("%s webhook rejected: %s", name, rejected.message)
         return _json({"error": rejected.message}, rejected.status)
     try:
-        outcome = stripe_events.handle(state, event)
+        outcome = dispatch.handle(state, event)
     except Exception:
-        log.exception("Stripe event %s (%s) failed; Stripe will retry", event["id"], event["type"])
+        log.exception("%s event %s (%s) failed; %s will retry", name, event.id, event.type, name)
         return _json({"error": "processing failed"}, 500)
-    return _json({"received": True, "outcome": outcome}, 200)
-
-
-def polar_webhook() -> Response:
-    state = get_state()
-    settings = state.settings
-    try:
-        secret = require_secret(
-            settings.polar_webhook_secret, "SEAT_BILLING_POLAR_WEBHOOK_SECRET", "Polar"
-        )
-        body = read_body(settings.webhook_max_bytes)
-        event_id, event = polar_events.verify(
-            body, dict(request.headers), secret, settings.webhook_tolerance
-        )
-    except WebhookRejected as rejected:
-        log.warning("Polar webhook rejected: %s", rejected.message)
-        return _json({"error": rejected.message}, rejected.status)
-    try:
-        outcome = polar_events.handle(state, event_id, event)
-    except Exception:
-        log.exception("Polar event %s (%s) failed; Polar will retry", event_id, event["type"])
-        return _json({"error": "processing failed"}, 500)
-    return _json({"received": True, "outcome": outcome}, 202)
+    return _json({"received": True, "outcome": outcome}, spec.webhook_status)
 
 
 def _json(body: dict[str, Any], status: int) -> Response:
@@ -167,8 +148,11 @@ def _json(body: dict[str, Any], status: int) -> Response:
 
 
 def _http_error(error: HTTPException) -> Response:
-    """Werkzeug's own refusals (a body over ``MAX_CONTENT_LENGTH``, say) in the same shape."""
-    return problem(error.code or 500, error.description or error.name, code="BAD_REQUEST")
+    """Werkzeug's own refusals (a body over ``MAX_CONTENT_LENGTH``, say) in the same shape; a
+    server error (Flask's answer to an unhandled exception) is never labelled a bad request."""
+    status = error.code or 500
+    code = "BAD_REQUEST" if 400 <= status < 500 else "SERVER_ERROR"
+    return problem(status, error.description or error.name, code=code)
 
 
 def build_blueprints(url_prefix: str) -> tuple[Blueprint, Blueprint]:
@@ -178,9 +162,7 @@ def build_blueprints(url_prefix: str) -> tuple[Blueprint, Blueprint]:
     billing.add_url_rule("/checkout", view_func=checkout, methods=["POST"])
     billing.add_url_rule("/portal", view_func=portal, methods=["POST"])
     webhooks = Blueprint(WEBHOOKS_BLUEPRINT, __name__, url_prefix=prefix)
-    webhooks.add_url_rule("/webhooks/stripe", endpoint="stripe", view_func=stripe_webhook,
-                          methods=["POST"])
-    webhooks.add_url_rule("/webhooks/polar", endpoint="polar", view_func=polar_webhook,
+    webhooks.add_url_rule("/webhooks/<provider>", endpoint="webhook", view_func=webhook,
                           methods=["POST"])
     for blueprint in (billing, webhooks):
         blueprint.after_request(no_sniff)

@@ -1,1 +1,1 @@
-"""Provider webhooks: verify, deduplicate, and re-read what each event is about."""
+"""The generic webhook path: after a provider's parser, dedupe, re-read, store, once."""

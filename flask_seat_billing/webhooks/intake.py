@@ -1,4 +1,4 @@
-"""What every webhook endpoint does before trusting a byte: size limit, secret present."""
+"""What the webhook endpoint does before trusting a byte: size limit, secret present."""
 
 from __future__ import annotations
 
@@ -6,16 +6,11 @@ import logging
 
 from flask import request
 
+from ..providers.events import WebhookRejected
+
 log = logging.getLogger("flask_seat_billing.webhooks")
 
-
-class WebhookRejected(Exception):
-    """The delivery is refused; nothing was written. ``status`` is the HTTP answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+__all__ = ["WebhookRejected", "read_body", "require_secret"]
 
 
 def read_body(max_bytes: int) -> bytes:

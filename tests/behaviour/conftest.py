@@ -141,7 +141,7 @@ class World:
     def checkout_subscription(self, t: AppUnderTest, org_id: Any, plan: str | None = None) -> str:
         """Subscribe through the app's own checkout route and pay in the stand-in; no webhook
         is delivered. The subscription carries the owner tag the app recorded."""
-        if t.billing._authorize is None:
+        if t.billing._hooks.authorize is None:
             t.billing.authorize(lambda request, organization_id, action: True)
         answer = t.app.test_client().post(
             "/billing/checkout",

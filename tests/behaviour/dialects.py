@@ -77,7 +77,19 @@ class Dialect:
         raise NotImplementedError
 
     def checkout_reference(self, post: RecordedRequest) -> Any:
-        """The organization the checkout is made out to, in the provider's own field."""
+        """The organization the checkout is made out to, in the provider's own field, or
+        ``None`` where that field would pick a customer (see :attr:`names_organization`)."""
+        raise NotImplementedError
+
+    #: Whether a checkout request names the organization (Stripe's ``client_reference_id``).
+    #: Polar's ``external_customer_id`` would pick an existing customer by that id, which may be
+    #: another app's on the same account: it is never sent.
+    names_organization: bool = True
+    #: The error a webhook whose signature header is not ASCII is refused with.
+    malformed_signature_error: str = ""
+
+    def signature_headers(self, signature: str, timestamp: int) -> dict[str, str]:
+        """Signature headers with ``signature`` as the signature itself and a fresh time."""
         raise NotImplementedError
 
     #: The placeholder the provider fills in with the checkout's id on the success URL.
@@ -149,6 +161,10 @@ class StripeDialect(Dialect):
     def checkout_reference(self, post: RecordedRequest) -> Any:
         return post.params["client_reference_id"]
 
+    def signature_headers(self, signature: str, timestamp: int) -> dict[str, str]:
+        return {"Stripe-Signature": f"t={timestamp},v1={signature}",
+                "Content-Type": "application/json"}
+
     def portal_customer(self, post: RecordedRequest) -> Any:
         return post.params["customer"]
 
@@ -182,7 +198,11 @@ class PolarDialect(Dialect):
         return str(post.params["return_url"])
 
     def checkout_reference(self, post: RecordedRequest) -> Any:
-        return post.params["external_customer_id"]
+        return post.params.get("external_customer_id", None)
+
+    def signature_headers(self, signature: str, timestamp: int) -> dict[str, str]:
+        return {"webhook-id": "msg_1", "webhook-timestamp": str(timestamp),
+                "webhook-signature": "v1," + signature, "Content-Type": "application/json"}
 
     def portal_customer(self, post: RecordedRequest) -> Any:
         return post.params["customer_id"]
@@ -201,6 +221,7 @@ STRIPE = StripeDialect(
     checkout_page="/checkout/cs_",
     portal_page="/portal/",
     refused="Stripe refused: ",
+    malformed_signature_error="Malformed Stripe-Signature header.",
     checkout_placeholder="session_id={CHECKOUT_SESSION_ID}",
     unknown_event_type="customer.tax_id.created",
     held=frozenset({"paused", "incomplete", "unpaid"}),
@@ -220,6 +241,8 @@ POLAR = PolarDialect(
     checkout_page="/checkout/",
     portal_page="/portal?",
     refused="Polar refused: ",
+    names_organization=False,
+    malformed_signature_error="Invalid webhook-signature.",
     checkout_placeholder="checkout_id={CHECKOUT_ID}",
     unknown_event_type="order.created",
     held=frozenset({"past_due", "paused", "incomplete"}),

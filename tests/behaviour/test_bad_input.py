@@ -5,6 +5,7 @@ are in tests/providers/<name>/."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +46,23 @@ def test_webhook_timestamp_that_is_not_a_plain_number_is_refused(
                       headers=provider.dialect.stamped_headers(stamp))
     _check("webhook timestamp", web, provider, watch, answer.status,
            provider.dialect.bad_signature)
+
+
+# A signature that is not ASCII, with a fresh timestamp: Stripe's SDK's hmac.compare_digest raised
+# TypeError on it (a 500 per request). As latin-1 text, the way a WSGI server hands it over.
+NON_ASCII_SIGNATURES = ["\xe9" * 64, "\u00e9".encode().decode("latin-1") * 32, "0" * 63 + "\xff"]
+
+
+@pytest.mark.parametrize("signature", NON_ASCII_SIGNATURES, ids=["latin-1", "utf-8", "last-byte"])
+def test_webhook_signature_that_is_not_ascii_is_refused(
+    web: Served, provider: World, signature: str
+) -> None:
+    watch = Watch.start(web.t, provider.stand_in)
+    answer = web.post(web.webhook_url, data=b'{"id": "evt_1", "type": "invoice.paid"}',
+                      headers=provider.dialect.signature_headers(signature, int(time.time())))
+    _check("webhook signature not ASCII", web, provider, watch, answer.status,
+           provider.dialect.bad_signature)
+    assert answer.json["error"] == provider.dialect.malformed_signature_error
 
 
 @pytest.mark.parametrize("shape", ["list", "object", 5, True, "p" * 5000])
@@ -174,6 +192,36 @@ def test_errors_before_authorization_echo_nothing_and_are_not_sniffed(
     want_json = accept == "application/json"
     assert answer.headers["Content-Type"].startswith(
         "application/json" if want_json else "text/plain")
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_unknown_plan_is_not_echoed(web: Served, provider: World, accept: str) -> None:
+    org = web.t.add_organization()
+    watch = Watch.start(web.t, provider.stand_in)
+    answer = web.post(f"{web.prefix}/checkout", form={
+        "plan": "<script>alert(1)</script>", "organization_id": org.id},
+        headers={"Accept": accept})
+    _check("error body", web, provider, watch, answer.status, 400)
+    assert "<script>" not in answer.text and "alert" not in answer.text
+    assert "plan" in answer.text  # it still names the parameter at fault
+
+
+def test_an_unexpected_error_is_a_500_not_labelled_a_bad_request(
+    web: Served, provider: World
+) -> None:
+    """A bug or an outage inside a billing route is the server's fault, and says so."""
+    def broken(request: Any, organization_id: Any, action: str) -> bool:
+        raise RuntimeError("the app's own authorization failed")
+
+    web.t.app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production (TESTING is off)
+    web.t.billing.authorize(broken)
+    org = web.t.add_organization()
+    answer = web.post(f"{web.prefix}/checkout", json_body={
+        "plan": provider.plan.name, "organization_id": org.id},
+        headers={"Accept": "application/json"})
+    assert answer.status == 500
+    assert answer.json["code"] != "BAD_REQUEST"
+    assert answer.json["code"] == "SERVER_ERROR"
 
 
 def test_unknown_plan_does_not_list_the_plans(web: Served, provider: World) -> None:

@@ -209,6 +209,45 @@ def test_namespaces_keep_two_apps_on_one_account_apart(
     assert provider.writes_to(sub) == []
 
 
+def test_setting_a_namespace_later_keeps_the_subscriptions_sold_before(
+    make_app: AppFactory, provider: World
+) -> None:
+    """A deployment sells, then sets SEAT_BILLING_NAMESPACE: the subscriptions it sold before
+    carry its owner tag but no namespace, and stay its own: the linked one keeps being synced,
+    and one never seen locally is still linked by a resync."""
+    before = make_app()
+    with before.app.app_context():
+        before.billing.authorize(lambda request, organization_id, action: True)
+        linked_org = before.add_organization().id
+        before.add_members(linked_org, 2)
+        answer = before.app.test_client().post(
+            "/billing/checkout", json={"organization_id": linked_org, "plan": provider.plan.name})
+        assert answer.status_code == 200, answer.text
+        checkout_id = str((answer.json or {})["id"])
+        provider.stand_in.complete_checkout(checkout_id)
+        linked = provider.stand_in.checkout_subscription_id(checkout_id)
+        assert linked is not None
+        assert before.billing.complete_checkout(checkout_id) is not None  # the success page
+        unseen_org = before.add_organization().id
+        before.add_members(unseen_org, 1)
+        unseen = provider.checkout_subscription(before, unseen_org)  # its webhook was lost
+
+    # The same deployment and database, redeployed with a namespace.
+    after = make_app({"SEAT_BILLING_NAMESPACE": "production"}, create=False)
+    after.app.cli.add_command(seats, "seats")
+    with after.app.app_context():
+        after.add_members(linked_org, 1)
+        after.add_members(unseen_org, 1)
+        result = after.app.test_cli_runner().invoke(args=["seats", "resync"])
+        assert result.exit_code == 0, result.output
+
+        assert provider.seats(linked) == 3
+        assert provider.seats(unseen) == 2
+        local = after.billing.subscription_for(unseen_org)
+        assert local is not None and local.provider_subscription_id == unseen
+        assert outbox_rows(after) == []
+
+
 def test_two_deployments_without_configuration_do_not_own_each_others(
     make_app: AppFactory, provider: World, database_url: str, tmp_path: Any
 ) -> None:

@@ -186,10 +186,12 @@ def test_subscription_lifecycle_model(stripe: Any, database_url: str) -> None:
     """Lifecycle rules on top of membership changes, seen by signed webhooks over HTTP.
 
     Payment failure and recovery, incomplete then active, pause and resume, cancel then a new
-    checkout, a plan switch replacing the seat item, dashboard edits, a subscription first seen
-    drifted, subscriptions of organizations the app does not have and a checkout completed with
-    a buyer-set reference. After each settle, every owned subscription that is billable has the
-    billable quantity, and no subscription the app does not own was ever written.
+    checkout, a checkout completed while its subscription is incomplete (a member joined while
+    the buyer paid), a plan switch replacing the seat item, dashboard edits, a subscription
+    first seen drifted, subscriptions of organizations the app does not have and a checkout
+    completed with a buyer-set reference. After each settle, every owned subscription that is
+    billable has the billable quantity, and no subscription the app does not own was ever
+    written.
     """
     from tests.conftest import checkout_subscription
     from tests.web_helpers import WEBHOOK_SECRET, serve
@@ -271,6 +273,26 @@ def test_subscription_lifecycle_model(stripe: Any, database_url: str) -> None:
             self.subs[org] = checkout_subscription(self.t, stripe, org)
             self.seat_price[org] = SEAT_PRICE
             totals["cancel_then_checkout"] += 1
+
+        @rule(which=st.integers(0, 2))
+        def delayed_payment_checkout(self, which: int) -> None:
+            """A member joins while the buyer pays with a delayed method: the checkout completes
+            with the subscription ``incomplete``; a later ``recover`` transition activates it."""
+            org = self.orgs[which]
+            if org in self.subs and stripe.subscription(self.subs[org])["status"] != "canceled":
+                stripe.cancel_subscription(self.subs[org])
+                stripe.deliver_pending()
+            answer = self.t.app.test_client().post(
+                "/billing/checkout", json={"organization_id": org, "plan": "pro-monthly"},
+                headers={"Accept": "application/json"})
+            assert answer.status_code == 200, answer.text
+            self.t.add_members(org, 1)
+            sub = str(stripe.complete_checkout(str(answer.json["id"]))["subscription"])
+            stripe.set_subscription_status(sub, "incomplete")
+            self.t.billing.complete_checkout(str(answer.json["id"]))  # the success page
+            self.subs[org] = sub
+            self.seat_price[org] = SEAT_PRICE
+            totals["delayed_payment_checkout"] += 1
 
         @rule(which=st.integers(0, 2))
         def plan_switch(self, which: int) -> None:

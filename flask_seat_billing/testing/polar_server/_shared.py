@@ -41,11 +41,11 @@ class PolarSharedInterface(ProviderStandIn):
 
     @property
     def capabilities(self) -> StandInCapabilities:
-        from ...providers.polar_provider import PolarProvider
+        from ...providers.polar.capabilities import CAPABILITIES
 
         return StandInCapabilities(
             name="Polar",
-            provider=PolarProvider.capabilities,
+            provider=CAPABILITIES,
             statuses=SUBSCRIPTION_STATUSES,
             pause=True,
             absent={

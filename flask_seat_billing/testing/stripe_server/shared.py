@@ -52,11 +52,11 @@ class StripeSharedInterface(ProviderStandIn):
 
     @property
     def capabilities(self) -> StandInCapabilities:
-        from ...providers.stripe_provider import StripeProvider
+        from ...providers.stripe.capabilities import CAPABILITIES
 
         return StandInCapabilities(
             name="Stripe",
-            provider=StripeProvider.capabilities,
+            provider=CAPABILITIES,
             statuses=SUBSCRIPTION_STATUSES,
             pause=True,
         )

@@ -54,6 +54,21 @@ def _check(kind: str, t: AppUnderTest, polar: PolarWorld, watch: Watch, status: 
     assert calls == 0
 
 
+@pytest.mark.parametrize("header", ["webhook-signature", "webhook-id"])
+def test_webhook_headers_that_are_not_ascii_are_403(
+    t: AppUnderTest, polar: PolarWorld, served: str, header: str
+) -> None:
+    """As on Stripe (whose SDK raised TypeError comparing such a signature): a refusal, not a
+    500. Sent as latin-1 text, the way a WSGI server hands such bytes over."""
+    watch = Watch.start(t, polar.api)
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())),
+               "webhook-signature": "v1," + "A" * 44}
+    headers[header] = headers[header] + "\xe9" * 8
+    status, body = _post(served, b'{"type": "subscription.updated", "data": {}}', headers)
+    _check("webhook signature not ASCII", t, polar, watch, status, 403)
+    assert body["error"] == "Invalid webhook-signature."
+
+
 ODD_DATA: list[Any] = [
     ["not", "an", "object"], "sub", None, {}, {"id": 123}, {"id": "../customers/"},
     {"id": ["x"]}, {"id": "sub_not_a_uuid"}, {"id": str(uuid.uuid4()), "checkout_id": 5},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flask_seat_billing.providers.polar_provider import make_client
+from flask_seat_billing.providers.polar.client import make_client
 
 
 @pytest.mark.parametrize(("server_url", "host"), [

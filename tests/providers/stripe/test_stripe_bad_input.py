@@ -56,6 +56,10 @@ ODD_EVENTS: list[tuple[str, Any]] = [
     ("invoice.payment_failed", {"object": {"subscription": {"id": ["sub_1"]}}}),
     ("checkout.session.completed", {"object": {"id": 5, "mode": "subscription"}}),
     ("checkout.session.completed", {"object": {"mode": ["subscription"]}}),
+    # Ids of the wrong kind: no retry of the same payload can ever make them right.
+    ("customer.subscription.updated", {"object": {"id": "cus_123"}}),
+    ("invoice.paid", {"object": {"subscription": "in_123"}}),
+    ("checkout.session.completed", {"object": {"id": "sub_123", "mode": "subscription"}}),
 ]
 
 

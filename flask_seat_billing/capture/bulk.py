@@ -14,24 +14,26 @@ transaction:
 A statement whose organizations cannot be known (an insert from a SELECT) marks every
 organization with members: slower, never wrong.
 
-Every organization is made into its canonical key (:mod:`.keys`). A value that cannot be one
+Every organization is made into its canonical key (:mod:`..keys`). A value that cannot be one
 is refused before the statement runs, so nothing is written. The values only known after the
 statement (a SQL expression's result, read back) are checked after it: a refusal there rolls
-the session back before raising, so the statement is not committed without its outbox rows.
+the session back before raising, so the statement is not committed without its outbox rows. In
+a session joined to an outer transaction (``Session(bind=connection)``) that is the session's
+savepoint, or the outer transaction itself; the statement ran inside either, so an outer commit
+afterwards keeps nothing of it (tests/test_organization_keys.py holds every join mode to that).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
-from .errors import InvalidOrganizationKey
-
-if TYPE_CHECKING:
-    from .state import SeatBillingState
+from ..errors import InvalidOrganizationKey
+from ..state import SeatBillingState
+from .notes import note, state_for
 
 
 def _value(value: Any) -> Any:
@@ -58,8 +60,6 @@ def _rows(state_: ORMExecuteState) -> list[dict[str, Any]]:
 def on_execute(state_: ORMExecuteState) -> Any:
     if not (state_.is_insert or state_.is_update or state_.is_delete):
         return None
-    from .listeners import note, state_for
-
     mapper = state_.bind_mapper
     session = state_.session
     if mapper is not None:
@@ -94,8 +94,6 @@ def _around_matched_rows(
     state_: ORMExecuteState, state: SeatBillingState, new_values: list[Any], computed: bool
 ) -> Any:
     """Note the organizations of the rows the WHERE clause matches, before and after."""
-    from .listeners import note
-
     schema = state.schema
     session = state_.session
     conn = session.connection()
@@ -128,8 +126,6 @@ def _note_after_statement(
     state_: ORMExecuteState, state: SeatBillingState, values: list[Any]
 ) -> None:
     """Note organizations read after the statement ran; on a refusal, undo it and raise."""
-    from .listeners import note
-
     try:
         note(state_.session, state, values)
     except InvalidOrganizationKey as error:

@@ -28,17 +28,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..locks import advisory_key
-from ..providers.base import ACTIVE_STATUSES
-from ..state import SeatBillingState, get_state
-from ..subscriptions import billing_subscription
-from ..tables import utcnow
-from .context import PolicyContext
-from .decisions import Allow, Deny, allow, deny
-from .registry import SEAT_LIMIT_CODE, Policy
-
-INVITE_POLICY = "seat-limit-on-invite"
-ACCEPT_POLICY = "seat-limit-on-accept"
+from .locks import advisory_key
+from .policies import ACCEPT_POLICY, INVITE_POLICY
+from .policies.context import PolicyContext
+from .policies.decisions import Allow, Deny, allow, deny
+from .policies.registry import SEAT_LIMIT_CODE, Policy
+from .providers.base import ACTIVE_STATUSES
+from .state import SeatBillingState, get_state
+from .subscriptions import billing_subscription
+from .tables import utcnow
 
 
 def seat_limit_policies() -> list[Policy]:

@@ -1,12 +1,11 @@
-"""Polar webhooks: Standard Webhooks signature first, then one small handler per event type.
+"""Polar webhooks: Standard Webhooks signature first, then the event as a :class:`WebhookEvent`.
 
 The signature is checked here with ``hmac`` rather than ``polar.v2026_10.webhooks.validate_event``:
 the SDK builds a payload loader for every event type on first use (seconds, on a request thread),
 its tolerance is fixed where ours is ``SEAT_BILLING_WEBHOOK_TOLERANCE_SECONDS``, and only the
-subscription id is needed, because handlers never trust the payload's copy of an
-object: they re-read the subscription from Polar, so an old event arriving late cannot roll state
-back. Each ``webhook-id`` (stable across Polar's retries) is recorded in the same transaction as
-its changes; a duplicate is acknowledged and ignored.
+subscription id is needed, because the dispatcher never trusts the payload's copy of an object:
+it re-reads the subscription from Polar, so an old event arriving late cannot roll state back.
+The ``webhook-id`` (stable across Polar's retries) is the event's id.
 """
 
 from __future__ import annotations
@@ -21,15 +20,21 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..checkout import record_completed_checkout
-from ..reconcile import EventRef, apply_subscription
-from ..state import SeatBillingState
-from .dispatch import POLAR_ID, Handler, dispatch, object_id, storable
-from .intake import WebhookRejected
+from ..events import (
+    CHECKOUT_COMPLETED,
+    NOT_HANDLED,
+    SUBSCRIPTION_CHANGED,
+    WebhookEvent,
+    WebhookRejected,
+    storable,
+)
+from .ids import is_polar_id
 
 TIMESTAMP = re.compile(r"[0-9]{1,15}")
-SUBSCRIPTION_EVENTS = ("created", "active", "updated", "canceled", "uncanceled", "revoked",
-                       "past_due")
+SUBSCRIPTION_TYPES = tuple(
+    f"subscription.{name}"
+    for name in ("created", "active", "updated", "canceled", "uncanceled", "revoked", "past_due")
+)
 
 
 def _keys(secret: str) -> list[bytes]:
@@ -89,33 +94,36 @@ def verify(
     return event_id, event
 
 
-def _subscription_changed(state: SeatBillingState, ref: EventRef, obj: dict[str, Any]) -> None:
-    apply_subscription(state, object_id(obj.get("id"), POLAR_ID, "the subscription id"),
-                       event=ref)
+def parse(body: bytes, headers: Mapping[str, str], secret: str, tolerance: int) -> WebhookEvent:
+    """Verify a delivery and read it (see :class:`~..events.WebhookParser`)."""
+    event_id, event = verify(body, headers, secret, tolerance)
+    return read(event_id, event)
 
 
-def _subscription_created(state: SeatBillingState, ref: EventRef, obj: dict[str, Any]) -> None:
-    """A subscription born from our checkout is recorded as a completed checkout (signals,
+def read(event_id: str, event: dict[str, Any]) -> WebhookEvent:
+    """What a verified Polar event asks of the core.
+
+    A ``subscription.created`` born from a checkout is a completed checkout (signals,
     after-checkout hooks, a follow-up sync for members who joined meanwhile), as Stripe's
-    ``checkout.session.completed`` is; Polar sends no checkout event of its own for that."""
-    subscription_id = object_id(obj.get("id"), POLAR_ID, "the subscription id")
-    checkout_id = obj.get("checkout_id")
-    if checkout_id:
-        session = state.provider.retrieve_checkout(object_id(checkout_id, POLAR_ID, "checkout_id"))
-        if session.subscription_id == subscription_id:
-            applied = record_completed_checkout(state, session, event=ref, source="webhook")
-            if applied is not None:
-                return
-    _subscription_changed(state, ref, obj)
-
-
-HANDLERS: dict[str, Handler] = {
-    **{f"subscription.{name}": _subscription_changed for name in SUBSCRIPTION_EVENTS},
-    "subscription.created": _subscription_created,
-}
-
-
-def handle(state: SeatBillingState, event_id: str, event: dict[str, Any]) -> str:
-    """Process a verified event; returns ``processed``, ``duplicate`` or ``ignored``."""
-    ref = EventRef("polar", event_id, str(event["type"]))
-    return dispatch(state, ref, HANDLERS.get(ref.event_type), event.get("data"))
+    ``checkout.session.completed`` is: Polar sends no checkout event of its own for that.
+    """
+    event_type = str(event["type"])
+    obj = event.get("data")
+    if event_type not in SUBSCRIPTION_TYPES:
+        return WebhookEvent("polar", event_id, event_type, NOT_HANDLED)
+    if not isinstance(obj, dict):
+        return WebhookEvent("polar", event_id, event_type, NOT_HANDLED,
+                            malformed="its object is not a JSON object")
+    subscription_id = obj.get("id")
+    if not is_polar_id(subscription_id):
+        return WebhookEvent("polar", event_id, event_type, SUBSCRIPTION_CHANGED,
+                            malformed="the subscription id is not an id")
+    checkout_id = obj.get("checkout_id") if event_type == "subscription.created" else None
+    if not checkout_id:
+        return WebhookEvent("polar", event_id, event_type, SUBSCRIPTION_CHANGED,
+                            subscription_id=subscription_id)
+    if not is_polar_id(checkout_id):
+        return WebhookEvent("polar", event_id, event_type, CHECKOUT_COMPLETED,
+                            malformed="checkout_id is not an id")
+    return WebhookEvent("polar", event_id, event_type, CHECKOUT_COMPLETED,
+                        subscription_id=subscription_id, checkout_id=checkout_id)

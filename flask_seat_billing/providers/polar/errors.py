@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from polar import PolarClientError, PolarError, PolarNetworkError, PolarServerError
 from polar.base import PolarRateLimitError
 
-from ..errors import (
+from ...errors import (
     PermanentProviderError,
     ProviderError,
     ProviderUnavailable,

@@ -14,10 +14,11 @@ member change makes the same three round trips as without the extension; what re
 server's work on the second row (docs/benchmarks.md).
 
 Whatever this cannot be sure of is written at flush time as before (:func:`accepts` says no):
-other drivers, savepoints (a rollback to one must take its rows along), autocommit connections,
-two-phase transactions, psycopg pipelines, ``schema_translate_map``, sessions bound to a
-connection whose transaction they do not own, and connections with a ``commit`` listener of the
-app's own (it expects the transaction still open when it runs, and it would run after ours).
+engines it was not installed on (``SEAT_BILLING_OUTBOX_AT_COMMIT = False``), other drivers,
+savepoints (a rollback to one must take its rows along), autocommit connections, two-phase
+transactions, psycopg pipelines, ``schema_translate_map``, sessions bound to a connection whose
+transaction they do not own, and connections with a ``commit`` listener of the app's own (it
+expects the transaction still open when it runs, and it would run after ours).
 
 How a queue ends, whatever happens to the transaction:
 
@@ -33,40 +34,48 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, TwoPhaseTransaction
+from sqlalchemy.engine import TwoPhaseTransaction
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import Pool, PoolResetState
+from sqlalchemy.pool import PoolResetState
 
-from . import outbox
+from .. import outbox
 
 log = logging.getLogger("flask_seat_billing.marks_at_commit")
 QUEUE = "_seat_billing_marks_at_commit"
 # Per outbox table name: its SQL template, the debounce delay, the organizations to mark.
 Queued = dict[str, tuple[tuple[str, ...], float, set[str]]]
 _install_lock = threading.Lock()
-_installed = False
+_engines: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
 
-def install() -> None:
-    """Listen to every engine's commit and rollback and every pool's reset (once per process)."""
-    global _installed
+def install(engine: sa.Engine) -> bool:
+    """Listen to ``engine``'s commits and rollbacks and its pool's resets (once per engine).
+
+    ``init_app`` calls this for the app's own engines when ``SEAT_BILLING_OUTBOX_AT_COMMIT`` is
+    on; other engines of the process are left alone. Only a PostgreSQL engine on psycopg can
+    take the rows with its COMMIT; False (nothing installed) for any other.
+    """
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+        return False
     with _install_lock:
-        if not _installed:
-            event.listen(Engine, "commit", _on_commit)
-            event.listen(Engine, "rollback", _on_rollback)
-            event.listen(Pool, "reset", _on_reset)
-            _installed = True
+        if engine not in _engines:
+            event.listen(engine, "commit", _on_commit)
+            event.listen(engine, "rollback", _on_rollback)
+            event.listen(engine, "reset", _on_reset)  # the engine's pool, and the pools after it
+            _engines.add(engine)
+    return True
 
 
 def accepts(session: Session, conn: sa.Connection, table: sa.Table) -> bool:
     """True when this flush's rows may wait for the commit of ``conn``'s own transaction."""
     dialect = conn.dialect
-    if not _installed or dialect.name != "postgresql" or dialect.driver != "psycopg":
+    if conn.engine not in _engines:  # not asked for on this engine (or not psycopg)
         return False
     if session.twophase or isinstance(session.bind, sa.Connection):
         return False

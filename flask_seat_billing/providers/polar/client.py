@@ -9,30 +9,29 @@ and backoff are what make a retried write safe, so the key the engine passes is 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Literal
 
 from polar.v2026_10 import Polar
 
-from ..plans import PlanCatalog
-from .base import (
+from ...plans import PlanCatalog
+from ..base import (
     BILLABLE,
     ENDED,
     HELD,
-    NAMESPACE_KEY,
     ORGANIZATION_KEY,
-    OWNER_KEY,
-    PLAN_KEY,
     BillingProvider,
-    Capabilities,
     CheckoutRequest,
     CheckoutSession,
     RemoteSubscription,
     SeatUpdate,
 )
+from . import checkout
+from .capabilities import CAPABILITIES
+from .data import strings, timestamp
+from .errors import call
 from .ids import polar_id
-from .polar_errors import call
+from .settings import SANDBOX
 
 PolarProration = Literal["invoice", "prorate"]
 PRORATION: dict[str, PolarProration] = {
@@ -40,22 +39,7 @@ PRORATION: dict[str, PolarProration] = {
     "always_invoice": "invoice",
     "none": "prorate",  # Polar has no "none": it falls back to prorate, as Polar itself does
 }
-CHECKOUT_STATUSES = {"succeeded": "complete", "confirmed": "open"}
-SANDBOX = "sandbox"
 
-
-def _time(value: str | None) -> datetime | None:
-    """Polar's ISO timestamps as naive UTC, the way the local tables store times."""
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed
-
-
-def _strings(mapping: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in dict(mapping or {}).items()}
 
 
 def proration_for_polar(behavior: str) -> PolarProration:
@@ -76,14 +60,7 @@ class PolarProvider(BillingProvider):
     """The Polar provider; see :mod:`flask_seat_billing.providers.base` for the contract."""
 
     name = "polar"
-    capabilities = Capabilities(
-        supports_subscription_updates=True,
-        separate_seat_price=False,
-        proration_behaviors=frozenset({"create_prorations", "always_invoice"}),
-        idempotency_keys=False,
-        billing_portal=True,
-        invoice_preview=False,
-    )
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
@@ -100,7 +77,7 @@ class PolarProvider(BillingProvider):
 
     def to_remote(self, sub: Any) -> RemoteSubscription:
         """Reduce a Polar ``outputs.Subscription`` to a :class:`RemoteSubscription`."""
-        metadata = _strings(sub.metadata)
+        metadata = strings(sub.metadata)
         product_id = str(sub.product_id)
         plan = self.catalog.match_prices({product_id})
         customer = getattr(sub, "customer", None)
@@ -116,14 +93,14 @@ class PolarProvider(BillingProvider):
             seat_item_id=None,
             seats=int(seats) if seats is not None else None,
             currency=sub.currency,
-            current_period_start=_time(sub.current_period_start),
-            current_period_end=_time(sub.current_period_end),
-            trial_start=_time(sub.trial_start),
-            trial_end=_time(sub.trial_end),
+            current_period_start=timestamp(sub.current_period_start),
+            current_period_end=timestamp(sub.current_period_end),
+            trial_start=timestamp(sub.trial_start),
+            trial_end=timestamp(sub.trial_end),
             cancel_at_period_end=bool(sub.cancel_at_period_end),
-            cancel_at=_time(sub.ends_at),
-            canceled_at=_time(sub.canceled_at),
-            ended_at=_time(sub.ended_at),
+            cancel_at=timestamp(sub.ends_at),
+            canceled_at=timestamp(sub.canceled_at),
+            ended_at=timestamp(sub.ended_at),
             # Never external_customer_id: it names a customer, not a proof of ownership.
             organization_hint=metadata.get(ORGANIZATION_KEY),
             raw={"product_id": product_id, "external_customer_id": external_id},
@@ -179,61 +156,11 @@ class PolarProvider(BillingProvider):
     # -- checkout, portal --------------------------------------------------------------------
 
     def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
-        plan = request.plan
-        success = request.success_url
-        if "{CHECKOUT_ID}" not in success:  # Polar fills it in, as Stripe does its session id
-            success += ("&" if "?" in success else "?") + "checkout_id={CHECKOUT_ID}"
-        # Polar copies checkout metadata to the subscription it creates (``CheckoutCreate``).
-        metadata: dict[str, str | int | float | bool] = {
-            ORGANIZATION_KEY: request.organization_key, PLAN_KEY: plan.name, **request.metadata,
-        }
-        customer: dict[str, Any] = (
-            {"customer_id": request.customer_id}
-            if request.customer_id
-            else {"external_customer_id": request.organization_key}
-        )
-        if request.customer_email and not request.customer_id:
-            customer["customer_email"] = request.customer_email
-        trial: dict[str, Any] = {}
-        if plan.trial_days:  # Stripe's trial_period_days, in Polar's terms (1..1000 days)
-            trial = {"trial_interval": "day", "trial_interval_count": plan.trial_days}
-        checkout = call(
-            lambda: self.client.checkouts.create(
-                products=[plan.plan_id],
-                seats=max(1, request.seats),
-                metadata=metadata,
-                success_url=success,
-                return_url=request.cancel_url,
-                **customer,
-                **trial,
-            )
-        )
-        return self._checkout(checkout)
-
-    def _checkout(self, checkout: Any) -> CheckoutSession:
-        metadata = _strings(checkout.metadata)
-        status = str(checkout.status)
-        return CheckoutSession(
-            id=str(checkout.id),
-            url=checkout.url,
-            status=CHECKOUT_STATUSES.get(status, status),
-            subscription_id=checkout.subscription_id,
-            customer_id=checkout.customer_id,
-            organization_hint=metadata.get(ORGANIZATION_KEY),
-            plan_name=metadata.get(PLAN_KEY),
-            owner_tag=metadata.get(OWNER_KEY) or None,
-            namespace=metadata.get(NAMESPACE_KEY) or None,
-        )
+        return checkout.create_checkout(self.client, request)
 
     def retrieve_checkout(self, session_id: str) -> CheckoutSession:
-        checked = polar_id(session_id, "checkout")
-        return self._checkout(call(lambda: self.client.checkouts.get(checked)))
+        return checkout.retrieve_checkout(self.client, session_id)
 
     def create_portal(self, customer_id: str, return_url: str) -> str:
         """Polar's customer portal, opened for the customer through a customer session."""
-        session = call(
-            lambda: self.client.customer_sessions.create(
-                customer_id=customer_id, return_url=return_url
-            )
-        )
-        return str(session.customer_portal_url)
+        return checkout.create_portal(self.client, customer_id, return_url)

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import stripe
 
-from ..errors import (
+from ...errors import (
     PermanentProviderError,
     ProviderError,
     ProviderUnavailable,
