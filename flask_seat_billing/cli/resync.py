@@ -24,11 +24,11 @@ import sqlalchemy as sa
 from .. import outbox, ownership
 from ..providers.base import BILLABLE, RemoteSubscription
 from ..state import SeatBillingState
-from ..subscriptions import preference
+from ..subscriptions import oldest_first, preference
 from ..sync import SyncResult
 from ..tables import utcnow
 from .errors import UnknownOrganization
-from .pull import apply_pull, fetch_all, plan_pull
+from .pull import apply_pull, by_age, fetch_all, plan_pull
 from .ratelimit import RateLimiter, default_rate
 
 MAX_WAIT_SECONDS = 60.0
@@ -173,7 +173,7 @@ def _pull(
     return [
         Candidate(key, r.id, r.plan_name, r.status, r.seats, r,
                   state.provider.sync_state(r) == BILLABLE)
-        for r in remotes
+        for r in by_age(remotes)  # oldest first: _choose keeps the newest among equals
         if (key := plan.keys.get(r.id)) is not None
     ]
 
@@ -185,7 +185,7 @@ def _local_candidates(state: SeatBillingState) -> list[Candidate]:
             sa.select(t.c.organization_key, t.c.provider_subscription_id, t.c.plan_name,
                       t.c.status, t.c.seats, t.c.cancel_at_period_end, t.c.ended_at)
             .where(t.c.organization_key.is_not(None))
-            .order_by(t.c.created_at, t.c.id)
+            .order_by(*oldest_first(t))
         ).all()
     return [Candidate(str(r[0]), str(r[1]), r[2], str(r[3]), r[4], None,
                       _billable_status(state, str(r[1]), str(r[3]), bool(r[5]), r[6]))

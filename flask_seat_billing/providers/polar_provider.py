@@ -126,6 +126,7 @@ class PolarProvider(BillingProvider):
             ended_at=_time(sub.ended_at),
             # Never external_customer_id: it names a customer, not a proof of ownership.
             organization_hint=metadata.get(ORGANIZATION_KEY),
+            created_at=_time(sub.created_at),
             raw={"product_id": product_id, "external_customer_id": external_id},
         )
 
@@ -223,6 +224,7 @@ class PolarProvider(BillingProvider):
             plan_name=metadata.get(PLAN_KEY),
             owner_tag=metadata.get(OWNER_KEY) or None,
             namespace=metadata.get(NAMESPACE_KEY) or None,
+            expires_at=_time(checkout.expires_at),
         )
 
     def retrieve_checkout(self, session_id: str) -> CheckoutSession:

@@ -132,6 +132,7 @@ class StripeProvider(BillingProvider):
             canceled_at=_time(data.get("canceled_at")),
             ended_at=_time(data.get("ended_at")),
             organization_hint=metadata.get(ORGANIZATION_KEY),
+            created_at=_time(data.get("created")),
             raw=data,
         )
 
@@ -243,11 +244,17 @@ class StripeProvider(BillingProvider):
             plan_name=metadata.get(PLAN_KEY),
             owner_tag=metadata.get(OWNER_KEY) or None,
             namespace=metadata.get(NAMESPACE_KEY) or None,
+            expires_at=_time(data.get("expires_at")),
         )
 
     def retrieve_checkout(self, session_id: str) -> CheckoutSession:
         checked = stripe_id(session_id, "checkout session")
         return self._checkout(call(lambda: self.client.v1.checkout.sessions.retrieve(checked)))
+
+    def expire_checkout(self, session_id: str) -> CheckoutSession:
+        """``POST /v1/checkout/sessions/{id}/expire``: the session can no longer be paid."""
+        checked = stripe_id(session_id, "checkout session")
+        return self._checkout(call(lambda: self.client.v1.checkout.sessions.expire(checked)))
 
     def create_portal(self, customer_id: str, return_url: str) -> str:
         params = {"customer": customer_id, "return_url": return_url}
