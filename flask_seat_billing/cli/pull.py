@@ -168,10 +168,9 @@ def apply_pull(conn: sa.Connection, tables: Tables, plan: PullPlan) -> None:
     """Write the plan in bulk (executemany); the caller commits."""
     t = tables.subscriptions
     if plan.inserts:
-        # Listings are newest first (Stripe by creation, Polar by ``-started_at``) and the rows
-        # share one ``created_at``: inserted oldest first, their ids ascend with the provider's
-        # order, so "among equals, the newest" (``billing_subscription``) is the newest there.
-        conn.execute(t.insert(), plan.inserts[::-1])
+        # In the plan's order, oldest first (``by_age``): the rows share one ``created_at``, so
+        # their ids ascend with the provider's order and break its clock's ties the same way.
+        conn.execute(t.insert(), plan.inserts)
     if plan.updates:
         # The SET clause comes from the parameter keys; one executemany for every changed row.
         conn.execute(t.update().where(t.c.id == sa.bindparam("row_id")), plan.updates)
