@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from . import ownership, signals, subscriptions
+import sqlalchemy as sa
+
+from . import locks, open_checkouts, ownership, signals, subscriptions
 from .errors import SeatBillingError
 from .plans import Plan
 from .providers.base import (
@@ -17,6 +20,8 @@ from .providers.base import (
 from .reconcile import Applied, EventRef, apply_subscription
 from .state import SeatBillingState
 from .subscriptions import LocalSubscription
+
+log = logging.getLogger("flask_seat_billing.checkout")
 
 
 class UnknownPlan(SeatBillingError):
@@ -53,23 +58,45 @@ def start_checkout(
 ) -> CheckoutSession:
     """Open a provider checkout with the seat count already right; refuse a second subscription.
 
-    The metadata set server-side carries a fresh owner tag, recorded here with the organization:
-    it is what later proves the subscription is this app's (see :mod:`.ownership`).
+    The metadata set server-side carries a fresh owner tag, recorded here with the organization
+    and, once the provider answers, with the checkout's id and plan: it is what later proves the
+    subscription is this app's (see :mod:`.ownership`), and what lets a second request reuse or
+    close this checkout instead of opening a parallel one (see :mod:`.open_checkouts`, which may
+    raise :class:`~.open_checkouts.CheckoutStillOpen`). The organization's lock is held
+    throughout, so a double click cannot open two.
     """
     key = state.schema.key(organization_id)
-    with state.sql_engine().connect() as conn:
+    with locks.organization_lock(state.sql_engine(), key) as conn:
         live = subscriptions.billing_subscription(conn, state.tables, key)
         if live is not None and live.status in SUBSCRIBED_STATUSES:
             raise AlreadySubscribed(live)
-        seats = max(1, state.counter.billable(conn, organization_id))
-        customer = subscriptions.customer_for_organization(conn, state.tables, key)
-        tag = ownership.new_tag(conn, state.tables, state.provider.name, key)
-        conn.commit()
+        settled = open_checkouts.settle(state, conn, key, plan)
+        if settled.reuse is not None:
+            return settled.reuse
+        if not settled.completed:
+            return _open_checkout(state, conn, organization_id, key, plan, success_url,
+                                  cancel_url, customer_email)
+    # Paid, but not recorded yet (the webhook is late): record it outside the lock (its
+    # follow-up sync takes the lock), then ask again, which now answers "already subscribed".
+    for session in settled.completed:
+        record_completed_checkout(state, session)
+    return start_checkout(state, organization_id, plan, success_url=success_url,
+                          cancel_url=cancel_url, customer_email=customer_email)
+
+
+def _open_checkout(
+    state: SeatBillingState, conn: sa.Connection, organization_id: Any, key: str, plan: Plan,
+    success_url: str, cancel_url: str, customer_email: str | None,
+) -> CheckoutSession:
+    seats = max(1, state.counter.billable(conn, organization_id))
+    customer = subscriptions.customer_for_organization(conn, state.tables, key)
+    tag = ownership.new_tag(conn, state.tables, state.provider.name, key)
+    conn.commit()
     metadata = {OWNER_KEY: tag}
     if state.settings.namespace:
         metadata[NAMESPACE_KEY] = state.settings.namespace
     try:
-        return state.provider.create_checkout(
+        session = state.provider.create_checkout(
             CheckoutRequest(
                 organization_key=key, plan=plan, seats=seats, success_url=success_url,
                 cancel_url=cancel_url, customer_id=customer, customer_email=customer_email,
@@ -79,9 +106,13 @@ def start_checkout(
     except BaseException:
         # Recorded first so that a crash after the provider answered cannot lose the proof;
         # a checkout that was never opened leaves nothing behind.
-        with state.sql_engine().begin() as conn:
-            ownership.forget_tag(conn, state.tables, state.provider.name, tag)
+        conn.rollback()
+        ownership.forget_tag(conn, state.tables, state.provider.name, tag)
+        conn.commit()
         raise
+    ownership.record_checkout(conn, state.tables, state.provider.name, tag, session.id, plan.name)
+    conn.commit()
+    return session
 
 
 def record_completed_checkout(
@@ -114,11 +145,14 @@ def record_completed_checkout(
         state, session.subscription_id, organization_key=owner,
         event=event, follow_up_sync=True, source=source, completion=completion,
     )
+    with state.sql_engine().begin() as conn:
+        ownership.close_checkout(conn, state.tables, state.provider.name, session.id, "complete")
     if applied.first_completion and applied.after is not None and (
         applied.after.organization_key is not None
     ):
         key = applied.after.organization_key
         organization_id = state.schema.parse_key(key) if key else None
+        _warn_if_second(state, organization_id, applied.after, session.id)
         signals.checkout_completed.send(
             state.app, organization_id=organization_id,
             subscription_id=applied.after.provider_subscription_id,
@@ -130,6 +164,31 @@ def record_completed_checkout(
             plan=applied.after.plan_name,
         )
     return applied
+
+
+def _warn_if_second(
+    state: SeatBillingState, organization_id: Any, new: LocalSubscription, session_id: str
+) -> None:
+    """Second line of defence: the checkout just paid gave the organization another billable
+    subscription of a configured plan (a checkout opened elsewhere, or before this app closed
+    its open checkouts). Only the newest follows membership from now on; the others keep
+    billing their last seat count. Logged as an error and signalled; nothing is canceled."""
+    with state.sql_engine().connect() as conn:
+        others = [s for s in subscriptions.billable_of_organization(
+            conn, state.tables, new.organization_key or "") if s.id != new.id]
+    if not others or new.plan_name is None or new.status not in SUBSCRIBED_STATUSES:
+        return
+    ids = [s.provider_subscription_id for s in others]
+    log.error(
+        "organization %s now has %d billable subscriptions: checkout %s created %s, besides %s; "
+        "only the newest follows its members, cancel the others in the provider's dashboard",
+        new.organization_key, len(others) + 1, session_id, new.provider_subscription_id,
+        ", ".join(ids),
+    )
+    signals.duplicate_subscription.send(
+        state.app, organization_id=organization_id, subscription_id=new.provider_subscription_id,
+        other_subscription_ids=ids, session_id=session_id,
+    )
 
 
 def complete_checkout(state: SeatBillingState, session_id: str) -> LocalSubscription | None:

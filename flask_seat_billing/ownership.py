@@ -91,3 +91,40 @@ def owner_of(
 ) -> str | None:
     """The organization that owns ``remote`` by its metadata, if this app made it."""
     return claimed_key(conn, tables, provider, remote.owner_tag, remote.metadata, namespace)
+
+
+# -- the checkout a tag was written into (see ``open_checkouts``) ------------------------------
+
+OPEN = "open"
+
+
+def record_checkout(
+    conn: sa.Connection, tables: Tables, provider: str, tag: str, checkout_id: str, plan: str,
+) -> None:
+    """The provider opened ``checkout_id`` with ``tag``: remember it as the organization's open
+    checkout of ``plan`` (caller commits)."""
+    t = tables.owner_tags
+    conn.execute(t.update().where(t.c.provider == provider, t.c.tag == tag).values(
+        checkout_id=checkout_id, plan_name=plan, checkout_status=OPEN))
+
+
+def open_checkouts(
+    conn: sa.Connection, tables: Tables, provider: str, key: str
+) -> list[tuple[str, str | None]]:
+    """(checkout id, plan) of the organization's checkouts not yet seen complete or expired."""
+    t = tables.owner_tags
+    rows = conn.execute(
+        sa.select(t.c.checkout_id, t.c.plan_name)
+        .where(t.c.provider == provider, t.c.organization_key == key,
+               t.c.checkout_status == OPEN)
+        .order_by(t.c.created_at, t.c.tag))
+    return [(str(checkout_id), plan) for checkout_id, plan in rows]
+
+
+def close_checkout(
+    conn: sa.Connection, tables: Tables, provider: str, checkout_id: str, status: str
+) -> None:
+    """The checkout is no longer open (``complete``, ``expired``...; caller commits)."""
+    t = tables.owner_tags
+    conn.execute(t.update().where(t.c.provider == provider, t.c.checkout_id == checkout_id)
+                 .values(checkout_status=status[:16]))

@@ -11,6 +11,10 @@ keyword arguments only, so connect with ``def receiver(app, **kw)``.
   ``organization_id``, ``subscription_id``, ``status``, ``seats``, ``source``.
 - ``checkout_completed``: a checkout finished and its subscription is recorded.
   ``organization_id``, ``subscription_id``, ``plan``, ``session_id``.
+- ``duplicate_subscription``: a completed checkout left the organization with more than one
+  live subscription of a configured plan (also logged as an error; nothing is canceled: only
+  the newest follows membership, cancel the others). ``organization_id``, ``subscription_id``
+  (the new one), ``other_subscription_ids``, ``session_id``.
 - ``seats_changed_externally``: the provider's quantity was changed outside the app.
   ``organization_id``, ``subscription_id``, ``from_seats``, ``to_seats``, ``billable``, ``action``.
 - ``policy_denied``: a before-policy refused. ``hook``, ``policy``, ``code``, ``message``,
@@ -27,11 +31,13 @@ seats_synced = namespace.signal("seats-synced")
 seat_sync_failed = namespace.signal("seat-sync-failed")
 subscription_updated = namespace.signal("subscription-updated")
 checkout_completed = namespace.signal("checkout-completed")
+duplicate_subscription = namespace.signal("duplicate-subscription")
 seats_changed_externally = namespace.signal("seats-changed-externally")
 policy_denied = namespace.signal("policy-denied")
 
 __all__ = [
     "checkout_completed",
+    "duplicate_subscription",
     "namespace",
     "policy_denied",
     "seat_sync_failed",

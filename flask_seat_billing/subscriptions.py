@@ -8,7 +8,9 @@ else. The rule, in order:
    set only then; a subscription of unknown prices is recorded but never billed by us);
 2. the best status: ``active``, ``trialing`` or ``past_due`` first, then the held ones
    (``paused``, ``incomplete``, ``unpaid``), then anything ended;
-3. among equals, the newest (created last).
+3. among equals, the newest: created last by the provider (``provider_created_at``), else
+   recorded last here (rows pulled before that column existed, ties within the provider's
+   one-second clock).
 """
 
 from __future__ import annotations
@@ -45,12 +47,27 @@ class LocalSubscription:
     cancel_at: datetime | None
     canceled_at: datetime | None
     ended_at: datetime | None
+    provider_created_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
 
 def _local(row: Any) -> LocalSubscription:
     return LocalSubscription(**dict(row._mapping))
+
+
+def _age(t: sa.Table) -> tuple[Any, ...]:
+    return (sa.func.coalesce(t.c.provider_created_at, t.c.created_at), t.c.created_at, t.c.id)
+
+
+def newest_first(t: sa.Table) -> list[Any]:
+    """ORDER BY terms for rule 3: the provider's creation time, then the local row's."""
+    return [term.desc() for term in _age(t)]
+
+
+def oldest_first(t: sa.Table) -> list[Any]:
+    """The reverse, for code that keeps the last row it sees among equals (status, resync)."""
+    return [term.asc() for term in _age(t)]
 
 
 def by_provider_id(
@@ -69,7 +86,7 @@ def for_organization(
     stmt = sa.select(t).where(t.c.organization_key == key)
     if statuses is not None:
         stmt = stmt.where(t.c.status.in_(list(statuses)))
-    row = conn.execute(stmt.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(1)).first()
+    row = conn.execute(stmt.order_by(*newest_first(t)).limit(1)).first()
     return _local(row) if row is not None else None
 
 
@@ -89,7 +106,7 @@ def _billing_rule(t: sa.Table) -> tuple[sa.ColumnElement[bool], list[Any]]:
     rank = sa.case(
         (t.c.status.in_(LIVE_RANK), 0), (t.c.status.in_(HELD_RANK), 1), else_=2
     )
-    return t.c.plan_name.is_not(None), [rank, t.c.created_at.desc(), t.c.id.desc()]
+    return t.c.plan_name.is_not(None), [rank, *newest_first(t)]
 
 
 def billing_subscription(
@@ -114,6 +131,20 @@ def billing_subscriptions(conn: sa.Connection, tables: Tables) -> dict[str, Loca
     for row in rows:
         chosen.setdefault(str(row.organization_key), _local(row))
     return chosen
+
+
+def billable_of_organization(
+    conn: sa.Connection, tables: Tables, key: str
+) -> list[LocalSubscription]:
+    """The organization's subscriptions of a configured plan in a live status, newest first."""
+    t = tables.subscriptions
+    rows = conn.execute(
+        sa.select(t)
+        .where(t.c.organization_key == key, t.c.plan_name.is_not(None),
+               t.c.status.in_(LIVE_RANK))
+        .order_by(*newest_first(t))
+    )
+    return [_local(row) for row in rows]
 
 
 def customer_for_organization(conn: sa.Connection, tables: Tables, key: str) -> str | None:
@@ -159,6 +190,8 @@ def upsert(
         "ended_at": remote.ended_at,
         "updated_at": now,
     }
+    if remote.created_at is not None:  # never erase it with a reply that lacks it
+        values["provider_created_at"] = remote.created_at
     if before is None:
         conn.execute(
             t.insert().values(provider_subscription_id=remote.id, created_at=now, **values)

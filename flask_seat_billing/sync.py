@@ -45,6 +45,7 @@ from .providers.base import (
     RemoteSubscription,
 )
 from .settings import Settings
+from .subscriptions import LocalSubscription
 from .tables import Tables, utcnow
 
 log = logging.getLogger("flask_seat_billing.sync")
@@ -176,8 +177,7 @@ class SyncEngine:
             if local is None or local.status in ENDED_STATUSES:
                 return self._finish(conn, key, generation, SyncResult(
                     organization_id, "no_subscription", billable=billable))
-            remote = snapshot if snapshot is not None and snapshot.id == (
-                local.provider_subscription_id) else None
+            remote = snapshot if _still_current(snapshot, local) else None
             remote = remote or self.provider.retrieve_subscription(local.provider_subscription_id)
             state = self.provider.sync_state(remote)
             if state == HELD or (state == BILLABLE and not ownership.namespace_matches(
@@ -345,3 +345,20 @@ class SyncEngine:
                 from_seats=result.from_seats, to_seats=result.to_seats,
                 subscription_id=result.subscription_id,
             )
+
+
+def _still_current(snapshot: RemoteSubscription | None, local: LocalSubscription) -> bool:
+    """A listing's snapshot may stand in for the GET only while nothing moved since it was read.
+
+    Every write and observation under the lock updates the local row, so a local copy that no
+    longer agrees with the snapshot (another process synced this organization between the
+    listing and now) means the snapshot is stale: writing from it would send the same quantity
+    again and record the step twice in the ledger.
+    """
+    return (
+        snapshot is not None
+        and snapshot.id == local.provider_subscription_id
+        and snapshot.seats == local.seats
+        and snapshot.status == local.status
+        and snapshot.seat_item_id == local.seat_item_id
+    )

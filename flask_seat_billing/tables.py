@@ -56,6 +56,10 @@ def _subscriptions(metadata: sa.MetaData) -> sa.Table:
         sa.Column("cancel_at", sa.DateTime),
         sa.Column("canceled_at", sa.DateTime),
         sa.Column("ended_at", sa.DateTime),
+        # When the provider created it (Stripe ``created``, Polar ``created_at``): what "the
+        # newest" means among equal subscriptions; the local created_at of rows inserted
+        # together by a pull says nothing about which is newer.
+        sa.Column("provider_created_at", sa.DateTime),
         sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
         sa.Column("updated_at", sa.DateTime, nullable=False, default=utcnow),
     )
@@ -112,13 +116,20 @@ def _webhook_events(metadata: sa.MetaData) -> sa.Table:
 
 def _owner_tags(metadata: sa.MetaData) -> sa.Table:
     # The proofs of ownership (see ``ownership``), apart from the webhook events so that an app
-    # trimming that table never makes its own subscriptions strangers. Looked up by tag only.
+    # trimming that table never makes its own subscriptions strangers. Looked up by tag, and by
+    # organization for its open checkouts.
     return sa.Table(
         PREFIX + "owner_tags",
         metadata,
         sa.Column("tag", sa.String(64), primary_key=True),
         sa.Column("provider", sa.String(16), nullable=False),
-        sa.Column("organization_key", sa.String(64), nullable=False),
+        sa.Column("organization_key", sa.String(64), nullable=False, index=True),
+        # The checkout the tag was written into, once the provider answered, and its plan:
+        # a second checkout request reuses or expires it rather than opening a parallel one.
+        # ``checkout_status`` is "open" until the app sees it complete or expire.
+        sa.Column("checkout_id", sa.String(255)),
+        sa.Column("plan_name", sa.String(100)),
+        sa.Column("checkout_status", sa.String(16)),
         sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
     )
 

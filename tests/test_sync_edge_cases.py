@@ -183,3 +183,29 @@ def test_a_session_bound_per_model_without_a_default_bind(t: AppUnderTest, strip
 
     assert stripe.item_quantity(sub, SEAT_PRICE) == 3
     assert outbox_rows(t) == []
+
+
+def test_a_listing_snapshot_made_stale_by_another_sync_is_not_written_from(
+    t: AppUnderTest, stripe: Any
+) -> None:
+    """``flask seats resync`` hands the sync the subscription it listed, to save a GET. If
+    another process synced the organization between the listing and the push, the snapshot is
+    stale: the push must read the provider again rather than write the same quantity twice and
+    record the step twice in the ledger."""
+    from flask_seat_billing.state import get_state
+
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    sub = subscribe(t, stripe, org.id)
+    state = get_state()
+    listed = state.provider.retrieve_subscription(sub)  # what a resync listing saw: 2 seats
+    t.add_members(org.id, 2)  # synced inline by this process: 4 seats
+    assert stripe.item_quantity(sub, SEAT_PRICE) == 4
+    writes_before = len(seat_writes(stripe))
+
+    result = state.engine.sync(str(org.id), reason="resync", snapshot=listed)
+
+    assert result.action == "unchanged"
+    assert len(seat_writes(stripe)) == writes_before
+    steps = [(c.from_seats, c.to_seats) for c in t.billing.seat_changes(org.id)]
+    assert steps.count((2, 4)) == 1

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ PAGE_ATTEMPTS = 8
 SYNCED_FIELDS = (
     "provider_customer_id", "plan_name", "seat_item_id", "seats", "status",
     "current_period_start", "current_period_end", "trial_start", "trial_end",
-    "cancel_at_period_end", "cancel_at", "canceled_at", "ended_at",
+    "cancel_at_period_end", "cancel_at", "canceled_at", "ended_at", "provider_created_at",
 )
 Progress = Callable[[int], None]
 
@@ -81,6 +82,12 @@ def _whole_listing(provider: BillingProvider, limiter: RateLimiter) -> list[Remo
     return []
 
 
+def by_age(remotes: list[RemoteSubscription]) -> list[RemoteSubscription]:
+    """Oldest first by the provider's clock; ties keep the reverse of the listing's order
+    (Stripe lists newest first, and its clock counts seconds)."""
+    return sorted(reversed(remotes), key=lambda r: r.created_at or datetime.min)
+
+
 @dataclass
 class PullPlan:
     """What the pull would write: new rows, changed rows, and seat changes made elsewhere."""
@@ -104,7 +111,7 @@ def _values(remote: RemoteSubscription) -> dict[str, Any]:
         "current_period_end": remote.current_period_end, "trial_start": remote.trial_start,
         "trial_end": remote.trial_end, "cancel_at_period_end": remote.cancel_at_period_end,
         "cancel_at": remote.cancel_at, "canceled_at": remote.canceled_at,
-        "ended_at": remote.ended_at,
+        "ended_at": remote.ended_at, "provider_created_at": remote.created_at,
     }
 
 
@@ -127,7 +134,8 @@ def plan_pull(
     }
     plan = PullPlan()
     now = utcnow()
-    for remote in remotes:
+    # Oldest first, so that the new rows' ids agree with the provider's clock where it ties.
+    for remote in by_age(remotes):
         values = _values(remote)
         before = existing.get(remote.id)
         key = (before.organization_key if before is not None else None) or owners.get(
@@ -160,10 +168,9 @@ def apply_pull(conn: sa.Connection, tables: Tables, plan: PullPlan) -> None:
     """Write the plan in bulk (executemany); the caller commits."""
     t = tables.subscriptions
     if plan.inserts:
-        # Listings are newest first (Stripe by creation, Polar by ``-started_at``) and the rows
-        # share one ``created_at``: inserted oldest first, their ids ascend with the provider's
-        # order, so "among equals, the newest" (``billing_subscription``) is the newest there.
-        conn.execute(t.insert(), plan.inserts[::-1])
+        # In the plan's order, oldest first (``by_age``): the rows share one ``created_at``, so
+        # their ids ascend with the provider's order and break its clock's ties the same way.
+        conn.execute(t.insert(), plan.inserts)
     if plan.updates:
         # The SET clause comes from the parameter keys; one executemany for every changed row.
         conn.execute(t.update().where(t.c.id == sa.bindparam("row_id")), plan.updates)

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from .. import outbox, ownership, subscriptions
 from ..providers.base import BILLABLE, RemoteSubscription
 from ..state import SeatBillingState
-from ..subscriptions import LocalSubscription
+from ..subscriptions import LocalSubscription, newest_first
 from ..sync import SyncResult
 from ..tables import utcnow
 from .errors import UnknownOrganization
@@ -192,7 +192,7 @@ def _chosen_rows(conn: sa.Connection, state: SeatBillingState) -> dict[str, Loca
     t = state.tables.subscriptions
     rest = conn.execute(
         sa.select(t).where(t.c.organization_key.is_not(None), t.c.plan_name.is_(None))
-        .order_by(t.c.created_at.desc(), t.c.id.desc())
+        .order_by(*newest_first(t))
     )
     for row in rest:
         chosen.setdefault(str(row.organization_key), LocalSubscription(**dict(row._mapping)))

@@ -17,7 +17,7 @@ from .. import outbox
 from ..ledger import SeatChange
 from ..outbox import OutboxEntry
 from ..state import SeatBillingState
-from ..subscriptions import preference
+from ..subscriptions import oldest_first, preference
 from ..sync import SyncResult
 from .errors import UnknownOrganization
 
@@ -78,7 +78,7 @@ def _subscriptions(
     if wanted is not None:
         stmt = stmt.where(t.c.organization_key.in_(wanted))
     chosen: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(stmt.order_by(t.c.created_at, t.c.id)):
+    for row in conn.execute(stmt.order_by(*oldest_first(t))):
         m = dict(row._mapping)
         current = chosen.get(m["organization_key"])
         if current is None or preference(m["plan_name"], m["status"]) <= preference(

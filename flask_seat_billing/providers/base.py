@@ -70,6 +70,8 @@ class RemoteSubscription:
     canceled_at: datetime | None = None
     ended_at: datetime | None = None
     organization_hint: str | None = None
+    created_at: datetime | None = None
+    """When the provider created it: decides "the newest" among equal subscriptions."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -121,6 +123,7 @@ class CheckoutSession:
     plan_name: str | None = None
     owner_tag: str | None = None
     namespace: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,11 @@ class BillingProvider(ABC):
     @abstractmethod
     def retrieve_checkout(self, session_id: str) -> CheckoutSession:
         """A checkout as it stands (for the success page)."""
+
+    def expire_checkout(self, session_id: str) -> CheckoutSession | None:
+        """Close an open checkout so it can no longer be paid; None when the provider offers
+        no way to (Polar: a checkout stays payable until its ``expires_at``)."""
+        return None
 
     def create_portal(self, customer_id: str, return_url: str) -> str:
         """A billing-portal URL for the customer."""

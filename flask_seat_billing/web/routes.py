@@ -18,6 +18,7 @@ from .. import subscriptions
 from ..checkout import AlreadySubscribed, UnknownPlan, plan_named, start_checkout
 from ..errors import ProviderError
 from ..keys import to_key
+from ..open_checkouts import CheckoutStillOpen
 from ..providers import spec_for
 from ..state import get_state
 from ..webhooks import dispatch
@@ -77,6 +78,9 @@ def checkout() -> Response:
     except AlreadySubscribed as error:
         portal = f"{state.settings.url_prefix}/portal"
         return problem(409, str(error), code="ALREADY_SUBSCRIBED", portal=portal)
+    except CheckoutStillOpen as still:
+        until = still.expires_at.isoformat(timespec="seconds") + "Z" if still.expires_at else None
+        return problem(409, str(still), code="CHECKOUT_STILL_OPEN", expires_at=until)
     except ProviderError as error:
         log.warning("checkout for organization %s failed: %s", organization_id, error.message)
         return problem(502, f"The billing provider could not start a checkout: {error.message}",

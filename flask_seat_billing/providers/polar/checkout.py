@@ -14,7 +14,7 @@ from ..base import (
     CheckoutRequest,
     CheckoutSession,
 )
-from .data import strings
+from .data import strings, timestamp
 from .errors import call
 from .ids import polar_id
 
@@ -69,6 +69,7 @@ def to_checkout(checkout: Any) -> CheckoutSession:
         plan_name=metadata.get(PLAN_KEY),
         owner_tag=metadata.get(OWNER_KEY) or None,
         namespace=metadata.get(NAMESPACE_KEY) or None,
+        expires_at=timestamp(checkout.expires_at),
     )
 
 def retrieve_checkout(client: Polar, session_id: str) -> CheckoutSession:

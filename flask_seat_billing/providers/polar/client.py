@@ -103,6 +103,7 @@ class PolarProvider(BillingProvider):
             ended_at=timestamp(sub.ended_at),
             # Never external_customer_id: it names a customer, not a proof of ownership.
             organization_hint=metadata.get(ORGANIZATION_KEY),
+            created_at=timestamp(sub.created_at),
             raw={"product_id": product_id, "external_customer_id": external_id},
         )
 

@@ -14,7 +14,7 @@ from ..base import (
     CheckoutRequest,
     CheckoutSession,
 )
-from .data import plain
+from .data import plain, timestamp
 from .errors import call
 from .ids import stripe_id
 
@@ -78,11 +78,18 @@ def to_checkout(session: Any) -> CheckoutSession:
         plan_name=metadata.get(PLAN_KEY),
         owner_tag=metadata.get(OWNER_KEY) or None,
         namespace=metadata.get(NAMESPACE_KEY) or None,
+        expires_at=timestamp(data.get("expires_at")),
     )
 
 def retrieve_checkout(client: stripe.StripeClient, session_id: str) -> CheckoutSession:
     checked = stripe_id(session_id, "checkout session")
     return to_checkout(call(lambda: client.v1.checkout.sessions.retrieve(checked)))
+
+
+def expire_checkout(client: stripe.StripeClient, session_id: str) -> CheckoutSession:
+    """``POST /v1/checkout/sessions/{id}/expire``: the session can no longer be paid."""
+    checked = stripe_id(session_id, "checkout session")
+    return to_checkout(call(lambda: client.v1.checkout.sessions.expire(checked)))
 
 def create_portal(client: stripe.StripeClient, customer_id: str, return_url: str) -> str:
     """A Billing Portal session URL for the customer."""

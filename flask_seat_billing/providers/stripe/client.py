@@ -109,6 +109,7 @@ class StripeProvider(BillingProvider):
             canceled_at=timestamp(data.get("canceled_at")),
             ended_at=timestamp(data.get("ended_at")),
             organization_hint=metadata.get(ORGANIZATION_KEY),
+            created_at=timestamp(data.get("created")),
             raw=data,
         )
 
@@ -172,6 +173,9 @@ class StripeProvider(BillingProvider):
 
     def retrieve_checkout(self, session_id: str) -> CheckoutSession:
         return checkout.retrieve_checkout(self.client, session_id)
+
+    def expire_checkout(self, session_id: str) -> CheckoutSession:
+        return checkout.expire_checkout(self.client, session_id)
 
     def create_portal(self, customer_id: str, return_url: str) -> str:
         return checkout.create_portal(self.client, customer_id, return_url)
