@@ -361,4 +361,7 @@ def _still_current(snapshot: RemoteSubscription | None, local: LocalSubscription
         and snapshot.seats == local.seats
         and snapshot.status == local.status
         and snapshot.seat_item_id == local.seat_item_id
+        and snapshot.plan_name == local.plan_name
+        and snapshot.cancel_at_period_end == local.cancel_at_period_end
+        and snapshot.ended_at == local.ended_at
     )
