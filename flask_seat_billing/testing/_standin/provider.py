@@ -65,6 +65,7 @@ class StandInCapabilities:
     provider: Capabilities
     statuses: frozenset[str]
     pause: bool
+    final_statuses: frozenset[str] = frozenset({"canceled", "incomplete_expired"})
     absent: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -185,6 +186,10 @@ class ProviderStandIn(BaseStandIn, ABC):
         ``"metadata"`` it was given there."""
 
     @abstractmethod
+    def subscription_ids(self) -> list[str]:
+        """Every subscription the provider has, oldest first, ended ones included."""
+
+    @abstractmethod
     def seats(self, subscription_id: str, plan: Plan | None = None) -> int:
         """The subscription's seats now. On Stripe, the quantity of the seat price's item:
         ``plan`` names it, else the seat price of the plan it was subscribed with."""
@@ -197,6 +202,11 @@ class ProviderStandIn(BaseStandIn, ABC):
     @abstractmethod
     def subscription_status(self, subscription_id: str) -> str:
         """The subscription's status now (one of :data:`SUBSCRIPTION_STATUSES`)."""
+
+    @abstractmethod
+    def cancel_at_period_end(self, subscription_id: str) -> bool:
+        """Whether the subscription is set to end at the end of its period (the field both
+        APIs call ``cancel_at_period_end``)."""
 
     @abstractmethod
     def set_status(self, subscription_id: str, status: str) -> Obj:
