@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_seat_billing.cli import seats
-from tests.apps import BASE_PRICE, SEAT_PRICE, AppUnderTest
+from tests.apps import BASE_PRICE, PRO_MONTHLY, SEAT_PRICE, AppUnderTest
 from tests.conftest import checkout_subscription
 
 
@@ -33,8 +33,8 @@ def test_after_a_pull_the_member_write_goes_to_the_newest(t: AppUnderTest, strip
     assert result.exit_code == 0, result.output
     assert t.billing.subscription_for(org.id).provider_subscription_id == newer
     t.add_members(org.id, 1)
-    assert stripe.item_quantity(newer, SEAT_PRICE) == 3
-    assert stripe.item_quantity(older, SEAT_PRICE) == 2
+    assert stripe.seats(newer, PRO_MONTHLY) == 3
+    assert stripe.seats(older, PRO_MONTHLY) == 2
 
 
 def test_same_second_pull_still_picks_the_newest(t: AppUnderTest, stripe: Any) -> None:
@@ -50,8 +50,8 @@ def test_same_second_pull_still_picks_the_newest(t: AppUnderTest, stripe: Any) -
 
     assert t.billing.subscription_for(org.id).provider_subscription_id == newer
     t.add_members(org.id, 1)
-    assert stripe.item_quantity(newer, SEAT_PRICE) == 3
-    assert stripe.item_quantity(older, SEAT_PRICE) == 2
+    assert stripe.seats(newer, PRO_MONTHLY) == 3
+    assert stripe.seats(older, PRO_MONTHLY) == 2
 
 
 def test_an_older_subscription_recorded_last_is_not_the_newest(
@@ -69,5 +69,5 @@ def test_an_older_subscription_recorded_last_is_not_the_newest(
 
     assert t.billing.subscription_for(org.id).provider_subscription_id == newer
     t.add_members(org.id, 1)
-    assert stripe.item_quantity(newer, SEAT_PRICE) == 3
-    assert stripe.item_quantity(older, SEAT_PRICE) == 2
+    assert stripe.seats(newer, PRO_MONTHLY) == 3
+    assert stripe.seats(older, PRO_MONTHLY) == 2

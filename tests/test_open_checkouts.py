@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flask_seat_billing import signals
-from tests.apps import SEAT_PRICE, AppUnderTest
+from tests.apps import PRO_MONTHLY, AppUnderTest
 
 
 def _checkout(t: AppUnderTest, org_id: Any, plan: str = "pro-monthly") -> Any:
@@ -37,7 +37,7 @@ def test_second_checkout_of_same_plan_reuses_the_open_one(t: AppUnderTest, strip
     t.billing.complete_checkout(first.json["id"])
     t.add_members(org.id, 3)
     [sub] = _live(stripe)
-    assert stripe.item_quantity(sub["id"], SEAT_PRICE) == 5
+    assert stripe.seats(sub["id"], PRO_MONTHLY) == 5
     assert _checkout(t, org.id).status_code == 409  # subscribed now: the portal, not checkout
 
 

@@ -1,11 +1,11 @@
 """The one interface every provider stand-in offers, so tests and apps need not name providers.
 
-Why: the Stripe and Polar stand-ins grew their own names for the same things
-(``create_subscriptions_bulk`` / ``bulk_create_subscriptions``, ``item_quantity`` / ``seats``,
-``set_subscription_status`` / ``set_status``). A behaviour written once and run on every provider
-needs one vocabulary: create a subscription for an organization with N seats on a plan, read its
-seats and status, change its status, edit its quantity as a dashboard would, complete a
-checkout, fail payments, bulk-create subscriptions, inject faults, deliver webhooks, reset.
+Why: the Stripe and Polar stand-ins had grown their own names for the same things (a bulk
+create, a seat read, a status change, each named twice). A behaviour written once and run on
+every provider needs one vocabulary, and each thing has only that name now: create a
+subscription for an organization with N seats on a plan, read its seats, status and cancel
+flag, change its status, edit its quantity as a dashboard would, complete a checkout, fail
+payments, bulk-create subscriptions, inject faults, deliver webhooks, reset.
 
 A plan is described by the library's own :class:`~flask_seat_billing.Plan` (``plan_id`` is the
 Stripe base price or the Polar product, ``seat_price_id`` the Stripe seat price), so the app's

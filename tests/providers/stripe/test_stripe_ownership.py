@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests import web_helpers
-from tests.apps import SEAT_ONLY_PRICE, SEAT_PRICE, YEARLY_SEAT
+from tests.apps import PRO_MONTHLY, PRO_YEARLY, SEAT_ONLY_PRICE
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import seat_writes
 from tests.web_helpers import Served
@@ -52,7 +52,7 @@ def test_buyer_set_client_reference_id_does_not_take_over_an_organization(
     chosen = t.billing.subscription_for(victim.id)
     assert chosen is not None and chosen.provider_subscription_id == own
     t.add_members(victim.id, 1)
-    assert stripe.item_quantity(own, SEAT_PRICE) == 4
+    assert stripe.seats(own, PRO_MONTHLY) == 4
     assert _writes_to(stripe, stranger) == []
     portal = web.post(f"{web.prefix}/portal", json_body={"organization_id": victim.id},
                       headers={"X-User-Org": str(victim.id)})
@@ -80,7 +80,7 @@ def test_the_billable_subscription_of_a_configured_plan_is_the_organizations(
 
     chosen = t.billing.subscription_for(org.id)
     assert chosen is not None and chosen.provider_subscription_id == current
-    assert stripe.item_quantity(current, YEARLY_SEAT) == 3
+    assert stripe.seats(current, PRO_YEARLY) == 3
     assert _writes_to(stripe, unrelated) == [] and _writes_to(stripe, old) == []
     portal = web.post(f"{web.prefix}/portal", json_body={"organization_id": org.id},
                       headers={"X-User-Org": str(org.id)})
