@@ -55,6 +55,21 @@ class World:
         if not self.capabilities.has(flag):
             pytest.skip(self.capabilities.why_not(flag))
 
+    @property
+    def other_plan(self) -> Plan:
+        """A configured plan other than :attr:`plan` (Stripe's pro-yearly, Polar's capped)."""
+        return next(p for product in self.products for p in product.plans if p != self.plan)
+
+    def unconfigured_plan(self) -> Plan:
+        """A plan the provider sells that the app does not know (a new price or product)."""
+        return self.dialect.unconfigured_plan(self.stand_in)
+
+    def later(self) -> None:
+        """Let the provider's clock move on, so that what is created next is newer: Stripe's
+        clock counts whole seconds (the stand-in's is moved a minute on), Polar's counts
+        microseconds and moves by itself."""
+        self.dialect.later(self.stand_in)
+
     def plan_named(self, name: str) -> Plan:
         return next(p for product in self.products for p in product.plans if p.name == name)
 

@@ -122,6 +122,13 @@ class Dialect:
         """The body the provider sends for one of its stand-in's :meth:`events`."""
         raise NotImplementedError
 
+    def unconfigured_plan(self, stand_in: Any) -> Plan:
+        """Create a plan in the provider's catalog that no app's configuration names."""
+        raise NotImplementedError
+
+    def later(self, stand_in: Any) -> None:
+        """Move the provider's clock on enough that what it creates next is newer."""
+
     def switch_seat_price(self, stand_in: Any, subscription_id: str, old: Plan, new: Plan) -> None:
         """Replace the seat item of ``old``'s seat price by one of ``new``'s, with the same
         quantity, through the API (only where the capability ``separate_seat_price`` is)."""
@@ -135,6 +142,13 @@ class Dialect:
 
 
 class StripeDialect(Dialect):
+    def unconfigured_plan(self, stand_in: Any) -> Plan:
+        price = stand_in.create_price(unit_amount=500)["id"]
+        return Plan(name="unconfigured", plan_id=price)
+
+    def later(self, stand_in: Any) -> None:
+        stand_in.advance_time(60)
+
     def switch_seat_price(self, stand_in: Any, subscription_id: str, old: Plan, new: Plan) -> None:
         seat = next(i for i in stand_in.subscription(subscription_id)["items"]["data"]
                     if i["price"]["id"] == old.seat_price_id)
@@ -200,6 +214,10 @@ class StripeDialect(Dialect):
 
 class PolarDialect(Dialect):
     """The event id travels in the ``webhook-id`` header, not in the body."""
+
+    def unconfigured_plan(self, stand_in: Any) -> Plan:
+        product = stand_in.create_product("Other", price_per_seat=500, maximum_seats=50)["id"]
+        return Plan(name="unconfigured", plan_id=product)
 
     def stamped_headers(self, stamp: str) -> dict[str, str]:
         return {"webhook-id": "msg_1", "webhook-timestamp": stamp,
