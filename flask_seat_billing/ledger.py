@@ -58,19 +58,6 @@ def append(
     )
 
 
-def change_number(conn: sa.Connection, tables: Tables, subscription_id: str) -> int:
-    """How many changes the subscription has had: part of the next write's idempotency key.
-
-    It makes the key unique per change (3 -> 4, 4 -> 3, 3 -> 4 again are three keys) yet the
-    same when a failed write is retried, because a failed write leaves no ledger row.
-    """
-    t = tables.ledger
-    count = conn.execute(
-        sa.select(sa.func.count()).where(t.c.provider_subscription_id == subscription_id)
-    ).scalar_one()
-    return int(count)
-
-
 def for_organization(
     conn: sa.Connection, tables: Tables, key: str, limit: int = 50
 ) -> list[SeatChange]:

@@ -155,15 +155,18 @@ class StripeProvider(BillingProvider):
                 options={"idempotency_key": idempotency_key},
             )
         )
-        new_quantity = int(plain(updated).get("quantity") or quantity)
-        item = self._seat_item(subscription)
+        answered = plain(updated)
+        new_quantity = int(answered.get("quantity") or quantity)
+        # The answer is the item itself (price, period): the proration needs no earlier read.
+        item = answered if answered.get("price") else self._seat_item(subscription)
+        currency = subscription.currency or (item.get("price") or {}).get("currency")
         amount = None
         if proration_behavior != "none" and subscription.seats is not None:
             amount = prorated_amount(item, new_quantity - subscription.seats)
         return SeatUpdate(
             subscription=replace(subscription, seats=new_quantity),
             prorated_amount=amount,
-            currency=subscription.currency,
+            currency=currency,
         )
 
     # -- checkout, portal, preview ------------------------------------------------------------
