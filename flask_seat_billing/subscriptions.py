@@ -16,7 +16,7 @@ else. The rule, in order:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -175,20 +175,27 @@ def customer_for_organization(conn: sa.Connection, tables: Tables, key: str) -> 
     return chosen.provider_customer_id if chosen is not None else None
 
 
+_UNREAD: Any = object()
+
+
 def upsert(
     conn: sa.Connection,
     tables: Tables,
     provider: str,
     remote: RemoteSubscription,
     organization_key: str | None,
+    *,
+    before: LocalSubscription | None = _UNREAD,
 ) -> tuple[LocalSubscription | None, LocalSubscription]:
     """Make the local row equal to ``remote``; return (before, after).
 
     ``organization_key`` None keeps the link the row already has. Metadata never links a row
-    by itself: the caller decides ownership (see :mod:`.ownership`).
+    by itself: the caller decides ownership (see :mod:`.ownership`). ``before``: the row as the
+    caller read it in this transaction (None: there is none), which saves reading it again.
     """
     t = tables.subscriptions
-    before = by_provider_id(conn, tables, remote.id)
+    if before is _UNREAD:
+        before = by_provider_id(conn, tables, remote.id)
     key = organization_key or (before.organization_key if before else None)
     now = utcnow()
     values: dict[str, Any] = {
@@ -213,14 +220,18 @@ def upsert(
     if remote.created_at is not None:  # never erase it with a reply that lacks it
         values["provider_created_at"] = remote.created_at
     if before is None:
-        conn.execute(
+        inserted = conn.execute(
             t.insert().values(provider_subscription_id=remote.id, created_at=now, **values)
         )
-    else:
-        conn.execute(t.update().where(t.c.id == before.id).values(**values))
-    after = by_provider_id(conn, tables, remote.id)
-    assert after is not None
-    return before, after
+        primary_key = inserted.inserted_primary_key
+        assert primary_key is not None
+        after = LocalSubscription(
+            id=int(primary_key[0]), provider_subscription_id=remote.id,
+            created_at=now, **{"provider_created_at": None, **values},
+        )
+        return None, after
+    conn.execute(t.update().where(t.c.id == before.id).values(**values))
+    return before, replace(before, **values)
 
 
 def set_seats(conn: sa.Connection, tables: Tables, subscription_id: str, seats: int) -> None:

@@ -115,8 +115,10 @@ class StripeProvider(BillingProvider):
 
     def retrieve_subscription(self, subscription_id: str) -> RemoteSubscription:
         sub_id = stripe_id(subscription_id, "subscription")
-        obj = call(lambda: self.client.v1.subscriptions.retrieve(sub_id))
-        return self.to_remote(obj)
+        # A raw request: the plain JSON is all ``to_remote`` needs, and building the SDK's
+        # StripeObjects for a whole subscription costs more than the loopback request itself.
+        response = call(lambda: self.client.raw_request("get", f"/v1/subscriptions/{sub_id}"))
+        return self.to_remote(response.data)
 
     def list_subscriptions(self, *, page_size: int = 100) -> Iterator[RemoteSubscription]:
         params: dict[str, Any] = {"status": "all", "limit": page_size}
