@@ -254,10 +254,14 @@ def begin_write(conn: sa.Connection, tables: Tables, local: LocalSubscription, k
                  .values(write_seq=local.write_seq + 1, write_key=key))
 
 
+def record_write_statement(tables: Tables, local: LocalSubscription, seats: int) -> sa.Update:
+    """A write the provider acknowledged: the copy's quantity, and no write in doubt."""
+    t = tables.subscriptions
+    return (t.update().where(t.c.id == local.id)
+            .values(seats=seats, write_key=None, updated_at=utcnow()))
+
+
 def record_write(
     conn: sa.Connection, tables: Tables, local: LocalSubscription, seats: int
 ) -> None:
-    """A write the provider acknowledged: the copy's quantity, and no write in doubt."""
-    t = tables.subscriptions
-    conn.execute(t.update().where(t.c.id == local.id)
-                 .values(seats=seats, write_key=None, updated_at=utcnow()))
+    conn.execute(record_write_statement(tables, local, seats))

@@ -316,18 +316,30 @@ class SyncEngine:
             to_seats=update.subscription.seats, subscription_id=remote.id,
             idempotency_key=idempotency_key,
         )
-        if read:
-            subscriptions.upsert(conn, self.tables, self.provider.name, update.subscription, key)
-        else:
-            subscriptions.record_write(
-                conn, self.tables, local, update.subscription.seats or billable)
-        ledger.append(
-            conn, self.tables, organization_key=key, subscription_id=remote.id,
+        entry = ledger.append_statement(
+            self.tables, organization_key=key, subscription_id=remote.id,
             from_seats=remote.seats, to_seats=billable, reason=reason,
             proration_behavior=proration, idempotency_key=idempotency_key,
             prorated_amount=update.prorated_amount, currency=update.currency,
         )
-        again = self._complete(conn, key, generation)
+        seats = update.subscription.seats if update.subscription.seats is not None else billable
+        if read:
+            subscriptions.upsert(conn, self.tables, self.provider.name, update.subscription, key)
+            conn.execute(entry)
+            again = self._complete(conn, key, generation)
+        elif conn.dialect.name == "postgresql" and generation is not None:
+            # One statement for the copy, the ledger row and the outbox row: PostgreSQL runs
+            # every data-modifying WITH clause, all in the statement's transaction.
+            copy = subscriptions.record_write_statement(self.tables, local, seats)
+            done = outbox.complete_statement(self.tables, key, generation).add_cte(
+                copy.returning(self.tables.subscriptions.c.id).cte("seat_billing_copy"),
+                entry.returning(self.tables.ledger.c.id).cte("seat_billing_entry"),
+            ).returning(self.tables.outbox.c.organization_key)
+            again = conn.execute(done).first() is None
+        else:
+            subscriptions.record_write(conn, self.tables, local, seats)
+            conn.execute(entry)
+            again = self._complete(conn, key, generation)
         conn.commit()
         self._signal_synced(result, reason)
         return result, again
