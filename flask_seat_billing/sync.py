@@ -189,6 +189,7 @@ class SyncEngine:
         pending_only: bool,
     ) -> tuple[SyncResult, bool] | None:
         """One pass; (result, whether a newer change is waiting), or None (nothing to do)."""
+        _statements_alone(conn, True)
         entry = outbox.read(conn, self.tables, key)
         if pending_only and (entry is None or entry.status != outbox.PENDING):
             return None
@@ -217,12 +218,15 @@ class SyncEngine:
             remote = remote or self.provider.retrieve_subscription(local.provider_subscription_id)
             if refused is not None and _still_current(remote, local):
                 raise refused  # the copy was current: the refusal is the provider's answer
+            _statements_alone(conn, False)
             return self._from_remote(conn, key, generation, reason, local, remote, billable)
         except ProviderError as error:
             conn.rollback()
+            _statements_alone(conn, False)
             return self._fail(conn, key, entry, organization_id, billable, error), False
         except Exception as error:  # a bug or a database hiccup must not lose the change
             conn.rollback()
+            _statements_alone(conn, False)
             log.exception("seat sync of organization %s failed unexpectedly", key)
             wrapped = TransientProviderError(f"{type(error).__name__}: {error}")
             return self._fail(conn, key, entry, organization_id, billable, wrapped), False
@@ -235,6 +239,8 @@ class SyncEngine:
         copy = local.billing_state
         state = self.provider.sync_state(copy)
         organization_id = self.counter.schema.parse_key(key)
+        _statements_alone(conn, state == BILLABLE and copy.seats is not None
+                          and copy.seats != billable)
         if state == HELD:
             return self._hold(conn, key, generation, SyncResult(
                 organization_id, "held", billable=billable, subscription_id=copy.id,
@@ -248,6 +254,8 @@ class SyncEngine:
             return self._finish(conn, key, generation, SyncResult(
                 organization_id, "unchanged", billable=billable, from_seats=copy.seats,
                 to_seats=copy.seats, subscription_id=copy.id))
+        if generation is None:
+            _statements_alone(conn, False)  # the record takes more than one statement
         return self._write(conn, key, generation, reason, local, copy, billable)
 
     def _from_remote(
@@ -327,7 +335,7 @@ class SyncEngine:
             subscriptions.upsert(conn, self.tables, self.provider.name, update.subscription, key)
             conn.execute(entry)
             again = self._complete(conn, key, generation)
-        elif conn.dialect.name == "postgresql" and generation is not None:
+        elif _alone(conn) and generation is not None:
             # One statement for the copy, the ledger row and the outbox row: PostgreSQL runs
             # every data-modifying WITH clause, all in the statement's transaction.
             copy = subscriptions.record_write_statement(self.tables, local, seats)
@@ -448,6 +456,26 @@ class SyncEngine:
                 from_seats=result.from_seats, to_seats=result.to_seats,
                 subscription_id=result.subscription_id,
             )
+
+
+def _statements_alone(conn: sa.Connection, alone: bool) -> None:
+    """On PostgreSQL, let each statement be its own transaction (``alone``), or not.
+
+    The common pass needs no multi-statement transaction: its reads happen under the lock (a
+    change committed meanwhile bumps the outbox generation, which the final statement checks),
+    the write's mark is one UPDATE, and its record one statement. Sent in autocommit they save
+    a BEGIN and a COMMIT round trip each. Every other step (an observation with its ledger row,
+    a hold, a failure) runs in a transaction as before. Switching is client-side in the driver.
+    """
+    if conn.dialect.name != "postgresql" or _alone(conn) == alone:
+        return
+    conn.commit()  # nothing may be open while the level changes
+    conn.execution_options(isolation_level="AUTOCOMMIT" if alone else
+                           conn.default_isolation_level)
+
+
+def _alone(conn: sa.Connection) -> bool:
+    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
 
 
 def _still_current(snapshot: RemoteSubscription | None, local: LocalSubscription) -> bool:
