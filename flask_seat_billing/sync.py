@@ -204,15 +204,21 @@ class SyncEngine:
                 return self._finish(conn, key, generation, SyncResult(
                     organization_id, "no_subscription", billable=billable))
             refused: PermanentProviderError | None = None
-            if snapshot is None and local.write_key is None:
+            resend = self._resend_key(local, billable)
+            if snapshot is None and (local.write_key is None or resend is not None):
                 try:
-                    return self._from_copy(conn, key, generation, reason, local, billable)
+                    return self._from_copy(conn, key, generation, reason, local, billable,
+                                           resend)
+                except _Replayed:
+                    # The write in doubt had landed; what the provider holds now is unknown
+                    # (a dashboard edit may have followed it): read, then decide.
+                    conn.rollback()
                 except PermanentProviderError as error:
                     # Perhaps refused because the copy is stale (the item deleted by a plan
                     # switch, the subscription canceled or paused meanwhile): read, then decide.
                     conn.rollback()
                     refused = error
-                    local = subscriptions.billing_subscription(conn, self.tables, key) or local
+                local = subscriptions.billing_subscription(conn, self.tables, key) or local
             conn.commit()  # no transaction is held across the provider call
             remote = snapshot if _still_current(snapshot, local) else None
             remote = remote or self.provider.retrieve_subscription(local.provider_subscription_id)
@@ -231,9 +237,24 @@ class SyncEngine:
             wrapped = TransientProviderError(f"{type(error).__name__}: {error}")
             return self._fail(conn, key, entry, organization_id, billable, wrapped), False
 
+    def _resend_key(self, local: LocalSubscription, billable: int) -> str | None:
+        """The key of the write in doubt, when sending that very write again is safe.
+
+        With idempotency keys (Stripe), a write whose outcome is unknown is sent again with its
+        own key, if it still is the write to send (same item, same target): the provider
+        applies it now if it never did, or answers from its idempotency store if it did. The
+        key was never used for anything else (its number was new), so a replayed answer means
+        exactly "applied earlier", and the pass then reads to learn what followed it.
+        """
+        if local.write_key is None or not self.provider.capabilities.idempotency_keys:
+            return None
+        same = _key(local.provider_subscription_id, local.seat_item_id, local, local.write_seq,
+                    billable)
+        return same if local.write_key == same and local.seats != billable else None
+
     def _from_copy(
         self, conn: sa.Connection, key: str, generation: int | None, reason: str,
-        local: LocalSubscription, billable: int,
+        local: LocalSubscription, billable: int, resend: str | None = None,
     ) -> tuple[SyncResult, bool]:
         """Decide from the local copy, which webhooks and every write and read keep current."""
         copy = local.billing_state
@@ -256,7 +277,7 @@ class SyncEngine:
                 to_seats=copy.seats, subscription_id=copy.id))
         if generation is None:
             _statements_alone(conn, False)  # the record takes more than one statement
-        return self._write(conn, key, generation, reason, local, copy, billable)
+        return self._write(conn, key, generation, reason, local, copy, billable, resend=resend)
 
     def _from_remote(
         self, conn: sa.Connection, key: str, generation: int | None, reason: str,
@@ -299,8 +320,10 @@ class SyncEngine:
         *,
         observed_from: int | None = None,
         read: bool = False,
+        resend: str | None = None,
     ) -> tuple[SyncResult, bool]:
-        """Send the quantity; ``read`` says ``remote`` is a provider read, not the local copy."""
+        """Send the quantity; ``read`` says ``remote`` is a provider read, not the local copy;
+        ``resend`` is the key of the write in doubt when it is sent again as it was."""
         proration = self.provider.proration_for(remote, self.settings.proration_behavior)
         if read:
             subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
@@ -309,15 +332,20 @@ class SyncEngine:
                     conn, self.tables, organization_key=key, subscription_id=remote.id,
                     from_seats=observed_from, to_seats=remote.seats, reason="observed",
                 )
-        idempotency_key = (f"fsb:{remote.id}:{remote.seat_item_id or 'seats'}:"
-                           f"{local.id}.{local.write_seq + 1}:{billable}")
-        # Durable before the request leaves: the key's number, and the mark that makes the next
-        # pass read first if this write's outcome is never recorded.
-        subscriptions.begin_write(conn, self.tables, local, idempotency_key)
+        if resend is not None:
+            idempotency_key = resend  # already recorded as the write in doubt
+        else:
+            idempotency_key = _key(remote.id, remote.seat_item_id, local, local.write_seq + 1,
+                                   billable)
+            # Durable before the request leaves: the key's number, and the mark that makes the
+            # next pass read first (or resend this very write) if its outcome is never recorded.
+            subscriptions.begin_write(conn, self.tables, local, idempotency_key)
         conn.commit()
         update = self.provider.update_seats(
             remote, billable, proration_behavior=proration, idempotency_key=idempotency_key
         )
+        if update.replayed:
+            raise _Replayed(f"the provider replayed the answer to {idempotency_key}")
         organization_id = self.counter.schema.parse_key(key)
         result = SyncResult(
             organization_id, "updated", billable=billable, from_seats=remote.seats,
@@ -456,6 +484,23 @@ class SyncEngine:
                 from_seats=result.from_seats, to_seats=result.to_seats,
                 subscription_id=result.subscription_id,
             )
+
+
+class _Replayed(TransientProviderError):
+    """A write answered from the provider's idempotency store: applied earlier, not now.
+
+    The pass that resent a write in doubt reads next; anywhere else (a key's number is new for
+    every write) it is retried like any failure, after a read.
+    """
+
+
+def _key(
+    subscription_id: str, item_id: str | None, local: LocalSubscription, number: int,
+    target: int,
+) -> str:
+    """``fsb:{subscription}:{item}:{row}.{write number}:{target}``: derived from what the copy
+    recorded before the write left, so the same write has the same key, and no other has."""
+    return f"fsb:{subscription_id}:{item_id or 'seats'}:{local.id}.{number}:{target}"
 
 
 def _statements_alone(conn: sa.Connection, alone: bool) -> None:

@@ -157,6 +157,9 @@ class StripeProvider(BillingProvider):
                 options={"idempotency_key": idempotency_key},
             )
         )
+        response = getattr(updated, "last_response", None)
+        headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
+        replayed = str(headers.get("idempotent-replayed", "")).lower() == "true"
         answered = plain(updated)
         new_quantity = int(answered.get("quantity") or quantity)
         # The answer is the item itself (price, period): the proration needs no earlier read.
@@ -169,6 +172,7 @@ class StripeProvider(BillingProvider):
             subscription=replace(subscription, seats=new_quantity),
             prorated_amount=amount,
             currency=currency,
+            replayed=replayed,
         )
 
     # -- checkout, portal, preview ------------------------------------------------------------
