@@ -132,7 +132,7 @@ def test_explicit_sync_that_fails_is_retried_in_the_background(
     org = t.add_organization()
     t.add_members(org.id, 2)
     sub = subscribe(t, stripe, org.id, seats=5)
-    stripe.faults.fail_next(1, status=500, path_prefix="/v1/subscriptions/")
+    stripe.faults.fail_next(1, status=500, path_prefix="/v1/subscription_items/")  # the write
 
     result = t.billing.sync_organization(org.id)
 
