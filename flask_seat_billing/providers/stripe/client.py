@@ -148,6 +148,7 @@ class StripeProvider(BillingProvider):
     ) -> SeatUpdate:
         if subscription.seat_item_id is None:
             raise ValueError(f"Subscription {subscription.id} has no seat item to update.")
+        stripe_id(subscription.id, "subscription")  # a stored id not of Stripe's shape: refused
         item_id = stripe_id(subscription.seat_item_id, "subscription item")
         params = {"quantity": quantity, "proration_behavior": proration_behavior}
         updated = call(
