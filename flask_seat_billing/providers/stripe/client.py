@@ -150,17 +150,16 @@ class StripeProvider(BillingProvider):
             raise ValueError(f"Subscription {subscription.id} has no seat item to update.")
         stripe_id(subscription.id, "subscription")  # a stored id not of Stripe's shape: refused
         item_id = stripe_id(subscription.seat_item_id, "subscription item")
-        params = {"quantity": quantity, "proration_behavior": proration_behavior}
-        updated = call(
-            lambda: self.client.v1.subscription_items.update(
-                item_id,
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key},
-            )
-        )
-        response = getattr(updated, "last_response", None)
-        headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
+        # A raw request, like the read: the plain JSON and the headers are all that is needed,
+        # and the SDK's objects cost more than the loopback request (the request path of
+        # inline mode). Parameters, key and retries are the SDK's as for ``.update``.
+        response = call(lambda: self.client.raw_request(
+            "post", f"/v1/subscription_items/{item_id}", quantity=quantity,
+            proration_behavior=proration_behavior, idempotency_key=idempotency_key,
+        ))
+        headers = {k.lower(): v for k, v in (response.headers or {}).items()}
         replayed = str(headers.get("idempotent-replayed", "")).lower() == "true"
+        updated = response.data
         answered = plain(updated)
         new_quantity = int(answered.get("quantity") or quantity)
         # The answer is the item itself (price, period): the proration needs no earlier read.
