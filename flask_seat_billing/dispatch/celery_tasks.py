@@ -93,7 +93,7 @@ def _markers(celery_app: Any, state: SeatBillingState, app_id: str) -> Markers |
     import redis
 
     client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
-    grace = max(60.0, 2 * state.settings.sweep_seconds)
+    grace = 2 * state.settings.sweep_seconds + 10  # two sweeps may pass before it expires
     return Markers(client, state.settings.celery_key_prefix, app_id, grace)
 
 
@@ -157,6 +157,11 @@ def _running_ttl(state: SeatBillingState) -> float:
     return 4 * state.settings.provider_timeout + 60
 
 
+def _lock_ttl(state: SeatBillingState) -> float:
+    """Longer than a sync (a read and a write, each within the provider timeout)."""
+    return 2 * state.settings.provider_timeout + 10
+
+
 def run_sync(state: SeatBillingState, key: str) -> str:
     """The sync task's body; returns its outcome (``ran``, ``noop``, ``early``, ``busy``)."""
     dispatcher = _dispatcher(state)
@@ -209,7 +214,7 @@ def _cross_process_lock(
         yield True
         return
     token = uuid.uuid4().hex
-    if not locks.acquire(key, token, _running_ttl(state)):
+    if not locks.acquire(key, token, _lock_ttl(state)):
         yield False
         return
     try:
