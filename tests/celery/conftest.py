@@ -92,7 +92,7 @@ class Cluster:
         return process
 
     def log_of(self, n: int) -> str:
-        path = self.logs / f"worker{n}.log"
+        path = self.logs / f"worker{n % max(1, len(self.workers))}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def wait_ready(self, n: int, timeout: float = 60) -> None:
