@@ -49,6 +49,8 @@ def test_a_worker_killed_inside_the_write_and_another_finishing(
     with t.app.app_context():
         rows = ledger_rows(t)
         doubles = ledger_doubles(t)
+    # The stand-in logs the stalled request when its (late) answer is ready: wait for that.
+    assert wait_for(lambda: any(r.fault == "stall" for r in stripe.requests.all()), timeout=15)
     applied = [r for r in stripe.requests.all()
                if r.path.startswith("/v1/subscription_items/") and r.changed]
     write_summary("celery-sigkill", {
