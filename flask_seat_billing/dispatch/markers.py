@@ -18,15 +18,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-# KEYS: marker, counters. ARGV: due (epoch ms), ttl (ms).
+# KEYS: marker, counters. ARGV: due (epoch ms), ttl (ms), kind. Counted in total and per kind.
 _CLAIM = """
 local current = redis.call('get', KEYS[1])
 if current and tonumber(current) <= tonumber(ARGV[1]) then
   redis.call('hincrby', KEYS[2], 'coalesced', 1)
+  redis.call('hincrby', KEYS[2], ARGV[3] .. ':coalesced', 1)
   return 0
 end
 redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('hincrby', KEYS[2], 'enqueued', 1)
+redis.call('hincrby', KEYS[2], ARGV[3] .. ':enqueued', 1)
 return 1
 """
 
@@ -57,7 +59,7 @@ class Markers:
         due_ms = int((time.time() + delay) * 1000)
         ttl = int(delay * 1000) + self.grace_ms
         return bool(self._claim(keys=[self._marker(kind, ident), self._counters],
-                                args=[due_ms, ttl]))
+                                args=[due_ms, ttl, kind]))
 
     def release(self, kind: str, ident: str) -> None:
         """Forget a claim whose publish failed, so the next commit or the sweep tries again."""
