@@ -40,6 +40,8 @@ def test_a_worker_killed_inside_the_write_and_another_finishing(
     with t.app.app_context():
         t.add_members(org, 3)
     assert wait_for(lambda: not stripe.faults.pending(), timeout=30), cluster.log_of(0)[-2000:]
+    status = t.app.test_cli_runner().invoke(args=["seats", "status"])
+    assert f"running tasks: 1\n  sync:{org} for" in status.output, status.output
     cluster.kill(first)
     assert stripe.item_quantity(sub, SEAT_PRICE) == 5  # Stripe did it; nobody recorded it
     assert [r["organization_key"] for r in _pending(t)] == [str(org)]
