@@ -25,7 +25,6 @@ import sqlalchemy as sa
 from ..backoff import retry_at, retry_delay
 from ..dispatch.celery_queue import WEBHOOK, CeleryDispatcher, redact
 from ..providers.events import WebhookEvent
-from ..reconcile import EventRef, already_processed
 from ..state import SeatBillingState
 from ..tables import Tables, utcnow
 from . import dispatch
@@ -47,12 +46,15 @@ class QueuedEvent:
 
 def accept(state: SeatBillingState, event: WebhookEvent) -> str:
     """Record a verified event for a worker: ``queued``, or ``duplicate`` if it already was."""
-    if already_processed(state, EventRef(event.provider, event.id, event.type)):
-        return "duplicate"
     table = state.tables.webhook_queue
+    processed = state.tables.webhook_events
     now = utcnow()
     try:
-        with state.sql_engine().begin() as conn:
+        with state.sql_engine().begin() as conn:  # one round of the pool for both statements
+            if conn.execute(sa.select(processed.c.id).where(
+                    processed.c.provider == event.provider,
+                    processed.c.event_id == event.id)).first() is not None:
+                return "duplicate"  # processed already (and its queue row deleted)
             result = conn.execute(table.insert().values(
                 provider=event.provider, event_id=event.id, event_type=event.type,
                 action=event.action, subscription_id=event.subscription_id,
