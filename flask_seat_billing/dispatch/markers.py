@@ -18,8 +18,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-# KEYS: marker, counters. ARGV: due (epoch ms), ttl (ms), kind. Counted in total and per kind.
+# KEYS: marker, counters. ARGV: due (epoch ms), ttl (ms), kind, commits the caller coalesced by
+# itself since its last claim (see ``CeleryDispatcher``). Counted in total and per kind.
 _CLAIM = """
+if tonumber(ARGV[4]) > 0 then
+  redis.call('hincrby', KEYS[2], 'coalesced', ARGV[4])
+  redis.call('hincrby', KEYS[2], ARGV[3] .. ':coalesced', ARGV[4])
+end
 local current = redis.call('get', KEYS[1])
 if current and tonumber(current) <= tonumber(ARGV[1]) then
   redis.call('hincrby', KEYS[2], 'coalesced', 1)
@@ -54,12 +59,15 @@ class Markers:
     def _counters(self) -> str:
         return f"{self.base}:counters"
 
-    def claim(self, kind: str, ident: str, delay: float) -> bool:
-        """True when the caller should publish a task running in ``delay`` seconds."""
+    def claim(self, kind: str, ident: str, delay: float, coalesced_here: int = 0) -> bool:
+        """True when the caller should publish a task running in ``delay`` seconds.
+
+        ``coalesced_here``: commits the caller coalesced without asking, added to the counters.
+        """
         due_ms = int((time.time() + delay) * 1000)
         ttl = int(delay * 1000) + self.grace_ms
         return bool(self._claim(keys=[self._marker(kind, ident), self._counters],
-                                args=[due_ms, ttl, kind]))
+                                args=[due_ms, ttl, kind, coalesced_here]))
 
     def release(self, kind: str, ident: str) -> None:
         """Forget a claim whose publish failed, so the next commit or the sweep tries again."""
