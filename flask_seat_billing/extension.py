@@ -14,7 +14,7 @@ from .capture import listeners, marks_at_commit
 from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
 from .dispatch import Dispatcher
-from .dispatch.celery_queue import CeleryDispatcher
+from .dispatch.celery_queue import SYNC, CeleryDispatcher
 from .dispatch.thread import ThreadDispatcher
 from .errors import ConfigurationError
 from .hooks import AuthorizeCallback, Hooks
@@ -30,7 +30,7 @@ from .settings import DEFAULTS, check_catalog, read_settings
 from .state import SeatBillingState, get_state
 from .subscriptions import LocalSubscription
 from .sync import SyncEngine, SyncResult
-from .tables import define_tables
+from .tables import define_tables, utcnow
 from .web.routes import register_blueprints
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -238,7 +238,12 @@ class SeatBilling:
         state = get_state()
         result = state.engine.sync(state.schema.key(organization_id), reason=reason)
         if result.action == "retrying" and state.settings.sync_mode != "manual":
-            state.dispatcher.nudge()  # the outbox row waits for its retry; make sure someone comes
+            dispatcher = state.dispatcher
+            if isinstance(dispatcher, CeleryDispatcher) and result.retry_at is not None:
+                wait = (result.retry_at - utcnow()).total_seconds()
+                dispatcher.schedule(SYNC, state.schema.key(organization_id), wait)
+            else:
+                dispatcher.nudge()  # the outbox row waits for its retry; make sure someone comes
         return result
 
     def sync_pending(self) -> list[SyncResult]:

@@ -1,0 +1,84 @@
+"""Choosing Celery dispatch: what init_app and use_celery refuse, and that no thread starts.
+
+These need no broker: nothing here publishes a task (see tests/celery/ for the real thing).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from flask_seat_billing import ConfigurationError
+from tests.apps import build_app, teardown_app
+
+LOCAL = {"SEAT_BILLING_STRIPE_API_BASE": "http://127.0.0.1:9"}
+NOWHERE = "redis://127.0.0.1:9/0"  # never connected to by these tests
+
+
+def _app(tmp_path: Any, **config: Any) -> Any:
+    return build_app(f"sqlite:///{tmp_path / 'd.db'}", config={**LOCAL, **config})
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"SEAT_BILLING_DISPATCH": "rabbit"}, "SEAT_BILLING_DISPATCH"),
+    ({"SEAT_BILLING_WEBHOOK_PROCESSING": "later"}, "SEAT_BILLING_WEBHOOK_PROCESSING"),
+    ({"SEAT_BILLING_WEBHOOK_PROCESSING": "queued"}, 'SEAT_BILLING_DISPATCH = "celery"'),
+    ({"SEAT_BILLING_DISPATCH": "celery", "SEAT_BILLING_CELERY_QUEUE": ""},
+     "SEAT_BILLING_CELERY_QUEUE"),
+    ({"SEAT_BILLING_SWEEP_SECONDS": -1}, "SEAT_BILLING_SWEEP_SECONDS"),
+])
+def test_bad_dispatch_keys_are_named(tmp_path: Any, config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        _app(tmp_path, **config)
+
+
+def test_use_celery_needs_celery_dispatch(tmp_path: Any) -> None:
+    t = _app(tmp_path)
+    try:
+        with pytest.raises(ConfigurationError, match='SEAT_BILLING_DISPATCH = "celery"'):
+            t.billing.use_celery(Celery("x", broker=NOWHERE, set_as_current=False), t.app)
+    finally:
+        teardown_app(t)
+
+
+def test_two_apps_under_one_app_id_are_refused(tmp_path: Any) -> None:
+    celery = Celery("x", broker=NOWHERE, set_as_current=False)
+    config = {"SEAT_BILLING_DISPATCH": "celery", "SEAT_BILLING_CELERY_APP_ID": "same-id-test"}
+    first = build_app(f"sqlite:///{tmp_path / 'a.db'}", config={**LOCAL, **config})
+    second = build_app(f"sqlite:///{tmp_path / 'b.db'}", config={**LOCAL, **config})
+    try:
+        first.billing.use_celery(celery, first.app)
+        with pytest.raises(ConfigurationError, match="SEAT_BILLING_CELERY_APP_ID"):
+            second.billing.use_celery(celery, second.app)
+        sweep = celery.conf.beat_schedule["seat-billing-sweep:same-id-test"]
+        assert sweep["task"] == "flask_seat_billing.sweep"
+        assert sweep["args"] == ("same-id-test", "all")
+    finally:
+        teardown_app(first)
+        teardown_app(second)
+
+
+def test_celery_dispatch_starts_no_thread_and_a_commit_never_fails_for_it(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def workers() -> int:
+        return sum(1 for th in threading.enumerate()
+                   if th.name == "flask-seat-billing-worker" and th.is_alive())
+
+    t = _app(tmp_path, SEAT_BILLING_DISPATCH="celery", SEAT_BILLING_SYNC_MODE="deferred")
+    before = workers()
+    try:
+        with caplog.at_level(logging.ERROR), t.app.app_context():
+            org = t.add_organization().id
+            t.add_members(org, 2)  # use_celery was never called: logged, nothing published
+            t.app.test_client().get("/")  # a first request starts the thread in thread mode
+            assert t.billing.billable_seats(org) == 2
+            assert [e.organization_key for e in t.billing.pending_syncs()] == [str(org)]
+        assert "use_celery" in caplog.text
+        assert workers() <= before
+    finally:
+        teardown_app(t)
