@@ -65,6 +65,7 @@ class Cluster:
     stripe_url: str
     logs: Path
     config: dict[str, Any] = field(default_factory=dict)
+    products: str | None = None  # repr() of the app's products, when not tests/apps.py's
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     celery: Any = None
 
@@ -73,7 +74,8 @@ class Cluster:
         SIGKILL of it kills the task); ``beat`` embeds the beat scheduler (the sweep)."""
         n = len(self.workers)
         spec = {"broker": self.broker, "tag": self.tag, "database_url": self.database_url,
-                "stripe_url": self.stripe_url, "config": self.config}
+                "stripe_url": self.stripe_url, "config": self.config,
+                "products": self.products}
         log = self.logs / f"worker{n}.log"
         command = [sys.executable, "-m", "celery", "-A", "tests.celery.worker_app", "worker",
                    "-P", "solo", "-Q", self.tag, "-n", f"w{n}-{self.tag}@%h", "-l", "INFO",

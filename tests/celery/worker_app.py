@@ -10,10 +10,15 @@ from __future__ import annotations
 import json
 import os
 
-from tests.apps import attach_app
+from flask_seat_billing import Plan, Product
+from tests.apps import attach_app, build_app
 from tests.celery.support import celery_app
 
 _spec = json.loads(os.environ["FSB_CELERY_WORKER"])
 celery = celery_app(_spec["broker"], _spec["tag"])
-flask_app = attach_app(_spec["database_url"], _spec["stripe_url"], **_spec["config"])
+if _spec.get("products"):  # another provider's plans (the behaviour suite's worlds)
+    flask_app = build_app(_spec["database_url"], config=_spec["config"], create=False,
+                          products=eval(_spec["products"], {"Plan": Plan, "Product": Product}))
+else:
+    flask_app = attach_app(_spec["database_url"], _spec["stripe_url"], **_spec["config"])
 flask_app.billing.use_celery(celery, flask_app.app)
