@@ -128,3 +128,32 @@ def test_bursts_over_many_organizations_converge_with_two_workers(
     assert counters["enqueued"] < commits
     assert writes <= counters["enqueued"]
     assert all(n > 0 for n in per_worker), per_worker
+
+
+def test_a_task_that_runs_before_its_row_is_due_waits_for_it(
+    make_celery_app: AppFactory, cluster: Cluster, stripe: Any
+) -> None:
+    """A sync task published for "now" (a stray duplicate, a sweep of another host's clock)
+    while the row waits out its 3 s window publishes itself again for the due time: the window
+    still folds the burst into one write."""
+    t = make_celery_app({"SEAT_BILLING_SYNC_MODE": "deferred",
+                         "SEAT_BILLING_SYNC_DEBOUNCE_SECONDS": 3})
+    with t.app.app_context():
+        org = t.add_organization().id
+        t.add_members(org, 1)
+        sub = subscribe(t, stripe, org)
+    cluster.start_worker()
+    assert wait_for(lambda: not _pending(t), timeout=30)
+    before = _counters(t)
+    writes = len(seat_writes(stripe))
+    with t.app.app_context():
+        t.add_members(org, 1)
+        from flask_seat_billing.state import get_state
+
+        assert get_state().dispatcher.schedule("sync", str(org), 0.0) == "enqueued"  # early
+        t.add_members(org, 1)
+    assert wait_for(lambda: _counters(t)["early"] > before["early"], timeout=10)
+    assert len(seat_writes(stripe)) == writes  # not before the window ends
+    assert wait_for(lambda: not _pending(t), timeout=30)
+    assert len(seat_writes(stripe)) == writes + 1
+    assert stripe.item_quantity(sub, "price_seat_m") == 3
