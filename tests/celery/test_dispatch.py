@@ -57,6 +57,11 @@ def test_a_rolled_back_transaction_enqueues_nothing(
         t.db.session.rollback()
         t.add_members(org, 1, commit=False)
         t.db.session.rollback()  # never flushed
+        nested = t.db.session.begin_nested()
+        t.add_members(org, 1, commit=False)
+        t.db.session.flush()
+        nested.rollback()  # a savepoint rolled back inside a transaction that commits
+        t.db.session.commit()
     assert _messages(cluster) == published
     assert _counters(t) == claims  # not even asked: no task, no coalesced claim
     with t.app.app_context():
