@@ -94,6 +94,14 @@ class Settings:
     sweep_seconds: float = 30.0
 
 
+def _positive_seconds(config: dict[str, Any], key: str) -> float:
+    """A period: 0 would make beat run the sweep back to back."""
+    value = non_negative(config, key, float)
+    if value <= 0:
+        raise ConfigurationError(f"{key} must be a number of seconds > 0, got {value!r}.")
+    return float(value)
+
+
 def _optional_text(config: dict[str, Any], key: str) -> str | None:
     value = config[key]
     if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -177,7 +185,7 @@ def read_settings(config: dict[str, Any]) -> Settings:
         celery_queue=_optional_text(config, "SEAT_BILLING_CELERY_QUEUE"),
         celery_redis_url=_optional_text(config, "SEAT_BILLING_CELERY_REDIS_URL"),
         celery_key_prefix=key_prefix,
-        sweep_seconds=non_negative(config, "SEAT_BILLING_SWEEP_SECONDS", float),
+        sweep_seconds=_positive_seconds(config, "SEAT_BILLING_SWEEP_SECONDS"),
     )
 
 
