@@ -63,11 +63,24 @@ def accept(state: SeatBillingState, event: WebhookEvent) -> str:
             ))
             row_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
     except sa.exc.IntegrityError:
-        return "duplicate"
+        # A concurrent delivery of the same event recorded it first. Anything else (a column
+        # the event cannot fill, a schema out of date) is a server error: the route answers
+        # 500 and the provider retries.
+        if _recorded(state, event):
+            return "duplicate"
+        raise
     dispatcher = state.dispatcher
     if isinstance(dispatcher, CeleryDispatcher) and row_id is not None:
         dispatcher.schedule(WEBHOOK, str(row_id), 0.0)  # after the commit; failures are logged
     return "queued"
+
+
+def _recorded(state: SeatBillingState, event: WebhookEvent) -> bool:
+    table = state.tables.webhook_queue
+    with state.sql_engine().connect() as conn:
+        return conn.execute(sa.select(table.c.id).where(
+            table.c.provider == event.provider,
+            table.c.event_id == event.id)).first() is not None
 
 
 def load(state: SeatBillingState, row_id: int) -> QueuedEvent | None:
