@@ -54,8 +54,9 @@ def queue_status(state: SeatBillingState) -> QueueStatus | None:
     if not isinstance(dispatcher, CeleryDispatcher):
         return None
     status = QueueStatus(dispatcher.app_id, state.settings.celery_queue)
-    with state.sql_engine().connect() as conn:
-        status.webhooks_waiting, status.webhooks_failing = queued.waiting(conn, state.tables)
+    if state.settings.webhook_processing == "queued":  # else the table may not exist
+        with state.sql_engine().connect() as conn:
+            status.webhooks_waiting, status.webhooks_failing = queued.waiting(conn, state.tables)
     markers = dispatcher.markers
     if markers is None:
         status.error = "no Redis configured for task markers"

@@ -27,7 +27,8 @@ log = logging.getLogger("flask_seat_billing.dispatch")
 SYNC = "sync"
 WEBHOOK = "webhook"
 SWEEP = "sweep"
-_CREDENTIALS = re.compile(r"(\w+://)[^@/\s]*@")
+# Up to the last '@' of the URL: a password may itself contain '@' or '/'.
+_CREDENTIALS = re.compile(r"([\w+.-]+://)[^\s'\"]*@")
 # A task this process published runs at its ETA, not before (give or take the clocks of two
 # hosts): until then a commit due no earlier is seen by it without asking Redis.
 LOCAL_MARGIN_SECONDS = 0.25
@@ -56,6 +57,7 @@ class CeleryDispatcher:
         self._memo_lock = threading.Lock()
         self._published: dict[tuple[str, str], float] = {}
         self._coalesced_here = 0
+        self.claim_failures = 0  # claims that found the markers' Redis unreachable
 
     def bind(self, celery_app: Any, tasks: dict[str, Any], markers: Markers | None) -> None:
         self.celery = celery_app
@@ -110,10 +112,14 @@ class CeleryDispatcher:
             if markers is not None and not markers.claim(kind, ident, delay, coalesced_here):
                 return "coalesced"
         except Exception as error:
-            log.error("seat billing could not reach Redis to queue %s %s (%s: %s); the outbox "
-                      "keeps it for the sweep", kind, ident, type(error).__name__,
-                      redact(str(error)))
-            return "failed"
+            # The markers' Redis is away (it may not be the broker): publish anyway. A
+            # duplicate task is a counted no-op; a task not published waits for the sweep.
+            with self._memo_lock:
+                self.claim_failures += 1
+            log.warning("seat billing could not reach the markers' Redis for %s %s (%s: %s); "
+                        "publishing without deduplication", kind, ident, type(error).__name__,
+                        redact(str(error)))
+            markers = None
         options: dict[str, Any] = {"retry": False}
         if delay > 0:
             options["countdown"] = delay

@@ -32,17 +32,21 @@ from flask import Flask
 
 from .. import outbox
 from ..errors import ConfigurationError
+from ..locks import organization_lock
 from ..state import SeatBillingState, get_state
 from ..tables import utcnow
 from ..webhooks import queued
 from .celery_queue import SWEEP, SYNC, WEBHOOK, CeleryDispatcher, log, redact
+from .heartbeat import Heartbeat
 from .markers import Markers
 
 TASK_NAMES = {SYNC: "flask_seat_billing.sync", WEBHOOK: "flask_seat_billing.webhook",
               SWEEP: "flask_seat_billing.sweep"}
 EARLY_SLACK_SECONDS = 0.05
 BUSY_RETRY_SECONDS = 1.0
-_APPS: weakref.WeakValueDictionary[str, Flask] = weakref.WeakValueDictionary()
+# Strong references: a worker module may build its app inside a function and keep only the
+# Celery app; the tasks must still find the Flask app when they run.
+_APPS: dict[str, Flask] = {}
 _TASKS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 _GUARD = threading.Lock()
 task_log = logging.getLogger("flask_seat_billing.tasks")
@@ -61,16 +65,26 @@ def use_celery(celery_app: Any, app: Flask) -> None:
     with _GUARD:
         other = _APPS.get(app_id)
         if other is not None and other is not app:
-            raise ConfigurationError(
-                f"Another app is already registered with Celery as {app_id!r}: give each app "
-                "its own SEAT_BILLING_CELERY_APP_ID, so that tasks run in the app that queued "
-                "them."
-            )
+            # The last registration wins (an app factory called again, a test building a fresh
+            # app): tasks run in the newest app. Two live apps meant to run side by side need
+            # their own SEAT_BILLING_CELERY_APP_ID.
+            log.warning("another app was registered with Celery as %r; tasks now run in the "
+                        "latest one (give apps that run side by side their own "
+                        "SEAT_BILLING_CELERY_APP_ID)", app_id)
         _APPS[app_id] = app
         tasks = _TASKS.get(celery_app)
         if tasks is None:
             tasks = _TASKS[celery_app] = _register(celery_app)
-    dispatcher.bind(celery_app, tasks, _markers(celery_app, state, app_id))
+    markers = _markers(celery_app, state, app_id)
+    with app.app_context():
+        dialect = state.sql_engine().dialect.name
+    if markers is None and dialect != "postgresql":
+        raise ConfigurationError(
+            f"Celery dispatch on {dialect} needs a Redis for the per-organization sync lock "
+            "(only PostgreSQL's advisory locks work across worker processes): use a Redis "
+            "broker or set SEAT_BILLING_CELERY_REDIS_URL."
+        )
+    dispatcher.bind(celery_app, tasks, markers)
     entry: dict[str, Any] = {"task": TASK_NAMES[SWEEP], "schedule": state.settings.sweep_seconds,
                              "args": (app_id, "all")}
     if state.settings.celery_queue:
@@ -107,12 +121,20 @@ def webhook_task(app_id: str, row_id: str) -> str:
         return run_webhook(state, row_id) if state is not None else "unknown_app"
 
 
-def sweep_task(app_id: str, _all: str = "all") -> str:
+def sweep_task(app_id: str, ident: str = "all") -> str:
     with _app_state(app_id) as state:
         if state is None:
             return "unknown_app"
-        synced, events = sweep(state)
-        return f"{synced} syncs, {events} events"
+        markers = _dispatcher(state).markers
+        # Its marker goes as it starts, like any task's: a nudge after this runs is heard.
+        _start(markers, SWEEP, ident, _running_ttl(state))
+        outcome = "noop"
+        try:
+            synced, events = sweep(state)
+            outcome = "ran"
+            return f"{synced} syncs, {events} events"
+        finally:
+            _finish(markers, SWEEP, ident, outcome)
 
 
 def _register(celery_app: Any) -> dict[str, Any]:
@@ -154,7 +176,36 @@ def _dispatcher(state: SeatBillingState) -> CeleryDispatcher:
 
 
 def _running_ttl(state: SeatBillingState) -> float:
-    return 4 * state.settings.provider_timeout + 60
+    """How long a running marker lasts unless the task's heartbeat renews it."""
+    return 2 * state.settings.provider_timeout + 10
+
+
+def _start(markers: Markers | None, kind: str, ident: str, ttl: float) -> None:
+    """Best effort: a Redis that cannot be reached costs the bookkeeping, never the work."""
+    if markers is None:
+        return
+    try:
+        markers.start(kind, ident, ttl)
+    except Exception as error:
+        task_log.warning("could not record the start of a %s task in Redis: %s", kind,
+                         redact(str(error)))
+
+
+def _heartbeat(markers: Markers | None, kind: str, ident: str, ttl: float) -> Heartbeat:
+    beat = Heartbeat(ttl)
+    if markers is not None:
+        beat.add(lambda: markers.renew(kind, ident, ttl))
+    return beat
+
+
+def _finish(markers: Markers | None, kind: str, ident: str, outcome: str) -> None:
+    if markers is None:
+        return
+    try:
+        markers.finish(kind, ident, outcome)
+    except Exception as error:
+        task_log.warning("could not record the end of a %s task in Redis: %s", kind,
+                         redact(str(error)))
 
 
 def _lock_ttl(state: SeatBillingState) -> float:
@@ -166,34 +217,38 @@ def run_sync(state: SeatBillingState, key: str) -> str:
     """The sync task's body; returns its outcome (``ran``, ``noop``, ``early``, ``busy``)."""
     dispatcher = _dispatcher(state)
     markers = dispatcher.markers
-    if markers is not None:
-        markers.start(SYNC, key, _running_ttl(state))
+    ttl = _running_ttl(state)
+    _start(markers, SYNC, key, ttl)
     outcome = "noop"
     try:
-        outcome = _sync_once(state, dispatcher, key)
+        with _heartbeat(markers, SYNC, key, ttl) as beat:
+            outcome = _sync_once(state, dispatcher, key, beat)
         return outcome
     finally:
-        if markers is not None:
-            try:
-                markers.finish(SYNC, key, outcome)
-            except Exception as error:
-                task_log.warning("could not record the end of a sync task in Redis: %s",
-                                 redact(str(error)))
+        _finish(markers, SYNC, key, outcome)
 
 
-def _sync_once(state: SeatBillingState, dispatcher: CeleryDispatcher, key: str) -> str:
-    with state.sql_engine().connect() as conn:
-        entry = outbox.read(conn, state.tables, key)
-    if entry is None or entry.status != outbox.PENDING:
+def _sync_once(
+    state: SeatBillingState, dispatcher: CeleryDispatcher, key: str, beat: Heartbeat
+) -> str:
+    entry = _due_entry(state, key)
+    if entry is None:
         return "noop"  # synced already (a duplicate task), or held/failed until released
     wait = (entry.next_attempt_at - utcnow()).total_seconds()
     if wait > EARLY_SLACK_SECONDS:
         dispatcher.schedule(SYNC, key, wait)
         return "early"
-    with _cross_process_lock(state, dispatcher, key) as held:
+    with _cross_process_lock(state, dispatcher, key, beat) as held:
         if not held:
             dispatcher.schedule(SYNC, key, BUSY_RETRY_SECONDS)
             return "busy"
+        # Read again under the organization's lock: a duplicate task that waited for another
+        # sync of the same row finds it done and costs no provider call.
+        with organization_lock(state.sql_engine(), key) as conn:
+            entry = outbox.read(conn, state.tables, key)
+        if (entry is None or entry.status != outbox.PENDING
+                or (entry.next_attempt_at - utcnow()).total_seconds() > EARLY_SLACK_SECONDS):
+            return "noop"
         state.engine.sync(key)
     with state.sql_engine().connect() as conn:
         after = outbox.read(conn, state.tables, key)
@@ -203,59 +258,112 @@ def _sync_once(state: SeatBillingState, dispatcher: CeleryDispatcher, key: str) 
     return "ran"
 
 
+def _due_entry(state: SeatBillingState, key: str) -> outbox.OutboxEntry | None:
+    with state.sql_engine().connect() as conn:
+        entry = outbox.read(conn, state.tables, key)
+    return entry if entry is not None and entry.status == outbox.PENDING else None
+
+
 @contextmanager
 def _cross_process_lock(
-    state: SeatBillingState, dispatcher: CeleryDispatcher, key: str
+    state: SeatBillingState, dispatcher: CeleryDispatcher, key: str, beat: Heartbeat
 ) -> Iterator[bool]:
     """PostgreSQL: the engine's advisory lock suffices. Elsewhere a Redis lock stands in for
-    it, since several worker processes may take tasks of one organization at once."""
+    it, since several worker processes may take tasks of one organization at once; the
+    heartbeat extends it for as long as the sync runs (retries and passes included)."""
     locks = dispatcher.locks
     if locks is None or state.sql_engine().dialect.name == "postgresql":
         yield True
         return
     token = uuid.uuid4().hex
-    if not locks.acquire(key, token, _lock_ttl(state)):
+    ttl = _lock_ttl(state)
+    try:
+        acquired = locks.acquire(key, token, ttl)
+    except Exception as error:
+        # Redis is away: development databases only (use_celery insists on PostgreSQL or a
+        # Redis). Sync without it rather than not at all; the sync reads the provider first.
+        task_log.warning("could not take the Redis sync lock (%s); syncing without it",
+                         redact(str(error)))
+        yield True
+        return
+    if not acquired:
         yield False
         return
+    def renew() -> None:
+        locks.extend(key, token, ttl)
+    beat.add(renew)
     try:
         yield True
     finally:
-        locks.release(key, token)
+        beat.remove(renew)
+        try:
+            locks.release(key, token)
+        except Exception as error:
+            task_log.warning("could not release the Redis sync lock (it expires): %s",
+                             redact(str(error)))
 
 
 def run_webhook(state: SeatBillingState, row_id: str) -> str:
     """The webhook task's body: process one recorded event, or publish its retry."""
     dispatcher = _dispatcher(state)
     markers = dispatcher.markers
-    if markers is not None:
-        markers.start(WEBHOOK, row_id, _running_ttl(state))
+    ttl = _running_ttl(state)
+    _start(markers, WEBHOOK, row_id, ttl)
     outcome = "noop"
     try:
-        result, again = queued.process(state, int(row_id))
+        with _heartbeat(markers, WEBHOOK, row_id, ttl):
+            result, again = queued.process(state, int(row_id))
         outcome = result if result in ("noop", "early") else "ran"
         if again is not None:
             dispatcher.schedule(WEBHOOK, row_id, again)
         return result
     finally:
-        if markers is not None:
-            try:
-                markers.finish(WEBHOOK, row_id, outcome)
-            except Exception as error:
-                task_log.warning("could not record the end of a webhook task in Redis: %s",
-                                 redact(str(error)))
+        _finish(markers, WEBHOOK, row_id, outcome)
 
 
 def sweep(state: SeatBillingState) -> tuple[int, int]:
     """Publish every due outbox row and recorded webhook event (beat, ``flask seats sweep``).
 
-    A row whose task is already queued is left alone (its marker); one whose message was lost,
-    whose worker died, or whose commit found the broker down is published again.
+    A row whose task is already queued is left alone (its marker), and so is one whose task is
+    running (a long sync is not duplicated by each sweep; a killed task's marker expires within
+    ``2 x timeout + 10`` s). One whose message was lost, whose worker died, or whose commit found
+    the broker down is published again. In ``manual`` sync mode outbox rows wait for
+    ``sync_pending()`` / ``flask seats sync-pending``: only webhook events are published. The
+    queue table is read only under queued webhook processing; each part fails on its own.
     """
     dispatcher = _dispatcher(state)
-    now = utcnow()
-    with state.sql_engine().connect() as conn:
-        keys = outbox.due_keys(conn, state.tables, now)
-        events = queued.due_ids(conn, state.tables, now)
-    synced = sum(dispatcher.schedule(SYNC, key, 0.0) == "enqueued" for key in keys)
-    published = sum(dispatcher.schedule(WEBHOOK, ident, 0.0) == "enqueued" for ident in events)
+    running = _running_now(dispatcher.markers)
+    synced = published = 0
+    failures: list[BaseException] = []
+    if state.settings.sync_mode != "manual":
+        try:
+            with state.sql_engine().connect() as conn:
+                keys = outbox.due_keys(conn, state.tables, utcnow())
+            synced = sum(dispatcher.schedule(SYNC, key, 0.0) == "enqueued"
+                         for key in keys if f"{SYNC}:{key}" not in running)
+        except Exception as error:
+            task_log.error("the sweep could not publish due outbox rows: %s: %s",
+                           type(error).__name__, redact(str(error)))
+            failures.append(error)
+    if state.settings.webhook_processing == "queued":
+        try:
+            with state.sql_engine().connect() as conn:
+                events = queued.due_ids(conn, state.tables, utcnow())
+            published = sum(dispatcher.schedule(WEBHOOK, ident, 0.0) == "enqueued"
+                            for ident in events if f"{WEBHOOK}:{ident}" not in running)
+        except Exception as error:
+            task_log.error("the sweep could not publish recorded webhook events: %s: %s",
+                           type(error).__name__, redact(str(error)))
+            failures.append(error)
+    if failures:
+        raise failures[0]
     return synced, published
+
+
+def _running_now(markers: Markers | None) -> set[str]:
+    if markers is None:
+        return set()
+    try:
+        return set(markers.running())
+    except Exception:  # Redis away: publish everything (duplicates are counted no-ops)
+        return set()

@@ -80,6 +80,10 @@ class Markers:
         pipe.set(self._running(kind, ident), str(time.time()), ex=max(1, int(ttl_seconds)))
         pipe.execute()
 
+    def renew(self, kind: str, ident: str, ttl_seconds: float) -> None:
+        """The task is still running: keep its ``running`` marker (if it still exists)."""
+        self.client.pexpire(self._running(kind, ident), max(1000, int(ttl_seconds * 1000)))
+
     def finish(self, kind: str, ident: str, outcome: str) -> None:
         pipe = self.client.pipeline(transaction=False)
         pipe.delete(self._running(kind, ident))
@@ -120,24 +124,35 @@ _UNLOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+_EXTEND = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class OrganizationLocks:
     """A Redis lock per organization, for databases without a cross-process lock (SQLite).
 
     On PostgreSQL the sync engine's advisory lock already serialises syncs across processes and
-    this is not used. The lock expires after ``ttl`` seconds, so a worker killed while holding it
-    delays the organization's next sync by at most that long.
+    this is not used. The lock expires after ``ttl`` seconds unless its holder extends it (a
+    heartbeat does while the sync runs), so a worker killed while holding it delays the
+    organization's next sync by at most that long.
     """
 
     def __init__(self, markers: Markers) -> None:
         self.client = markers.client
         self.base = markers.base
         self._unlock = markers.client.register_script(_UNLOCK)
+        self._extend = markers.client.register_script(_EXTEND)
 
     def acquire(self, key: str, token: str, ttl_seconds: float) -> bool:
         return bool(self.client.set(f"{self.base}:lock:{key}", token, nx=True,
                                     ex=max(1, int(ttl_seconds))))
+
+    def extend(self, key: str, token: str, ttl_seconds: float) -> bool:
+        """Keep holding the lock for ``ttl`` more seconds; False if it was lost meanwhile."""
+        return bool(self._extend(keys=[f"{self.base}:lock:{key}"],
+                                 args=[token, max(1000, int(ttl_seconds * 1000))]))
 
     def release(self, key: str, token: str) -> None:
         self._unlock(keys=[f"{self.base}:lock:{key}"], args=[token])
