@@ -14,7 +14,7 @@ from .capture import listeners, marks_at_commit
 from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
 from .dispatch import Dispatcher
-from .dispatch.celery_queue import SYNC, CeleryDispatcher
+from .dispatch.celery_queue import CeleryDispatcher
 from .dispatch.thread import ThreadDispatcher
 from .errors import ConfigurationError
 from .hooks import AuthorizeCallback, Hooks
@@ -237,13 +237,10 @@ class SeatBilling:
         """Sync one organization now, on this thread; the result says what was sent or why not."""
         state = get_state()
         result = state.engine.sync(state.schema.key(organization_id), reason=reason)
-        if result.action == "retrying" and state.settings.sync_mode != "manual":
-            dispatcher = state.dispatcher
-            if isinstance(dispatcher, CeleryDispatcher) and result.retry_at is not None:
-                wait = (result.retry_at - utcnow()).total_seconds()
-                dispatcher.schedule(SYNC, state.schema.key(organization_id), wait)
-            else:
-                dispatcher.nudge()  # the outbox row waits for its retry; make sure someone comes
+        if result.action == "retrying":
+            # The outbox row waits for its retry; make sure someone comes (not in manual mode).
+            wait = (result.retry_at - utcnow()).total_seconds() if result.retry_at else 0.0
+            state.dispatcher.retry(state.schema.key(organization_id), wait)
         return result
 
     def sync_pending(self) -> list[SyncResult]:

@@ -106,7 +106,7 @@ def test_celery_dispatch_starts_no_thread_and_a_commit_never_fails_for_it(
     "redis+socket://:pw@/var/run/redis.sock",
 ])
 def test_redact_cuts_any_password_out_of_a_url(url: str) -> None:
-    from flask_seat_billing.dispatch.celery_queue import redact
+    from flask_seat_billing.dispatch.redaction import redact
 
     message = redact(f"Error 111 connecting to {url}. Connection refused.")
     assert "***@" in message

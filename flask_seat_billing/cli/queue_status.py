@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..dispatch.celery_queue import CeleryDispatcher, redact
+from ..dispatch.celery_queue import CeleryDispatcher
+from ..dispatch.redaction import redact
 from ..state import SeatBillingState
 from ..webhooks import queued
 

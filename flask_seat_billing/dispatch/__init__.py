@@ -22,6 +22,13 @@ class Dispatcher(Protocol):
     def after_commit(self, keys: set[str]) -> None:
         """A transaction that changed these organizations committed: act per sync mode."""
 
+    def publish_webhook(self, row_id: str) -> None:
+        """A queued webhook event was recorded: have it processed."""
+
+    def retry(self, key: str, delay: float) -> None:
+        """An explicit sync left ``key``'s row retrying in ``delay`` seconds (not in manual
+        mode): make sure somebody comes back for it."""
+
     def nudge(self, delay: float = 0.0) -> None:
         """Make sure somebody looks at the outbox within ``delay`` seconds."""
 

@@ -13,7 +13,6 @@ after the debounce window (Celery's ``countdown``), ``manual`` publishes nothing
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from typing import Any
@@ -22,22 +21,16 @@ from flask import Flask
 
 from ..settings import Settings
 from .markers import Markers, OrganizationLocks
+from .redaction import redact
 
 log = logging.getLogger("flask_seat_billing.dispatch")
 SYNC = "sync"
 WEBHOOK = "webhook"
 SWEEP = "sweep"
-# Up to the last '@' of the URL: a password may itself contain '@' or '/'.
-_CREDENTIALS = re.compile(r"([\w+.-]+://)[^\s'\"]*@")
 # A task this process published runs at its ETA, not before (give or take the clocks of two
 # hosts): until then a commit due no earlier is seen by it without asking Redis.
 LOCAL_MARGIN_SECONDS = 0.25
 LOCAL_MEMO_LIMIT = 10_000
-
-
-def redact(text: str) -> str:
-    """``redis://:secret@host`` -> ``redis://***@host``: error messages may carry the URL."""
-    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 class CeleryDispatcher:
@@ -75,6 +68,15 @@ class CeleryDispatcher:
             return
         delay = self.settings.debounce_seconds if mode == "deferred" else 0.0
         for key in sorted(keys):
+            self.schedule(SYNC, key, delay)
+
+    def publish_webhook(self, row_id: str) -> None:
+        """A queued webhook event was recorded (committed): publish its task."""
+        self.schedule(WEBHOOK, row_id, 0.0)
+
+    def retry(self, key: str, delay: float) -> None:
+        """An explicit sync left ``key``'s row retrying: publish its task for that time."""
+        if self.settings.sync_mode != "manual":
             self.schedule(SYNC, key, delay)
 
     def nudge(self, delay: float = 0.0) -> None:

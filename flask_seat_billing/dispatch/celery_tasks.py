@@ -36,9 +36,10 @@ from ..locks import organization_lock
 from ..state import SeatBillingState, get_state
 from ..tables import utcnow
 from ..webhooks import queued
-from .celery_queue import SWEEP, SYNC, WEBHOOK, CeleryDispatcher, log, redact
+from .celery_queue import SWEEP, SYNC, WEBHOOK, CeleryDispatcher, log
 from .heartbeat import Heartbeat
 from .markers import Markers
+from .redaction import redact
 
 TASK_NAMES = {SYNC: "flask_seat_billing.sync", WEBHOOK: "flask_seat_billing.webhook",
               SWEEP: "flask_seat_billing.sweep"}
@@ -99,6 +100,8 @@ def _markers(celery_app: Any, state: SeatBillingState, app_id: str) -> Markers |
     url = state.settings.celery_redis_url
     if url is None:
         broker = str(celery_app.conf.broker_url or "")
+        if broker.startswith("redis+socket://"):  # kombu's unix socket form; redis-py's
+            broker = "unix://" + broker[len("redis+socket://"):]
         url = broker if broker.startswith(("redis://", "rediss://", "unix://")) else None
     if url is None:
         log.warning("no Redis for seat billing's task markers (the broker is not Redis and "

@@ -42,6 +42,13 @@ class ThreadDispatcher:
         if any(r.action == "retrying" for r in results):
             self.worker.nudge()  # retries happen in the background while the app runs
 
+    def publish_webhook(self, row_id: str) -> None:
+        return None  # queued webhook processing needs Celery dispatch (settings refuse it)
+
+    def retry(self, key: str, delay: float) -> None:
+        if self.settings.sync_mode != "manual":
+            self.worker.nudge()  # the worker's poll finds the row when its time comes
+
     def nudge(self, delay: float = 0.0) -> None:
         self.worker.nudge(delay)
 

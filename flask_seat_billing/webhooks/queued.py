@@ -23,7 +23,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from ..backoff import retry_at, retry_delay
-from ..dispatch.celery_queue import WEBHOOK, CeleryDispatcher, redact
+from ..dispatch.redaction import redact
 from ..providers.events import WebhookEvent
 from ..state import SeatBillingState
 from ..tables import Tables, utcnow
@@ -69,9 +69,8 @@ def accept(state: SeatBillingState, event: WebhookEvent) -> str:
         if _recorded(state, event):
             return "duplicate"
         raise
-    dispatcher = state.dispatcher
-    if isinstance(dispatcher, CeleryDispatcher) and row_id is not None:
-        dispatcher.schedule(WEBHOOK, str(row_id), 0.0)  # after the commit; failures are logged
+    if row_id is not None:
+        state.dispatcher.publish_webhook(str(row_id))  # after the commit; failures are logged
     return "queued"
 
 
