@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+import sqlalchemy as sa
 
 from tests.apps import SEAT_PRICE
 from tests.celery.conftest import Cluster
@@ -123,3 +124,31 @@ def test_duplicated_and_reordered_deliveries_are_processed_once_by_workers(
         "failed_attempts_before_recovery": failed_attempts,
         "tasks_run_per_worker": [cluster.tasks_run(0), cluster.tasks_run(1)],
     })
+
+
+def test_a_recording_error_that_is_not_a_duplicate_answers_500_so_stripe_retries(
+    web: Served, cluster: Cluster, stripe: Any
+) -> None:
+    """Only a unique-key clash on (provider, event id) is a duplicate: any other integrity
+    error (here a queue table edited by hand, with a NOT NULL column the extension does not
+    fill) must not be acknowledged, or the event would be lost."""
+    t = web.t
+    with t.app.app_context():
+        org = t.add_organization().id
+        t.add_members(org, 2)
+        from flask_seat_billing.state import get_state
+
+        table = get_state().tables.webhook_queue
+        table.drop(t.db.engine)
+        columns = [c._copy() for c in table.columns]
+        sa.Table(table.name, sa.MetaData(), *columns,
+                 sa.Column("note", sa.String(10), nullable=False)).create(t.db.engine)
+    sub = str(stripe.create_subscription(
+        items=[{"price": "price_base_m", "quantity": 1}, {"price": SEAT_PRICE, "quantity": 2}],
+        metadata={"organization_id": str(org), "plan": "pro-monthly"})["id"])
+    stripe.set_item_quantity(sub, SEAT_PRICE, 3)
+    deliveries = stripe.deliver_pending()
+    assert deliveries and all(d.status_code == 500 for d in deliveries), \
+        [(d.status_code, d.error) for d in deliveries]
+    assert _rows(t, "webhook_queue") == []
+    assert _rows(t, "webhook_events") == []
