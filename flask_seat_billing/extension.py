@@ -13,6 +13,9 @@ from . import checkout, ledger, outbox, reconcile, subscriptions
 from .capture import listeners, marks_at_commit
 from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
+from .dispatch import Dispatcher
+from .dispatch.celery_queue import CeleryDispatcher
+from .dispatch.thread import ThreadDispatcher
 from .errors import ConfigurationError
 from .hooks import AuthorizeCallback, Hooks
 from .ledger import SeatChange
@@ -27,9 +30,8 @@ from .settings import DEFAULTS, check_catalog, read_settings
 from .state import SeatBillingState, get_state
 from .subscriptions import LocalSubscription
 from .sync import SyncEngine, SyncResult
-from .tables import define_tables
+from .tables import define_tables, utcnow
 from .web.routes import register_blueprints
-from .worker import SyncWorker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,6 +48,7 @@ class SeatBilling:
         # One set of hooks, handed to every app's state: the built-in seat cap is registered
         # here, once, so it runs first, and a decorator used at any time reaches every app.
         self._hooks = Hooks()
+        self._last_app: Flask | None = None
         for builtin in seat_limit_policies():
             self._hooks.policies.register(
                 builtin.hook, builtin.fn, name=builtin.name, description=builtin.description
@@ -114,6 +117,14 @@ class SeatBilling:
           row with the COMMIT instead of as a statement of its own at flush (one round trip
           less per membership change). Installed on the engines ``db`` has for this app, so
           call ``db.init_app(app)`` first; False writes the row at flush on every database.
+        - ``SEAT_BILLING_DISPATCH`` ("thread"): who runs syncs, a thread in each app process or
+          Celery workers ("celery", with :meth:`use_celery`).
+        - ``SEAT_BILLING_WEBHOOK_PROCESSING`` ("inline"): "queued" records verified events and
+          answers at once; a Celery task processes them (needs "celery" dispatch).
+        - ``SEAT_BILLING_CELERY_APP_ID`` (None: ``app.name``), ``SEAT_BILLING_CELERY_QUEUE``
+          (None: Celery's default), ``SEAT_BILLING_CELERY_REDIS_URL`` (None: the broker, if
+          Redis), ``SEAT_BILLING_CELERY_KEY_PREFIX`` ("seat_billing"),
+          ``SEAT_BILLING_SWEEP_SECONDS`` (30): see docs/deployment.md.
         """
         if "seat_billing" in app.extensions:
             raise RuntimeError("flask-seat-billing is already initialized on this app.")
@@ -151,11 +162,14 @@ class SeatBilling:
             app=app, engine=engine, tables=tables, counter=counter, provider=chosen,
             catalog=catalog, settings=settings, hooks=self._hooks,
         )
-        worker = SyncWorker(app, sync_engine, settings.poll_seconds)
+        dispatcher: Dispatcher = (
+            CeleryDispatcher(app, settings) if settings.dispatch == "celery"
+            else ThreadDispatcher(app, sync_engine, settings)
+        )
         state = SeatBillingState(
             app=app, db=db, settings=settings, catalog=catalog, tables=tables,
-            schema=schema, counter=counter, provider=chosen, engine=sync_engine, worker=worker,
-            hooks=self._hooks,
+            schema=schema, counter=counter, provider=chosen, engine=sync_engine,
+            dispatcher=dispatcher, hooks=self._hooks,
         )
         app.extensions["seat_billing"] = state
         listeners.install(state)
@@ -164,8 +178,35 @@ class SeatBilling:
                 marks_at_commit.install(sql_engine)
         register_blueprints(app, settings.url_prefix)
         app.cli.add_command(seats_group, "seats")
-        if settings.sync_mode != "manual":
+        if settings.sync_mode != "manual" and settings.dispatch == "thread":
             app.before_request(_start_worker_once)
+        self._last_app = app
+
+    def use_celery(self, celery_app: Any, app: Flask | None = None) -> None:
+        """Run this app's syncs (and queued webhooks) as tasks of ``celery_app``.
+
+        Call it after :meth:`init_app`, with ``SEAT_BILLING_DISPATCH = "celery"`` set, in the
+        module both the web processes and ``celery -A ... worker`` import: it registers the
+        tasks (``flask_seat_billing.sync``, ``.webhook``, ``.sweep``), the app they run in
+        (by ``SEAT_BILLING_CELERY_APP_ID``, default ``app.name``) and a beat entry that sweeps
+        due work every ``SEAT_BILLING_SWEEP_SECONDS``. ``app`` defaults to the app most
+        recently given to :meth:`init_app`. See docs/deployment.md.
+        """
+        from .dispatch.celery_tasks import use_celery
+
+        target = app if app is not None else self._last_app
+        if target is None:
+            raise RuntimeError("use_celery: call init_app(app, ...) first, or pass app=.")
+        use_celery(celery_app, target)
+
+    def sweep(self) -> tuple[int, int]:
+        """Celery dispatch: publish every due outbox row and queued webhook event now.
+
+        What the beat schedule runs; returns (syncs published, events published).
+        """
+        from .dispatch.celery_tasks import sweep
+
+        return sweep(get_state())
 
     # -- counting ------------------------------------------------------------------------------
 
@@ -196,8 +237,10 @@ class SeatBilling:
         """Sync one organization now, on this thread; the result says what was sent or why not."""
         state = get_state()
         result = state.engine.sync(state.schema.key(organization_id), reason=reason)
-        if result.action == "retrying" and state.settings.sync_mode != "manual":
-            state.worker.nudge()  # the outbox row waits for its retry; make sure someone comes
+        if result.action == "retrying":
+            # The outbox row waits for its retry; make sure someone comes (not in manual mode).
+            wait = (result.retry_at - utcnow()).total_seconds() if result.retry_at else 0.0
+            state.dispatcher.retry(state.schema.key(organization_id), wait)
         return result
 
     def sync_pending(self) -> list[SyncResult]:
@@ -212,7 +255,7 @@ class SeatBilling:
 
     def stop_worker(self, timeout: float = 5.0) -> None:
         """Stop this app's background worker (the outbox keeps whatever is pending)."""
-        get_state().worker.stop(timeout)
+        get_state().dispatcher.stop(timeout)
 
     # -- policies ------------------------------------------------------------------------------
 
@@ -332,5 +375,5 @@ def _start_worker_once() -> None:
     state = get_state()
     if not state.extras.get("worker_started"):
         state.extras["worker_started"] = True
-        state.worker.nudge()
+        state.dispatcher.nudge()
 

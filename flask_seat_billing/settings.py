@@ -22,6 +22,8 @@ from .providers import (
 
 SYNC_MODES = ("inline", "deferred", "manual")
 EXTERNAL_CHANGE_MODES = ("accept", "correct")
+DISPATCH_MODES = ("thread", "celery")
+WEBHOOK_PROCESSING_MODES = ("inline", "queued")
 
 CORE_DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_PROVIDER": "stripe",
@@ -43,6 +45,13 @@ CORE_DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS": None,
     "SEAT_BILLING_NAMESPACE": None,
     "SEAT_BILLING_OUTBOX_AT_COMMIT": True,
+    "SEAT_BILLING_DISPATCH": "thread",
+    "SEAT_BILLING_WEBHOOK_PROCESSING": "inline",
+    "SEAT_BILLING_CELERY_APP_ID": None,
+    "SEAT_BILLING_CELERY_QUEUE": None,
+    "SEAT_BILLING_CELERY_REDIS_URL": None,
+    "SEAT_BILLING_CELERY_KEY_PREFIX": "seat_billing",
+    "SEAT_BILLING_SWEEP_SECONDS": 30.0,
 }
 # The core keys, then every provider's own (``SEAT_BILLING_STRIPE_*``, ``SEAT_BILLING_POLAR_*``).
 DEFAULTS: dict[str, Any] = {**CORE_DEFAULTS, **config_defaults()}
@@ -76,6 +85,28 @@ class Settings:
     allowed_redirect_hosts: tuple[str, ...] = ()
     namespace: str | None = None
     outbox_at_commit: bool = True
+    dispatch: str = "thread"
+    webhook_processing: str = "inline"
+    celery_app_id: str | None = None
+    celery_queue: str | None = None
+    celery_redis_url: str | None = None
+    celery_key_prefix: str = "seat_billing"
+    sweep_seconds: float = 30.0
+
+
+def _positive_seconds(config: dict[str, Any], key: str) -> float:
+    """A period: 0 would make beat run the sweep back to back."""
+    value = non_negative(config, key, float)
+    if value <= 0:
+        raise ConfigurationError(f"{key} must be a number of seconds > 0, got {value!r}.")
+    return float(value)
+
+
+def _optional_text(config: dict[str, Any], key: str) -> str | None:
+    value = config[key]
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigurationError(f"{key} must be None or a non-empty string, got {value!r}.")
+    return value
 
 
 def _hosts(config: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -116,6 +147,14 @@ def read_settings(config: dict[str, Any]) -> Settings:
             f"SEAT_BILLING_NAMESPACE must be None or a non-empty string of at most 100 "
             f"characters, got {namespace!r}."
         )
+    dispatch = choice(config, "SEAT_BILLING_DISPATCH", DISPATCH_MODES)
+    processing = choice(config, "SEAT_BILLING_WEBHOOK_PROCESSING", WEBHOOK_PROCESSING_MODES)
+    if processing == "queued" and dispatch != "celery":
+        raise ConfigurationError(
+            'SEAT_BILLING_WEBHOOK_PROCESSING = "queued" needs a task queue: set '
+            'SEAT_BILLING_DISPATCH = "celery" too (and call seat_billing.use_celery).'
+        )
+    key_prefix = _optional_text(config, "SEAT_BILLING_CELERY_KEY_PREFIX") or "seat_billing"
     prefix = str(config["SEAT_BILLING_URL_PREFIX"] or "")
     if prefix and not prefix.startswith("/"):
         raise ConfigurationError(f"SEAT_BILLING_URL_PREFIX must start with '/', got {prefix!r}.")
@@ -140,6 +179,13 @@ def read_settings(config: dict[str, Any]) -> Settings:
         allowed_redirect_hosts=_hosts(config, "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS"),
         namespace=namespace,
         outbox_at_commit=bool(config["SEAT_BILLING_OUTBOX_AT_COMMIT"]),
+        dispatch=dispatch,
+        webhook_processing=processing,
+        celery_app_id=_optional_text(config, "SEAT_BILLING_CELERY_APP_ID"),
+        celery_queue=_optional_text(config, "SEAT_BILLING_CELERY_QUEUE"),
+        celery_redis_url=_optional_text(config, "SEAT_BILLING_CELERY_REDIS_URL"),
+        celery_key_prefix=key_prefix,
+        sweep_seconds=_positive_seconds(config, "SEAT_BILLING_SWEEP_SECONDS"),
     )
 
 

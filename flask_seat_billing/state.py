@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from .counting import SeatCounter
+from .dispatch import Dispatcher
 from .hooks import Hooks
 from .membership import MembershipSchema
 from .plans import PlanCatalog
@@ -20,7 +21,6 @@ from .providers.base import BillingProvider
 from .settings import Settings
 from .sync import SyncEngine
 from .tables import Tables
-from .worker import SyncWorker
 
 
 @dataclass
@@ -36,7 +36,8 @@ class SeatBillingState:
     counter: SeatCounter
     provider: BillingProvider
     engine: SyncEngine
-    worker: SyncWorker
+    dispatcher: Dispatcher
+    """Who runs syncs after a commit: a thread here, or Celery (``SEAT_BILLING_DISPATCH``)."""
     hooks: Hooks
     """The app's policies, authorize callback and seat rule (shared with the extension)."""
     extras: dict[str, Any] = field(default_factory=dict)
@@ -55,19 +56,7 @@ class SeatBillingState:
 
     def after_commit(self, keys: set[str]) -> None:
         """A transaction that changed these organizations committed: act per sync mode."""
-        mode = self.settings.sync_mode
-        if mode == "manual":
-            return
-        if mode == "deferred":
-            self.worker.nudge(self.settings.debounce_seconds)
-            return
-        # A fresh app context gives receivers, policies and custom counting rules a fresh
-        # ``db.session``: the one that just committed may not emit SQL inside its after_commit.
-        with self.app.app_context():
-            results = self.engine.drain(keys)
-        if any(r.action == "retrying" for r in results):
-            self.worker.nudge()  # retries happen in the background while the app runs
-
+        self.dispatcher.after_commit(keys)
 
     def run_after_events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         """Run after-policies for a committed transaction, with a fresh ``db.session``."""

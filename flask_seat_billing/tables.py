@@ -26,13 +26,14 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class Tables:
-    """Handles on the five tables of one metadata."""
+    """Handles on the six tables of one metadata."""
 
     subscriptions: sa.Table
     outbox: sa.Table
     ledger: sa.Table
     webhook_events: sa.Table
     owner_tags: sa.Table
+    webhook_queue: sa.Table
 
 
 def _subscriptions(metadata: sa.MetaData) -> sa.Table:
@@ -140,6 +141,30 @@ def _owner_tags(metadata: sa.MetaData) -> sa.Table:
     )
 
 
+def _webhook_queue(metadata: sa.MetaData) -> sa.Table:
+    # Verified webhook events waiting for a worker (SEAT_BILLING_WEBHOOK_PROCESSING = "queued"):
+    # the neutral event as the parser read it, never the payload's copy of the object. A row is
+    # deleted once the event is processed (then it is in webhook_events); while it fails it
+    # stays, with its attempts and next attempt time, like an outbox row.
+    return sa.Table(
+        PREFIX + "webhook_queue",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("provider", sa.String(16), nullable=False),
+        sa.Column("event_id", sa.String(255), nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("subscription_id", sa.String(255)),
+        sa.Column("checkout_id", sa.String(255)),
+        sa.Column("malformed", sa.Text),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("next_attempt_at", sa.DateTime, nullable=False, index=True),
+        sa.Column("last_error", sa.Text),
+        sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+        sa.UniqueConstraint("provider", "event_id", name=PREFIX + "webhook_queue_uq"),
+    )
+
+
 def define_tables(metadata: sa.MetaData) -> Tables:
     """The extension's tables in ``metadata``, defined once however many apps share it."""
 
@@ -155,4 +180,5 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         ledger=table("seat_changes", _ledger),
         webhook_events=table("webhook_events", _webhook_events),
         owner_tags=table("owner_tags", _owner_tags),
+        webhook_queue=table("webhook_queue", _webhook_queue),
     )

@@ -92,7 +92,7 @@ def on_commit(session: Session) -> None:
     try:
         if keys and _inside_outer_transaction(session):
             if state.settings.sync_mode != "manual":  # the worker syncs once the owner commits
-                state.worker.nudge(state.settings.poll_seconds)
+                state.dispatcher.nudge(state.settings.poll_seconds)
         elif keys:
             state.after_commit(keys)
         if events:
@@ -100,7 +100,7 @@ def on_commit(session: Session) -> None:
     except Exception:  # the membership change is committed; it must not fail because of us
         log.exception("seat sync after commit failed; the outbox keeps the change")
         if state.settings.sync_mode != "manual":
-            state.worker.nudge(state.settings.poll_seconds)
+            state.dispatcher.nudge(state.settings.poll_seconds)
 
 
 def on_transaction_end(session: Session, transaction: SessionTransaction) -> None:

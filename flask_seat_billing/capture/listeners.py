@@ -33,7 +33,14 @@ from sqlalchemy.orm import Session, object_session
 
 from ..state import SeatBillingState
 from . import after_commit, bulk
-from .notes import FLUSH_KEYS, STATE, note_keys, register_models, state_for
+from .notes import (
+    FLUSH_KEYS,
+    STATE,
+    forget_savepoint,
+    note_keys,
+    register_models,
+    state_for,
+)
 
 _install_lock = threading.Lock()
 _session_listeners = False
@@ -49,6 +56,7 @@ def install(state: SeatBillingState) -> None:
             event.listen(Session, "do_orm_execute", bulk.on_execute)
             event.listen(Session, "after_commit", after_commit.on_commit)
             event.listen(Session, "after_transaction_end", after_commit.on_transaction_end)
+            event.listen(Session, "after_soft_rollback", forget_savepoint)
             _session_listeners = True
         for model in register_models(state):
             event.listen(model, "before_insert", _before_insert)

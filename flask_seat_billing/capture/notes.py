@@ -22,7 +22,10 @@ PENDING_KEYS = "_seat_billing_pending_keys"
 FLUSH_KEYS = "_seat_billing_flush_keys"
 AFTER_EVENTS = "_seat_billing_after_events"
 STATE = "_seat_billing_state"
-SESSION_INFO = (PENDING_KEYS, FLUSH_KEYS, AFTER_EVENTS, STATE)
+# Keys first noted inside a savepoint, by savepoint: a rollback to it takes them back out of
+# PENDING_KEYS, so the commit hands no organization over that it did not change.
+SAVEPOINT_KEYS = "_seat_billing_savepoint_keys"
+SESSION_INFO = (PENDING_KEYS, FLUSH_KEYS, AFTER_EVENTS, STATE, SAVEPOINT_KEYS)
 _models: weakref.WeakKeyDictionary[type, weakref.ref[SeatBillingState]] = (
     weakref.WeakKeyDictionary()
 )
@@ -79,5 +82,26 @@ def note_keys(session: Session, state: SeatBillingState, keys: set[str]) -> None
     else:
         outbox.mark(conn, state.tables, keys, delay=state.mark_delay)
     pending: set[str] = session.info.setdefault(PENDING_KEYS, set())
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None:
+        by_savepoint: dict[Any, set[str]] = session.info.setdefault(SAVEPOINT_KEYS, {})
+        by_savepoint.setdefault(savepoint, set()).update(keys - pending)
     pending.update(keys)
     session.info[STATE] = state
+
+
+def forget_savepoint(session: Session, previous_transaction: Any) -> None:
+    """A savepoint was rolled back: its outbox rows went with it, and so do the organizations
+    first noted inside it (or inside savepoints within it)."""
+    if not previous_transaction.nested:
+        return
+    by_savepoint: dict[Any, set[str]] | None = session.info.get(SAVEPOINT_KEYS)
+    pending: set[str] | None = session.info.get(PENDING_KEYS)
+    if not by_savepoint or pending is None:
+        return
+    for savepoint in list(by_savepoint):
+        ancestor = savepoint
+        while ancestor is not None and ancestor is not previous_transaction:
+            ancestor = ancestor.parent
+        if ancestor is previous_transaction:
+            pending.difference_update(by_savepoint.pop(savepoint))

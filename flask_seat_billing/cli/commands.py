@@ -19,6 +19,7 @@ from ..errors import ProviderError, SeatBillingError
 from ..state import SeatBillingState, get_state
 from . import output
 from .check_config import check_config
+from .queue_status import queue_status
 from .resync import resync
 from .status import organization_status, sync_pending
 
@@ -105,6 +106,24 @@ def status_command(orgs: tuple[str, ...], as_json: bool) -> None:
          f"{s.pending.status} x{s.pending.attempts}" if s.pending else None,
          s.pending.last_error if s.pending else None,
          _change(s.last_change)) for s in statuses]))
+    queue = queue_status(_state()) if not orgs else None
+    if queue is not None:
+        for line in queue.lines():
+            click.echo(line)
+
+
+@seats.command("sweep")
+@guarded
+def sweep_command() -> None:
+    """Celery dispatch: publish every due outbox row and waiting webhook event now."""
+    state = _state()
+    if state.settings.dispatch != "celery":
+        raise CommandFailed('sweep publishes Celery tasks; SEAT_BILLING_DISPATCH is "thread" '
+                            "(use sync-pending)")
+    from ..dispatch.celery_tasks import sweep
+
+    syncs, events = sweep(state)
+    click.echo(f"published {syncs} syncs, {events} webhook events")
 
 
 def _change(change: Any) -> str | None:

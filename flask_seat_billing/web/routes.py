@@ -21,7 +21,7 @@ from ..keys import to_key
 from ..open_checkouts import CheckoutStillOpen
 from ..providers import spec_for
 from ..state import get_state
-from ..webhooks import dispatch
+from ..webhooks import dispatch, queued
 from ..webhooks.intake import WebhookRejected, read_body, require_secret
 from . import inputs
 from .answers import form, go_to, no_sniff, problem
@@ -138,7 +138,10 @@ def webhook(provider: str) -> Response:
         log.warning("%s webhook rejected: %s", name, rejected.message)
         return _json({"error": rejected.message}, rejected.status)
     try:
-        outcome = dispatch.handle(state, event)
+        if settings.webhook_processing == "queued":
+            outcome = queued.accept(state, event)  # recorded; a Celery task processes it
+        else:
+            outcome = dispatch.handle(state, event)
     except Exception:
         log.exception("%s event %s (%s) failed; %s will retry", name, event.id, event.type, name)
         return _json({"error": "processing failed"}, 500)
