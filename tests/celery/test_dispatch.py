@@ -8,14 +8,15 @@ from typing import Any
 
 import redis
 
-from tests.celery.conftest import Cluster
-from tests.chaos.conftest import (
+from tests.behaviour.chaos.invariants import (
     database_kind,
     key_reuse,
     ledger_doubles,
     mismatches,
     write_summary,
 )
+from tests.behaviour.dialects import STRIPE
+from tests.celery.conftest import Cluster
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import outbox_rows, seat_writes, wait_for
 
@@ -76,7 +77,7 @@ def test_a_rolled_back_transaction_enqueues_nothing(
     assert _messages(cluster) == published + 1
     assert _counters(t)["coalesced"] == claims["coalesced"] + 1
     cluster.start_worker()
-    assert wait_for(lambda: stripe.item_quantity(sub, "price_seat_m") == 3 and
+    assert wait_for(lambda: stripe.seats(sub) == 3 and
                     not _pending(t), timeout=30)
     with t.app.app_context():
         assert t.billing.billable_seats(org) == 3
@@ -120,7 +121,7 @@ def test_bursts_over_many_organizations_converge_with_two_workers(
     per_worker = [cluster.tasks_run(0), cluster.tasks_run(1)]
     with t.app.app_context():
         doubles = ledger_doubles(t)
-    write_summary("celery-bursts", {
+    write_summary("celery-bursts", "stripe", {
         "database": database_kind(database_url), "organizations": len(orgs),
         "commits": commits, "tasks_published": counters["enqueued"],
         "coalesced": counters["coalesced"], "noop_tasks": counters["noop"],
@@ -128,7 +129,7 @@ def test_bursts_over_many_organizations_converge_with_two_workers(
         "tasks_run_per_worker": per_worker, "ledger_double_entries": len(doubles),
     })
     assert doubles == []
-    assert key_reuse(stripe) == {}
+    assert key_reuse(stripe, STRIPE) == {}
     assert counters["coalesced"] > 0  # a burst inside one window is not one task per commit
     assert counters["enqueued"] < commits
     assert writes <= counters["enqueued"]
@@ -161,4 +162,4 @@ def test_a_task_that_runs_before_its_row_is_due_waits_for_it(
     assert len(seat_writes(stripe)) == writes  # not before the window ends
     assert wait_for(lambda: not _pending(t), timeout=30)
     assert len(seat_writes(stripe)) == writes + 1
-    assert stripe.item_quantity(sub, "price_seat_m") == 3
+    assert stripe.seats(sub) == 3

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.behaviour.chaos.invariants import database_kind, key_reuse, ledger_doubles, write_summary
+from tests.behaviour.dialects import STRIPE
 from tests.celery.conftest import Cluster, PrivateRedis
-from tests.chaos.conftest import database_kind, key_reuse, ledger_doubles, write_summary
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import ledger_rows, outbox_rows, seat_writes, wait_for
 
@@ -43,7 +44,7 @@ def test_a_worker_killed_inside_the_write_and_another_finishing(
     status = t.app.test_cli_runner().invoke(args=["seats", "status"])
     assert f"running tasks: 1\n  sync:{org} for" in status.output, status.output
     cluster.kill(first)
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 5  # Stripe did it; nobody recorded it
+    assert stripe.seats(sub) == 5  # Stripe did it; nobody recorded it
     assert [r["organization_key"] for r in _pending(t)] == [str(org)]
 
     cluster.start_worker(beat=True)  # its sweep finds the due row and publishes it again
@@ -55,16 +56,16 @@ def test_a_worker_killed_inside_the_write_and_another_finishing(
     assert wait_for(lambda: any(r.fault == "stall" for r in stripe.requests.all()), timeout=15)
     applied = [r for r in stripe.requests.all()
                if r.path.startswith("/v1/subscription_items/") and r.changed]
-    write_summary("celery-sigkill", {
+    write_summary("celery-sigkill", "stripe", {
         "database": database_kind(database_url), "workers_killed": 1,
         "writes_applied_by_stripe": len(applied), "ledger_rows": len(rows),
         "tasks_run_by_second_worker": cluster.tasks_run(1),
     })
     assert len(applied) == 1  # read first: the landed write is seen, not sent again
     assert [(r["from_seats"], r["to_seats"], r["reason"]) for r in rows] == [(2, 5, "observed")]
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 5
+    assert stripe.seats(sub) == 5
     assert doubles == []
-    assert key_reuse(stripe) == {}
+    assert key_reuse(stripe, STRIPE) == {}
 
 
 def test_the_broker_down_at_commit_then_back(
@@ -92,7 +93,7 @@ def test_the_broker_down_at_commit_then_back(
     assert all(private_redis.password not in m for m in caplog.messages)
     assert [r["organization_key"] for r in _pending(t)] == [str(org)]
     wait_for(lambda: False, timeout=1.0)
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 2  # nobody could run it
+    assert stripe.seats(sub) == 2  # nobody could run it
 
     private_redis.start()  # empty: whatever was queued before is gone too
     # A Celery worker that held a message when the broker went away may exit (kombu cannot
@@ -101,9 +102,9 @@ def test_the_broker_down_at_commit_then_back(
     if restarted:
         cluster.start_worker(beat=True)
     assert wait_for(lambda: not _pending(t), timeout=60), cluster.log_of(-1)[-3000:]
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 4
+    assert stripe.seats(sub) == 4
     writes = len(seat_writes(stripe)) - writes_before
-    write_summary("celery-broker-down", {
+    write_summary("celery-broker-down", "stripe", {
         "database": database_kind(database_url), "commits_while_down": 1,
         "publish_errors_logged": len(errors), "seat_writes_after_restart": writes,
         "worker_restarted_by_supervisor": restarted,

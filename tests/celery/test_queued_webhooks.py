@@ -12,9 +12,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from tests.apps import SEAT_PRICE
+from tests.apps import PRO_MONTHLY, SEAT_PRICE
+from tests.behaviour.chaos.invariants import database_kind, write_summary
 from tests.celery.conftest import Cluster
-from tests.chaos.conftest import database_kind, write_summary
 from tests.conftest import AppFactory
 from tests.helpers import wait_for
 from tests.web_helpers import WEBHOOK_SECRET, Served, local_state, serve, table_rows
@@ -36,7 +36,7 @@ def web(make_celery_app: AppFactory, stripe: Any) -> Iterator[Served]:
 def _stripe_state(stripe: Any) -> list[tuple[Any, ...]]:
     return sorted(
         (sub["id"], sub["metadata"].get("organization_id"), sub["status"],
-         stripe.item_quantity(sub["id"], SEAT_PRICE), "pro-monthly", sub["cancel_at_period_end"])
+         stripe.seats(sub["id"], PRO_MONTHLY), "pro-monthly", sub["cancel_at_period_end"])
         for sub in stripe.subscriptions()
     )
 
@@ -76,10 +76,10 @@ def test_duplicated_and_reordered_deliveries_are_processed_once_by_workers(
             t.billing.link_subscription(org, sub)
             subs.append(sub)
     for sub in subs:  # changes made at Stripe: the app hears of them by webhook only
-        stripe.set_item_quantity(sub, SEAT_PRICE, 3)
+        stripe.set_seats(sub, 3, PRO_MONTHLY)
         stripe.pause_subscription(sub)
         stripe.resume_subscription(sub)
-    stripe.set_item_quantity(subs[0], SEAT_PRICE, 7)
+    stripe.set_seats(subs[0], 7, PRO_MONTHLY)
     stripe.cancel_subscription(subs[1], at_period_end=True)
     events = {e["id"] for e in stripe.events()}
     broker = redis.Redis.from_url(cluster.broker)
@@ -118,7 +118,7 @@ def test_duplicated_and_reordered_deliveries_are_processed_once_by_workers(
     assert late and all(d.status_code == 200 for d in late)
     assert [r for r in _rows(t, "webhook_queue") if r["event_id"] in events] == []
     assert _counters(t).get("webhook:enqueued", 0) == published
-    write_summary("celery-queued-webhooks", {
+    write_summary("celery-queued-webhooks", "stripe", {
         "database": database_kind(database_url), "events": len(events),
         "deliveries": len(deliveries) + len(late), "tasks_published_by_requests": len(events),
         "failed_attempts_before_recovery": failed_attempts,
@@ -146,7 +146,7 @@ def test_a_recording_error_that_is_not_a_duplicate_answers_500_so_stripe_retries
     sub = str(stripe.create_subscription(
         items=[{"price": "price_base_m", "quantity": 1}, {"price": SEAT_PRICE, "quantity": 2}],
         metadata={"organization_id": str(org), "plan": "pro-monthly"})["id"])
-    stripe.set_item_quantity(sub, SEAT_PRICE, 3)
+    stripe.set_seats(sub, 3, PRO_MONTHLY)
     deliveries = stripe.deliver_pending()
     assert deliveries and all(d.status_code == 500 for d in deliveries), \
         [(d.status_code, d.error) for d in deliveries]

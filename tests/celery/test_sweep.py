@@ -62,7 +62,7 @@ def test_an_unreachable_markers_redis_still_publishes_and_syncs(
     assert wait_for(lambda: not _pending(t), timeout=30), cluster.log_of(0)[-3000:]
     with t.app.app_context():
         t.add_members(org, 3)
-    assert wait_for(lambda: stripe.item_quantity(sub, SEAT_PRICE) == 5 and not _pending(t),
+    assert wait_for(lambda: stripe.seats(sub) == 5 and not _pending(t),
                     timeout=30), cluster.log_of(0)[-3000:]
     assert _dispatcher(t).claim_failures >= 2  # counted: each commit found Redis away
     assert "redis unreachable" in _cli(t, "status").output
@@ -86,7 +86,7 @@ def test_the_sweep_with_inline_webhooks_needs_no_webhook_queue_table(
     status = _cli(t, "status")
     assert status.exit_code == 0 and "queued tasks:" in status.output, status.output
     cluster.start_worker()
-    assert wait_for(lambda: stripe.item_quantity(sub, SEAT_PRICE) == 3 and not _pending(t),
+    assert wait_for(lambda: stripe.seats(sub) == 3 and not _pending(t),
                     timeout=30), cluster.log_of(0)[-3000:]
 
 
@@ -102,10 +102,10 @@ def test_manual_sync_mode_is_not_swept(
     cluster.start_worker(beat=True)  # sweeps every second
     assert _cli(t, "sweep").output == "published 0 syncs, 0 webhook events\n"
     wait_for(lambda: False, timeout=3.0)
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 2  # waits for sync-pending
+    assert stripe.seats(sub) == 2  # waits for sync-pending
     assert [r["organization_key"] for r in _pending(t)] == [str(org)]
     assert _cli(t, "sync-pending").exit_code == 0
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 4
+    assert stripe.seats(sub) == 4
     assert _pending(t) == []
 
 
@@ -127,4 +127,4 @@ def test_a_running_sync_is_not_published_again_by_the_sweep(
     assert f"running tasks: 1\n  sync:{org} for" in _cli(t, "status").output
     assert _cli(t, "sweep").output == "published 0 syncs, 0 webhook events\n"
     assert wait_for(lambda: not _pending(t), timeout=30), cluster.log_of(0)[-2000:]
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+    assert stripe.seats(sub) == 3

@@ -15,8 +15,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from flask_seat_billing.testing import ProviderStandIn
 from tests.apps import AppUnderTest
 from tests.behaviour.conftest import World
+from tests.behaviour.dialects import Dialect
 from tests.helpers import ledger_rows, outbox_rows
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,7 +29,7 @@ def database_kind(url: str) -> str:
     return "postgresql" if url.startswith("postgresql") else "sqlite"
 
 
-def write_summary(name: str, provider: World, figures: dict[str, Any]) -> None:
+def write_summary(name: str, provider: str, figures: dict[str, Any]) -> None:
     """Keep the figures of the last run in ``test-output/chaos-<name>-<provider>-<db>.json``.
 
     The numbers in docs/reliability.md are copied from these files, so they say what a real run
@@ -35,8 +37,8 @@ def write_summary(name: str, provider: World, figures: dict[str, Any]) -> None:
     """
     OUTPUT.mkdir(exist_ok=True)
     db = figures.get("database", "any")
-    path = OUTPUT / f"chaos-{name}-{provider.name}-{db}.json"
-    figures = {"scenario": name, "provider": provider.name,
+    path = OUTPUT / f"chaos-{name}-{provider}-{db}.json"
+    figures = {"scenario": name, "provider": provider,
                "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}
     path.write_text(json.dumps(figures, indent=2, sort_keys=True, default=str) + "\n")
     print(f"\nchaos summary {name}: {json.dumps(figures, sort_keys=True, default=str)}")
@@ -73,16 +75,16 @@ def mismatches(
     return found
 
 
-def key_reuse(provider: World) -> dict[str, set[str]]:
+def key_reuse(stand_in: ProviderStandIn, dialect: Dialect) -> dict[str, set[str]]:
     """Idempotency keys seen with more than one seat count in the stand-in's request log.
 
     Only a provider with ``idempotency_keys`` receives keys; on one without (Polar) every write
     is sent without a key and this is empty by construction (the ledger's own keys are still
     checked by :func:`ledger_doubles`)."""
     quantities: dict[str, set[str]] = defaultdict(set)
-    method, path = provider.dialect.seat_write
-    param = provider.dialect.seats_param
-    for request in provider.stand_in.requests.all():
+    method, path = dialect.seat_write
+    param = dialect.seats_param
+    for request in stand_in.requests.all():
         if request.method == method and request.path.startswith(path):
             if request.idempotency_key and param in request.params:
                 quantities[request.idempotency_key].add(str(request.params[param]))

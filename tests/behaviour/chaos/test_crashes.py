@@ -89,7 +89,7 @@ time.sleep(60)
         doubles = ledger_doubles(t)
         rows = ledger_rows(t)
     new_writes = len(seat_writes(provider)) - writes_before
-    write_summary("crash-after-commit", provider, {
+    write_summary("crash-after-commit", provider.name, {
         "database": database_kind(database_url), "organizations": len(orgs),
         "membership_operations": 8, "processes_killed": 1, "drain_passes": passes,
         "seat_writes_after_crash": new_writes, "final_mismatches": len(wrong),
@@ -142,7 +142,7 @@ def test_sigkill_inside_the_provider_write_after_it_landed(
     method, path = provider.dialect.seat_write
     applied = [r for r in provider.stand_in.requests.all()
                if r.method == method and r.path.startswith(path) and r.changed]
-    write_summary("crash-inside-write-applied", provider, {
+    write_summary("crash-inside-write-applied", provider.name, {
         "database": database_kind(database_url), "processes_killed": 1,
         "writes_applied_by_provider": len(applied), "resync_action": results[0].action,
         "final_mismatches": len(wrong), "ledger_rows": len(rows),
@@ -171,6 +171,6 @@ def test_sigkill_inside_a_provider_write_that_never_landed_then_more_changes(
         rows = ledger_rows(t)
         assert mismatches(t, provider, subs) == {}
         assert ledger_doubles(t) == []
-    assert key_reuse(provider) == {}
+    assert key_reuse(provider.stand_in, provider.dialect) == {}
     assert [(r["from_seats"], r["to_seats"]) for r in rows] == [(2, 5)]
     assert len(seat_writes(provider)) == 1

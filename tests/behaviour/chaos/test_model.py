@@ -147,7 +147,7 @@ def test_random_operations_faults_and_drains(provider: World, database_url: str)
 
         @invariant()
         def keys_never_reused(self) -> None:
-            assert key_reuse(provider) == {}
+            assert key_reuse(provider.stand_in, provider.dialect) == {}
 
         def teardown(self) -> None:
             try:
@@ -166,7 +166,7 @@ def test_random_operations_faults_and_drains(provider: World, database_url: str)
     run_state_machine_as_test(SeatMachine, settings=settings(
         max_examples=20, stateful_step_count=30, deadline=None, derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
-    write_summary("model", provider, {"database": database_kind(database_url), **dict(totals),
+    write_summary("model", provider.name, {"database": database_kind(database_url), **dict(totals),
                             "seconds": round(time.monotonic() - started, 1)})
 
 
@@ -388,6 +388,6 @@ def test_subscription_lifecycle_model(provider: World, database_url: str) -> Non
         max_examples=12, stateful_step_count=25, deadline=None, derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
     totals["transitions"] = sum(v for k, v in totals.items() if k.startswith("transition_"))
-    write_summary("lifecycle", provider, {"database": database_kind(database_url),
+    write_summary("lifecycle", provider.name, {"database": database_kind(database_url),
                                           **dict(totals),
                                           "seconds": round(time.monotonic() - started, 1)})

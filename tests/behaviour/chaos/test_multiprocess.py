@@ -96,8 +96,8 @@ def test_processes_inline_and_deferred_converge(
         wrong = mismatches(t, provider, subs)
         doubles = ledger_doubles(t)
         leftover = outbox_rows(t)
-    reused = key_reuse(provider)
-    write_summary("multiprocess", provider, {
+    reused = key_reuse(provider.stand_in, provider.dialect)
+    write_summary("multiprocess", provider.name, {
         "database": "postgresql", "processes": len(children),
         "modes": [mode for _, mode, _ in plan], "organizations": len(orgs),
         "membership_operations": sum(ops.values()), "operations": dict(ops),

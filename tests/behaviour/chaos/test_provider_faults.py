@@ -103,7 +103,7 @@ def test_fault_storm_during_membership_bursts(
             wrong = mismatches(t, provider, subs)
             doubles = ledger_doubles(t)
             gaps = ledger_gaps(t)
-        reused = key_reuse(provider)
+        reused = key_reuse(provider.stand_in, provider.dialect)
         injected = Counter(r.fault for r in provider.stand_in.requests.all() if r.fault)
         figures = {
             "database": database_kind(database_url), "mode": mode,
@@ -118,7 +118,7 @@ def test_fault_storm_during_membership_bursts(
             "idempotency_keys_reused_for_other_quantity": len(reused),
             "ledger_gaps": len(gaps), "seconds": round(time.monotonic() - started, 1),
         }
-        write_summary(f"provider-faults-{mode}", provider, figures)
+        write_summary(f"provider-faults-{mode}", provider.name, figures)
     finally:
         signals.seat_sync_failed.disconnect(on_failure)
 

@@ -83,7 +83,7 @@ def test_duplicated_shuffled_forged_and_stale_deliveries(
     valid_ids = {e for e, s, o in plan if s == "valid" and o == 0}
     valid_ids |= set(later)
     local, remote = local_state(web.t), provider.remote_state()
-    write_summary("webhook-storm", provider, {
+    write_summary("webhook-storm", provider.name, {
         "database": database_kind(database_url), "account_operations": operations,
         "events": len(stand_in.events()), "deliveries": len(plan),
         "deliveries_by_kind_and_status": dict(statuses),
