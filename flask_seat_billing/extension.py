@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask
 
-from . import checkout, ledger, outbox, reconcile, subscriptions
+from . import checkout, ledger, outbox, reconcile, seat_rules, subscriptions
 from .capture import listeners, marks_at_commit
 from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
@@ -23,11 +24,12 @@ from .policies import Policy
 from .providers import BillingProvider, build_provider
 from .providers.base import ACTIVE_STATUSES, SeatPreview
 from .seat_limits import seat_limit_policies
+from .seat_rules import PendingDecrease
 from .settings import DEFAULTS, check_catalog, read_settings
 from .state import SeatBillingState, get_state
 from .subscriptions import LocalSubscription
 from .sync import SyncEngine, SyncResult
-from .tables import define_tables
+from .tables import define_tables, utcnow
 from .web.routes import register_blueprints
 from .worker import SyncWorker
 
@@ -65,6 +67,7 @@ class SeatBilling:
         invitation_model: Any | None = None,
         invitation_fields: InvitationFields | None = None,
         provider: BillingProvider | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """Register seat billing on ``app``: listeners, the blueprint and the ``flask seats`` CLI.
 
@@ -73,7 +76,10 @@ class SeatBilling:
         attribute naming the organization (int, str or UUID). ``billable_filter`` is a SQL
         condition, or a function of the member model returning one, that billable members meet
         (e.g. ``lambda M: M.deleted_at.is_(None)``). ``invitation_model`` enables pending
-        invitations in counts and the seat-limit policy.
+        invitations in counts and the seat-limit policy. ``clock`` (naive UTC now) is the time
+        the engine decides by when a decrease waits for the period's end: leave it None in an
+        app; tests that move a provider's clock (a Stripe test clock, a stand-in's
+        ``advance_time``) pass that clock so both sides agree on the time.
 
         Configuration keys read (defaults in parentheses):
 
@@ -114,6 +120,11 @@ class SeatBilling:
           row with the COMMIT instead of as a statement of its own at flush (one round trip
           less per membership change). Installed on the engines ``db`` has for this app, so
           call ``db.init_app(app)`` first; False writes the row at flush on every database.
+        - ``SEAT_BILLING_SEAT_DECREASE`` ("immediately"): or "at_period_end" (removals are not
+          credited; the quantity is lowered at the period's end); a plan's ``seat_decrease``
+          overrides it.
+        - ``SEAT_BILLING_SEAT_DECREASE_MARGIN_SECONDS`` (3600): how long before the period's
+          end a waiting decrease is sent (Stripe; Polar holds it itself).
         """
         if "seat_billing" in app.extensions:
             raise RuntimeError("flask-seat-billing is already initialized on this app.")
@@ -149,7 +160,7 @@ class SeatBilling:
 
         sync_engine = SyncEngine(
             app=app, engine=engine, tables=tables, counter=counter, provider=chosen,
-            catalog=catalog, settings=settings, hooks=self._hooks,
+            catalog=catalog, settings=settings, hooks=self._hooks, clock=clock or utcnow,
         )
         worker = SyncWorker(app, sync_engine, settings.poll_seconds)
         state = SeatBillingState(
@@ -257,13 +268,19 @@ class SeatBilling:
 
         Raises ``NotImplementedError`` where the provider cannot preview
         (``provider.capabilities.invoice_preview``) and ``LookupError`` without a subscription.
+        With ``"at_period_end"`` decreases, a lower ``seats`` costs nothing now: the preview
+        keeps ``to_seats`` at today's seats and says when ``seats_from_next_period`` begins
+        (``takes_effect_at``), on every provider, without a provider call.
         """
         state = get_state()
-        if not state.provider.capabilities.invoice_preview:
-            raise NotImplementedError(f"{state.provider.name} cannot preview a seat change.")
         local = self.subscription_for(organization_id)
         if local is None or local.status not in ACTIVE_STATUSES:
             raise LookupError(f"Organization {organization_id} has no active subscription.")
+        waiting = seat_rules.preview_decrease(state.catalog, state.settings, local, seats)
+        if waiting is not None:
+            return replace(waiting, organization_id=organization_id)
+        if not state.provider.capabilities.invoice_preview:
+            raise NotImplementedError(f"{state.provider.name} cannot preview a seat change.")
         remote = state.provider.retrieve_subscription(local.provider_subscription_id)
         proration = state.provider.proration_for(remote, state.settings.proration_behavior)
         preview = state.provider.preview_seat_change(remote, seats, proration_behavior=proration)
@@ -298,6 +315,13 @@ class SeatBilling:
         with state.sql_engine().connect() as conn:
             chosen = subscriptions.billing_subscription(conn, state.tables, key)
             return chosen or subscriptions.for_organization(conn, state.tables, key)
+
+    def pending_seat_decrease(self, organization_id: Any) -> PendingDecrease | None:
+        """The decrease waiting for the period's end (``"at_period_end"``), or None."""
+        state = get_state()
+        with state.sql_engine().connect() as conn:
+            key = state.schema.key(organization_id)
+            return seat_rules.pending_decrease(conn, state.tables, key)
 
     def seat_changes(self, organization_id: Any, limit: int = 50) -> list[SeatChange]:
         """The organization's seat-change ledger, newest first."""

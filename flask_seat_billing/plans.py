@@ -8,6 +8,8 @@ from typing import Any, Literal
 Interval = Literal["day", "week", "month", "year"]
 ProrationBehavior = Literal["create_prorations", "always_invoice", "none"]
 PRORATION_BEHAVIORS: tuple[str, ...] = ("create_prorations", "always_invoice", "none")
+SeatDecrease = Literal["immediately", "at_period_end"]
+SEAT_DECREASES: tuple[str, ...] = ("immediately", "at_period_end")
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,9 @@ class Plan:
     Stripe per-seat price whose quantity follows membership; equal to ``plan_id`` for a seat-only
     plan (one line item). A plan without ``seat_price_id`` on Stripe is not billed per seat.
     ``limits["seats"]`` caps membership (see the seat-limit policy); ``proration_behavior``
-    overrides ``SEAT_BILLING_PRORATION_BEHAVIOR`` for this plan.
+    overrides ``SEAT_BILLING_PRORATION_BEHAVIOR`` for this plan, and ``seat_decrease``
+    overrides ``SEAT_BILLING_SEAT_DECREASE`` ("immediately" or "at_period_end": when a lower
+    seat count reaches the provider).
     """
 
     name: str
@@ -30,6 +34,7 @@ class Plan:
     limits: dict[str, Any] = field(default_factory=dict)
     proration_behavior: ProrationBehavior | None = None
     trial_days: int | None = None
+    seat_decrease: SeatDecrease | None = None
 
     @property
     def seat_only(self) -> bool:

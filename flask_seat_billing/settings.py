@@ -11,7 +11,7 @@ from typing import Any
 
 from .config_values import choice, non_negative
 from .errors import ConfigurationError
-from .plans import PRORATION_BEHAVIORS, PlanCatalog, Product
+from .plans import PRORATION_BEHAVIORS, SEAT_DECREASES, PlanCatalog, Product
 from .providers import (
     PROVIDERS,
     ProviderSettings,
@@ -43,6 +43,8 @@ CORE_DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS": None,
     "SEAT_BILLING_NAMESPACE": None,
     "SEAT_BILLING_OUTBOX_AT_COMMIT": True,
+    "SEAT_BILLING_SEAT_DECREASE": "immediately",
+    "SEAT_BILLING_SEAT_DECREASE_MARGIN_SECONDS": 3600,
 }
 # The core keys, then every provider's own (``SEAT_BILLING_STRIPE_*``, ``SEAT_BILLING_POLAR_*``).
 DEFAULTS: dict[str, Any] = {**CORE_DEFAULTS, **config_defaults()}
@@ -76,6 +78,8 @@ class Settings:
     allowed_redirect_hosts: tuple[str, ...] = ()
     namespace: str | None = None
     outbox_at_commit: bool = True
+    seat_decrease: str = "immediately"
+    seat_decrease_margin_seconds: float = 3600.0
 
 
 def _hosts(config: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -140,6 +144,10 @@ def read_settings(config: dict[str, Any]) -> Settings:
         allowed_redirect_hosts=_hosts(config, "SEAT_BILLING_ALLOWED_REDIRECT_HOSTS"),
         namespace=namespace,
         outbox_at_commit=bool(config["SEAT_BILLING_OUTBOX_AT_COMMIT"]),
+        seat_decrease=choice(config, "SEAT_BILLING_SEAT_DECREASE", SEAT_DECREASES),
+        seat_decrease_margin_seconds=non_negative(
+            config, "SEAT_BILLING_SEAT_DECREASE_MARGIN_SECONDS", float
+        ),
     )
 
 
@@ -167,6 +175,11 @@ def check_catalog(products: list[Product], provider: str) -> PlanCatalog:
                     f"Plan {plan.name!r} has unknown proration_behavior "
                     f"{plan.proration_behavior!r}; expected one of "
                     f"{', '.join(PRORATION_BEHAVIORS)}."
+                )
+            if plan.seat_decrease is not None and plan.seat_decrease not in SEAT_DECREASES:
+                raise ConfigurationError(
+                    f"Plan {plan.name!r} has unknown seat_decrease {plan.seat_decrease!r}; "
+                    f"expected one of {', '.join(SEAT_DECREASES)}."
                 )
             limit = plan.limits.get("seats")
             if limit is not None and (not isinstance(limit, int) or limit < 0):

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from . import ledger, outbox, ownership, signals, subscriptions
+from . import ledger, outbox, ownership, seat_rules, signals, subscriptions
 from .backoff import retry_at, retry_delay
 from .counting import SeatCounter
 from .errors import PermanentProviderError, ProviderError, TransientProviderError
@@ -59,7 +59,8 @@ class SyncResult:
     Actions: ``updated`` (quantity written), ``unchanged`` (already right), ``no_subscription``
     (nothing to bill: none, or it ended), ``held`` (the subscription is not billable now, e.g.
     paused or in dunning; the change stays owed in the outbox), ``not_seat_billed`` (the plan
-    has no seat item), ``retrying``
+    has no seat item), ``scheduled`` (a decrease waits for the period's end, see
+    :mod:`.seat_rules`; ``to_seats`` is what is billed from the renewal), ``retrying``
     (transient failure, retried at ``retry_at``), ``refused`` (permanent failure, recorded).
     """
 
@@ -96,6 +97,7 @@ class SyncEngine:
         catalog: PlanCatalog,
         settings: Settings,
         hooks: Hooks,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -105,6 +107,7 @@ class SyncEngine:
         self.catalog = catalog
         self.settings = settings
         self.hooks = hooks  # the app's after_seats_synced policies run after each write
+        self.clock = clock  # naive UTC now: decides when a waiting decrease is due
 
     # -- public --------------------------------------------------------------------------------
 
@@ -144,7 +147,7 @@ class SyncEngine:
         attempted: set[str] = set()
         while True:
             with self.engine().connect() as conn:
-                due_now = outbox.due_keys(conn, self.tables, utcnow())
+                due_now = outbox.due_keys(conn, self.tables, self.clock())
             due = [k for k in due_now if k not in attempted]
             if not due:
                 return results
@@ -190,8 +193,15 @@ class SyncEngine:
                 return self._finish(conn, key, generation, SyncResult(
                     organization_id, action, billable=billable, subscription_id=remote.id,
                     from_seats=remote.seats), remote=remote)
-            if remote.seats == billable:
+            decision = self._decide(remote, billable, entry)
+            if decision.action == seat_rules.SCHEDULE:
+                return self._schedule(conn, key, generation, entry, decision, SyncResult(
+                    organization_id, "scheduled", billable=billable, from_seats=remote.seats,
+                    to_seats=billable, subscription_id=remote.id), remote)
+            if decision.action == seat_rules.UNCHANGED:
                 observed = local.seats if local.seats != remote.seats else None
+                if seat_rules.applied_at_renewal(conn, self.tables, observed, remote):
+                    observed = None  # our own next_period write, already in the ledger
                 return self._finish(conn, key, generation, SyncResult(
                     organization_id, "unchanged", billable=billable, from_seats=remote.seats,
                     to_seats=remote.seats, subscription_id=remote.id), remote=remote,
@@ -199,7 +209,8 @@ class SyncEngine:
             # A write that landed but whose answer was lost (or a dashboard edit) moved the
             # provider since our copy: record that step before ours, so the ledger has no gap.
             observed = local.seats if local.seats not in (None, remote.seats) else None
-            return self._write(conn, key, generation, reason, remote, billable, observed)
+            return self._write(conn, key, generation, decision.reason or reason, remote,
+                               decision.seats, observed, decision.proration)
         except ProviderError as error:
             conn.rollback()
             return self._fail(conn, key, generation, organization_id, billable, error)
@@ -218,8 +229,10 @@ class SyncEngine:
         remote: RemoteSubscription,
         billable: int,
         observed_from: int | None = None,
+        proration: str | None = None,
     ) -> SyncResult:
-        proration = self.provider.proration_for(remote, self.settings.proration_behavior)
+        proration = proration or self.provider.proration_for(
+            remote, self.settings.proration_behavior)
         if observed_from is not None and remote.seats is not None:
             subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
             ledger.append(
@@ -251,8 +264,39 @@ class SyncEngine:
         )
         outbox.complete(conn, self.tables, key, generation)
         conn.commit()
+        if proration == seat_rules.NEXT_PERIOD:  # Polar holds it: billed seats move at renewal
+            result = replace(result, to_seats=billable)
+            seat_rules.announce(self.app, organization_id, remote, seat_rules.Decision(
+                seat_rules.SCHEDULE, billable, proration, None, billable,
+                update.subscription.pending_at or remote.current_period_end))
         self._signal_synced(result, reason)
         return result
+
+    def _decide(
+        self, remote: RemoteSubscription, billable: int, entry: outbox.OutboxEntry | None
+    ) -> seat_rules.Decision:
+        """What to send now under the plan's decrease rule (:mod:`.seat_rules`)."""
+        return seat_rules.decide(
+            remote=remote, billable=billable,
+            rule=seat_rules.rule_for(self.catalog, remote.plan_name, self.settings.seat_decrease),
+            proration=self.provider.proration_for(remote, self.settings.proration_behavior),
+            now=self.clock(), margin=timedelta(seconds=self.settings.seat_decrease_margin_seconds),
+            native_next_period=self.provider.capabilities.native_next_period, entry=entry,
+        )
+
+    def _schedule(
+        self, conn: sa.Connection, key: str, generation: int | None,
+        entry: outbox.OutboxEntry | None, decision: seat_rules.Decision, result: SyncResult,
+        remote: RemoteSubscription,
+    ) -> SyncResult:
+        """Keep a decrease for the period's end: the row is due then, the quantity stays."""
+        assert decision.due_at is not None and decision.seats_from_next_period is not None
+        subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
+        outbox.schedule(conn, self.tables, key, generation, decision.due_at,
+                        decision.seats_from_next_period)
+        conn.commit()
+        seat_rules.announce(self.app, result.organization_id, remote, decision, entry)
+        return replace(result, retry_at=decision.due_at)
 
     def _finish(
         self,

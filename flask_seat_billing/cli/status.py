@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from .. import outbox
 from ..ledger import SeatChange
 from ..outbox import OutboxEntry
+from ..seat_rules import PendingDecrease, decrease_of
 from ..state import SeatBillingState
 from ..subscriptions import oldest_first, preference
 from ..sync import SyncResult
@@ -34,6 +35,8 @@ class OrgStatus:
     subscription_id: str | None
     pending: OutboxEntry | None
     last_change: SeatChange | None
+    decrease: PendingDecrease | None = None
+    """A decrease waiting for the period's end (``"at_period_end"``): seats now, from when."""
 
 
 def organization_status(
@@ -65,6 +68,9 @@ def organization_status(
             provider_seats=sub["seats"] if sub else None,
             subscription_id=sub["provider_subscription_id"] if sub else None,
             pending=pending.get(key), last_change=changes.get(key),
+            decrease=decrease_of(
+                key, sub["seats"], sub["current_period_start"], sub["current_period_end"],
+                pending.get(key), changes.get(key)) if sub else None,
         ))
     return result
 

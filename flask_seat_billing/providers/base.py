@@ -42,6 +42,9 @@ class Capabilities:
     idempotency_keys: bool
     billing_portal: bool
     invoice_preview: bool
+    native_next_period: bool = False
+    """The provider itself can hold a seat decrease until the renewal (Polar's ``next_period``
+    proration); without it the engine waits and lowers the quantity just before the period's end."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class RemoteSubscription:
     created_at: datetime | None = None
     """When the provider created it: decides "the newest" among equal subscriptions."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    pending_seats: int | None = None
+    """Seats the provider will apply at ``pending_at`` (a Polar ``next_period`` update)."""
+    pending_at: datetime | None = None
 
     @property
     def is_active(self) -> bool:
@@ -137,6 +143,10 @@ class SeatPreview:
     prorated_amount: int
     currency: str
     lines: list[dict[str, Any]] = field(default_factory=list)
+    seats_from_next_period: int | None = None
+    """With ``"at_period_end"`` decreases: the seats billed from the renewal on, while
+    ``to_seats`` stays what is billed until then; ``takes_effect_at`` is the renewal."""
+    takes_effect_at: datetime | None = None
 
 
 def shown(value: object) -> str:
