@@ -29,7 +29,8 @@ def _advance_to(stripe: Any, when: datetime) -> None:
 def _renewal_seat_quantity(stripe: Any, sub: str) -> int:
     invoice = [i for i in stripe.invoices(sub) if i["billing_reason"] == "subscription_cycle"][-1]
     [line] = [ln for ln in invoice["lines"]["data"]
-              if (ln.get("pricing") or {}).get("price_details", {}).get("price") == SEAT_PRICE]
+              if ln["pricing"]["price_details"]["price"] == SEAT_PRICE
+              and not ln["parent"]["subscription_item_details"]["proration"]]
     return int(line["quantity"])
 
 
