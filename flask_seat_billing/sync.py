@@ -265,7 +265,6 @@ class SyncEngine:
         outbox.complete(conn, self.tables, key, generation)
         conn.commit()
         if proration == seat_rules.NEXT_PERIOD:  # Polar holds it: billed seats move at renewal
-            result = replace(result, to_seats=billable)
             seat_rules.announce(self.app, organization_id, remote, seat_rules.Decision(
                 seat_rules.SCHEDULE, billable, proration, None, billable,
                 update.subscription.pending_at or remote.current_period_end))

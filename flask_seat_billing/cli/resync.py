@@ -58,7 +58,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class OrgResync:
-    """One row of the report. ``action``: ok, update (dry run), updated, failed, skip."""
+    """One row of the report. ``action``: ok, update (dry run), updated, failed, skip, or
+    scheduled (a decrease that waits for the period's end, ``"at_period_end"``)."""
 
     organization: str
     plan: str | None
@@ -315,8 +316,9 @@ def _row(
     if result is None:
         return OrgResync(**{**asdict(row), "action": "update" if dry_run else "failed"})
     action = {"updated": "updated", "unchanged": "ok", "no_subscription": "skip",
-              "not_seat_billed": "skip"}.get(result.action, "failed")
-    seats = result.to_seats if result.to_seats is not None else c.seats
+              "not_seat_billed": "skip", "scheduled": "scheduled"}.get(result.action, "failed")
+    # A decrease waiting for the period's end ("at_period_end") leaves the seats as they are.
+    seats = c.seats if action == "scheduled" or result.to_seats is None else result.to_seats
     return OrgResync(**{**asdict(row), "action": action, "provider_seats": seats,
                         "error": result.error if action == "failed" else None})
 

@@ -195,3 +195,23 @@ def test_status_shows_the_seats_from_the_next_period(provider: World) -> None:
 
     assert result.exit_code == 0, result.output
     assert f"3->2 from {end:%Y-%m-%d %H:%M}" in result.output
+
+
+def test_resync_leaves_a_waiting_decrease_waiting(provider: World) -> None:
+    t = _app(provider, {"SEAT_BILLING_SYNC_MODE": "manual"})
+    with t.app.app_context():
+        org_id = t.add_organization().id
+        members = t.add_members(org_id, 3)
+        sub = provider.subscribe(t, org_id)
+        _remove(t, members[0])
+
+    first = t.app.test_cli_runner().invoke(args=["seats", "resync", "--json"])
+    writes = len(provider.seat_writes())
+    second = t.app.test_cli_runner().invoke(args=["seats", "resync", "--json"])
+
+    assert (first.exit_code, second.exit_code) == (0, 0), first.output + second.output
+    assert provider.seats(sub) == 3
+    assert len(provider.seat_writes()) == writes  # the second run sends nothing
+    with t.app.app_context():
+        pending = t.billing.pending_seat_decrease(org_id)
+    assert pending is not None and pending.seats_from_next_period == 2
