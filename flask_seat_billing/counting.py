@@ -107,6 +107,25 @@ class SeatCounter:
             return max(0, int(self.rule(organization_id, count)))
         return count.billable
 
+    def count_by_type(self, conn: sa.Connection, organization_id: Any) -> dict[str, int]:
+        """Billable members of one organization per seat type, in one grouped query.
+
+        Types come from ``init_app(seat_type=...)``; a member whose type is NULL is left out
+        (it still counts in :meth:`billable`, the total). Pending invitations, included and
+        minimum seats apply to the total only. Empty without a seat type expression.
+        """
+        kind = self.schema.seat_type
+        if kind is None:
+            return {}
+        column = self.schema.organization_column
+        rows = conn.execute(
+            sa.select(kind, sa.func.count())
+            .select_from(self.schema.table)
+            .where(column == organization_id, *self._member_conditions())
+            .group_by(kind)
+        )
+        return {str(k): int(n) for k, n in rows if k is not None}
+
     def billable_many(
         self, conn: sa.Connection, organization_ids: Iterable[Any] | None = None
     ) -> dict[str, int]:

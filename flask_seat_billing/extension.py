@@ -68,6 +68,7 @@ class SeatBilling:
         invitation_fields: InvitationFields | None = None,
         provider: BillingProvider | None = None,
         clock: Callable[[], datetime] | None = None,
+        seat_type: Any | None = None,
     ) -> None:
         """Register seat billing on ``app``: listeners, the blueprint and the ``flask seats`` CLI.
 
@@ -76,7 +77,9 @@ class SeatBilling:
         attribute naming the organization (int, str or UUID). ``billable_filter`` is a SQL
         condition, or a function of the member model returning one, that billable members meet
         (e.g. ``lambda M: M.deleted_at.is_(None)``). ``invitation_model`` enables pending
-        invitations in counts and the seat-limit policy. ``clock`` (naive UTC now) is the time
+        invitations in counts and the seat-limit policy. ``seat_type`` (a SQL expression, or a
+        function of the member model returning one, e.g. ``lambda M: M.role``) sorts members
+        into the seat types of plans with ``seat_prices``. ``clock`` (naive UTC now) is the time
         the engine decides by when a decrease waits for the period's end: leave it None in an
         app; tests that move a provider's clock (a Stripe test clock, a stand-in's
         ``advance_time``) pass that clock so both sides agree on the time.
@@ -140,7 +143,20 @@ class SeatBilling:
             billable_filter,
             invitation_model=invitation_model,
             invitation_fields=invitation_fields,
+            seat_type=seat_type,
         )
+        if any(plan.seat_prices for plan in catalog.plans) and schema.seat_type is None:
+            raise ConfigurationError(
+                "A plan sets seat_prices (several seat types), so init_app needs seat_type=, "
+                "a SQL expression of the member model naming each member's type "
+                "(e.g. seat_type=lambda M: M.role)."
+            )
+        for plan in catalog.plans:
+            if plan.seat_prices and (plan.seat_decrease or settings.seat_decrease) != "immediately":
+                raise ConfigurationError(
+                    f"Plan {plan.name!r} has seat types (seat_prices), whose decreases are "
+                    "applied immediately only; 'at_period_end' does not apply to it yet."
+                )
         tables = define_tables(db.metadata)
         counter = SeatCounter(
             schema,
@@ -194,6 +210,13 @@ class SeatBilling:
         state = get_state()
         with state.sql_engine().connect() as conn:
             return state.counter.billable(conn, state.schema.parse_key(organization_id))
+
+    def billable_seats_by_type(self, organization_id: Any) -> dict[str, int]:
+        """Billable members per seat type (``init_app(seat_type=...)``), in one grouped query;
+        types with no member are absent. ``billable_seats`` stays the total."""
+        state = get_state()
+        with state.sql_engine().connect() as conn:
+            return state.counter.count_by_type(conn, state.schema.parse_key(organization_id))
 
     def seat_count(self, organization_id: Any) -> SeatCount:
         """The parts of the default count: members, pending invitations, included, minimum."""

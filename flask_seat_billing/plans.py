@@ -35,6 +35,11 @@ class Plan:
     proration_behavior: ProrationBehavior | None = None
     trial_days: int | None = None
     seat_decrease: SeatDecrease | None = None
+    seat_prices: dict[str, str] | None = None
+    """Several seat types on one subscription (Stripe): the seat price of each type, e.g.
+    ``{"editor": "price_editor_m", "viewer": "price_viewer_m"}``; members are sorted into
+    types by ``init_app(seat_type=...)``. Excludes ``seat_price_id``; ``plan_id`` is the base
+    price. ``limits["seats"]`` may then be a mapping of caps per type."""
 
     @property
     def seat_only(self) -> bool:
@@ -43,9 +48,22 @@ class Plan:
 
     @property
     def seat_limit(self) -> int | None:
-        """The plan's cap on members, or None when membership is not capped."""
+        """The plan's cap on members, or None when membership is not capped (or capped per
+        seat type: see :attr:`seat_limits_by_type`)."""
         value = self.limits.get("seats")
-        return int(value) if value is not None else None
+        return int(value) if value is not None and not isinstance(value, dict) else None
+
+    @property
+    def seat_types(self) -> tuple[str, ...]:
+        """The plan's seat types, in a fixed order (empty for a plan of one seat price)."""
+        return tuple(sorted(self.seat_prices)) if self.seat_prices else ()
+
+    @property
+    def seat_limits_by_type(self) -> dict[str, int]:
+        """Caps per seat type, when ``limits["seats"]`` is a mapping; types left out are not
+        capped."""
+        value = self.limits.get("seats")
+        return {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,10 @@ class PlanCatalog:
         """
         best: Plan | None = None
         for plan in self.by_name.values():
+            if plan.seat_prices:
+                if plan.plan_id in price_ids and set(plan.seat_prices.values()) & price_ids:
+                    return plan
+                continue
             if plan.plan_id not in price_ids and plan.seat_price_id not in price_ids:
                 continue
             if plan.plan_id in price_ids and (

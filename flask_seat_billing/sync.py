@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from . import ledger, outbox, ownership, seat_rules, signals, subscriptions
+from . import ledger, outbox, ownership, seat_rules, seat_types, signals, subscriptions
 from .backoff import retry_at, retry_delay
 from .counting import SeatCounter
 from .errors import PermanentProviderError, ProviderError, TransientProviderError
@@ -73,6 +73,8 @@ class SyncResult:
     idempotency_key: str | None = None
     error: str | None = None
     retry_at: datetime | None = None
+    seats_by_type: dict[str, int] | None = None
+    """A plan with seat types: each type's quantity after the pass (:mod:`.seat_types`)."""
 
     @property
     def sent(self) -> bool:
@@ -193,6 +195,9 @@ class SyncEngine:
                 return self._finish(conn, key, generation, SyncResult(
                     organization_id, action, billable=billable, subscription_id=remote.id,
                     from_seats=remote.seats), remote=remote)
+            if remote.seats_by_type is not None:  # several seat types: one write for all
+                return seat_types.sync_types(self, conn, key, generation, reason, remote,
+                                             local.seats if local.seats != remote.seats else None)
             decision = self._decide(remote, billable, entry)
             if decision.action == seat_rules.SCHEDULE:
                 return self._schedule(conn, key, generation, entry, decision, SyncResult(

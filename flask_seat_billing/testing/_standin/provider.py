@@ -89,6 +89,11 @@ class StandInCapabilities:
         (``"none"`` is absent on Polar, where it falls back to ``prorate``)."""
         return self.provider.proration_behaviors
 
+    @property
+    def seat_types(self) -> bool:
+        """Several seat prices on one subscription (``Plan.seat_prices``)."""
+        return self.provider.seat_types
+
     def has(self, flag: str) -> bool:
         """``has("pause")``, ``has("invoice_preview")``, ``has("proration:none")``, or
         ``has("status:paused")``."""

@@ -76,6 +76,7 @@ class PolarSharedInterface(ProviderStandIn):
                 "invoice_preview": "Polar has no invoice preview for a seat change",
                 "idempotency_keys": "Polar's API takes no idempotency keys",
                 "proration:none": "Polar has no 'none' proration; it falls back to 'prorate'",
+                "seat_types": "Polar has one seat count per subscription, no seat prices per type",
             },
         )
 

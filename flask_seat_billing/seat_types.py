@@ -1,0 +1,93 @@
+"""Several seat types on one subscription (``Plan.seat_prices``): one pass, one provider write.
+
+A plan may price seats by role ("editor" seats and cheaper "viewer" seats). Members are sorted
+into types by the app's ``seat_type`` expression and counted in one grouped query
+(:meth:`~.counting.SeatCounter.count_by_type`). A sync compares every type's count with its item
+on the subscription and sends every type that changed in **one** request (one subscription
+update with several items), so one membership change is one proration, and a member changing
+type (viewer promoted to editor) moves both quantities in the same write.
+
+A type with no member has no item until it gets one (Checkout refuses quantity 0, so a checkout
+only carries the types that have members); a type whose members all left keeps its item at
+quantity 0. The ledger records each write as one row of totals; the quantities per type are in
+the :class:`~.sync.SyncResult` (``seats_by_type``) that the ``seats_synced`` signal carries.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from . import ledger, outbox, subscriptions
+from .providers.base import RemoteSubscription
+
+if TYPE_CHECKING:
+    from .sync import SyncEngine, SyncResult
+
+
+def targets(engine: SyncEngine, conn: sa.Connection, organization_id: Any,
+            remote: RemoteSubscription) -> dict[str, int]:
+    """The quantity each of the plan's seat types should have now."""
+    plan = engine.catalog.get(remote.plan_name) if remote.plan_name else None
+    kinds = plan.seat_types if plan is not None else ()
+    counts = engine.counter.count_by_type(conn, organization_id)
+    return {kind: counts.get(kind, 0) for kind in kinds}
+
+
+def changes(remote: RemoteSubscription, wanted: dict[str, int]) -> dict[str, int]:
+    """The types whose quantity must move (a type with no item and no member needs nothing)."""
+    current = remote.seats_by_type or {}
+    items = remote.seat_items_by_type or {}
+    return {kind: n for kind, n in wanted.items()
+            if current.get(kind, 0) != n and (n > 0 or kind in items)}
+
+
+def sync_types(
+    engine: SyncEngine, conn: sa.Connection, key: str, generation: int | None, reason: str,
+    remote: RemoteSubscription, observed_from: int | None,
+) -> SyncResult:
+    """One pass for a subscription with seat types; called by the engine under the lock."""
+    from .sync import SyncResult
+
+    organization_id = engine.counter.schema.parse_key(key)
+    wanted = targets(engine, conn, organization_id, remote)
+    total = sum(wanted.values())
+    moving = changes(remote, wanted)
+    conn.commit()
+    if not moving:
+        return engine._finish(conn, key, generation, SyncResult(
+            organization_id, "unchanged", billable=total, from_seats=remote.seats,
+            to_seats=remote.seats, subscription_id=remote.id,
+            seats_by_type=dict(remote.seats_by_type or {})), remote=remote,
+            observed_from=observed_from)
+    proration = engine.provider.proration_for(remote, engine.settings.proration_behavior)
+    number = ledger.change_number(conn, engine.tables, remote.id)
+    conn.commit()
+    pass_id = uuid.uuid4().hex[:12]
+    spelled = ",".join(f"{k}={n}" for k, n in sorted(moving.items()))
+    idempotency_key = f"fsb:{remote.id}:types:{number}:{pass_id}:{spelled}"[:255]
+    update = engine.provider.update_seat_types(
+        remote, moving, proration_behavior=proration, idempotency_key=idempotency_key
+    )
+    after = update.subscription
+    result = SyncResult(
+        organization_id, "updated", billable=total, from_seats=remote.seats,
+        to_seats=after.seats, subscription_id=remote.id, idempotency_key=idempotency_key,
+        seats_by_type=dict(after.seats_by_type or {}),
+    )
+    subscriptions.upsert(conn, engine.tables, engine.provider.name, after, key)
+    if observed_from is not None and remote.seats is not None:
+        ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
+                      from_seats=observed_from, to_seats=remote.seats, reason="observed")
+    ledger.append(
+        conn, engine.tables, organization_key=key, subscription_id=remote.id,
+        from_seats=remote.seats, to_seats=int(after.seats or 0), reason=reason,
+        proration_behavior=proration, idempotency_key=idempotency_key,
+        currency=update.currency,
+    )
+    outbox.complete(conn, engine.tables, key, generation)
+    conn.commit()
+    engine._signal_synced(result, reason)
+    return result

@@ -1,0 +1,164 @@
+"""Several seat types on one Stripe subscription (``Plan.seat_prices``): editors and viewers.
+
+Each type is an item of its own price; one membership change is one subscription update that
+carries every type that moved, so a promotion is one write and one proration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flask_seat_billing import Plan, Product, signals
+from flask_seat_billing.errors import ConfigurationError
+from tests.apps import AppUnderTest, products
+from tests.conftest import AppFactory
+from tests.helpers import ledger_rows
+
+STUDIO_BASE = "price_studio_m"
+EDITOR = "price_editor_m"
+VIEWER = "price_viewer_m"
+STUDIO = Plan(name="studio-monthly", plan_id=STUDIO_BASE, interval="month", cost=49,
+              seat_prices={"editor": EDITOR, "viewer": VIEWER},
+              limits={"seats": {"editor": 10}})
+
+
+def _catalog() -> list[Product]:
+    return [*products(), Product(id="studio", name="Studio", plans=[STUDIO])]
+
+
+@pytest.fixture
+def typed(make_app: AppFactory, stripe: Any) -> AppUnderTest:
+    product = stripe.create_product(name="Studio")["id"]
+    for price, amount in ((STUDIO_BASE, 4900), (EDITOR, 1500), (VIEWER, 500)):
+        stripe.create_price(id=price, product=product, unit_amount=amount, interval="month")
+    return make_app(products=_catalog(), seat_type=lambda M: M.role)
+
+
+def _members(t: AppUnderTest, org_id: Any, role: str, count: int) -> list[Any]:
+    members = [t.Membership(organization_id=org_id, email=f"{role}{i}@example.com", role=role)
+               for i in range(count)]
+    t.db.session.add_all(members)
+    t.db.session.commit()
+    return members
+
+
+def _subscribe(t: AppUnderTest, stripe: Any, org_id: Any, editors: int, viewers: int) -> str:
+    items = [{"price": STUDIO_BASE, "quantity": 1}, {"price": EDITOR, "quantity": editors}]
+    if viewers:
+        items.append({"price": VIEWER, "quantity": viewers})
+    sub = stripe.create_subscription(
+        items=items, metadata={"organization_id": str(org_id), "plan": STUDIO.name})
+    t.billing.link_subscription(org_id, sub["id"])
+    return str(sub["id"])
+
+
+def _quantities(stripe: Any, sub: str) -> dict[str, int]:
+    items = stripe.subscription(sub)["items"]["data"]
+    names = {EDITOR: "editor", VIEWER: "viewer"}
+    return {names[i["price"]["id"]]: int(i["quantity"]) for i in items
+            if i["price"]["id"] in names}
+
+
+def _subscription_writes(stripe: Any) -> list[Any]:
+    return [r for r in stripe.writes()
+            if r.path.startswith(("/v1/subscriptions/", "/v1/subscription_items/"))]
+
+
+def test_counts_by_type_in_one_query_and_the_total_stays(typed: AppUnderTest) -> None:
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 2)
+        _members(t, org.id, "viewer", 3)
+
+        assert t.billing.billable_seats_by_type(org.id) == {"editor": 2, "viewer": 3}
+        assert t.billing.billable_seats(org.id) == 5
+
+
+def test_a_promotion_moves_both_types_in_one_write(typed: AppUnderTest, stripe: Any) -> None:
+    t = typed
+    seen: list[Any] = []
+
+    def receiver(app: Any, **kw: Any) -> None:
+        seen.append(kw["result"])
+
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        [viewer, _] = _members(t, org.id, "viewer", 2)
+        sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
+        signals.seats_synced.connect(receiver, weak=False)
+        try:
+            viewer.role = "editor"
+            t.db.session.commit()
+        finally:
+            signals.seats_synced.disconnect(receiver)
+
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 1}
+        [write] = _subscription_writes(stripe)
+        assert write.path == f"/v1/subscriptions/{sub}"
+        assert seen[-1].seats_by_type == {"editor": 2, "viewer": 1}
+        [row] = ledger_rows(t)
+        assert (row["from_seats"], row["to_seats"]) == (3, 3)
+
+
+def test_a_type_without_an_item_gets_one_in_the_same_write(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 2)
+        sub = _subscribe(t, stripe, org.id, editors=2, viewers=0)
+
+        _members(t, org.id, "viewer", 1)
+
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 1}
+        assert len(_subscription_writes(stripe)) == 1
+        [member] = _members(t, org.id, "intern", 1)  # a type no price bills: total only
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 1}
+        assert t.billing.billable_seats(org.id) == 4
+        assert member.id is not None
+
+
+def test_checkout_has_a_line_item_per_type_with_members(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    t = typed
+    t.billing.authorize(lambda request, organization_id, action: True)
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 2)
+        org_id = org.id
+    answer = t.app.test_client().post(
+        "/billing/checkout", json={"organization_id": org_id, "plan": STUDIO.name},
+        headers={"Accept": "application/json"})
+    assert answer.status_code == 200, answer.text
+    [post] = [r for r in stripe.requests.all() if r.path == "/v1/checkout/sessions"]
+    items = post.params["line_items"]
+    items = [items[k] for k in sorted(items, key=int)] if isinstance(items, dict) else items
+    assert [(i["price"], int(i["quantity"])) for i in items] == [(STUDIO_BASE, 1), (EDITOR, 2)]
+
+
+def test_seat_prices_need_a_seat_type(make_app: AppFactory) -> None:
+    with pytest.raises(ConfigurationError, match="seat_type"):
+        make_app(products=_catalog())
+
+
+@pytest.mark.parametrize(("plan", "message"), [
+    (Plan(name="both", plan_id="price_b", seat_price_id="price_s", seat_prices={"a": "p"}),
+     "both seat_price_id and seat_prices"),
+    (Plan(name="shared", plan_id="price_b", seat_prices={"a": "price_b"}),
+     "price of its own"),
+    (Plan(name="capped", plan_id="price_b", seat_prices={"a": "p"},
+          limits={"seats": {"b": 1}}), r"limits\['seats'\]\['b'\]"),
+])
+def test_bad_seat_prices_are_refused_naming_the_plan(
+    make_app: AppFactory, plan: Plan, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message) as error:
+        make_app(products=[Product(id="x", name="X", plans=[plan])],
+                 seat_type=lambda M: M.role)
+    assert repr(plan.name) in str(error.value)
