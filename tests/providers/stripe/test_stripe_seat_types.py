@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from flask_seat_billing import Plan, Product, signals
-from flask_seat_billing.errors import ConfigurationError
+from flask_seat_billing.errors import ConfigurationError, SeatLimitReached
 from tests.apps import AppUnderTest, products
 from tests.conftest import AppFactory
 from tests.helpers import ledger_rows
@@ -162,3 +162,23 @@ def test_bad_seat_prices_are_refused_naming_the_plan(
         make_app(products=[Product(id="x", name="X", plans=[plan])],
                  seat_type=lambda M: M.role)
     assert repr(plan.name) in str(error.value)
+
+
+def test_the_seat_cap_applies_per_type(typed: AppUnderTest, stripe: Any) -> None:
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 10)
+        _members(t, org.id, "viewer", 20)
+        _subscribe(t, stripe, org.id, editors=10, viewers=20)
+
+        with pytest.raises(SeatLimitReached) as refused:
+            t.billing.check("before_invitation_accept", organization_id=org.id,
+                            seat_type="editor")
+        t.billing.check("before_invitation_accept", organization_id=org.id,
+                        seat_type="viewer")  # viewers are not capped
+        with pytest.raises(ValueError, match="seat_type="):
+            t.billing.check("before_invitation_accept", organization_id=org.id)
+
+    assert refused.value.details["seat_type"] == "editor"
+    assert (refused.value.details["purchased"], refused.value.details["members"]) == (10, 10)
