@@ -126,6 +126,26 @@ class SeatCounter:
         )
         return {str(k): int(n) for k, n in rows if k is not None}
 
+    def count_by_type_many(
+        self, conn: sa.Connection, organization_ids: Iterable[Any]
+    ) -> dict[str, dict[str, int]]:
+        """:meth:`count_by_type` of many organizations, by key, in one grouped query."""
+        kind = self.schema.seat_type
+        ids = list(organization_ids)
+        if kind is None or not ids:
+            return {}
+        column = self.schema.organization_column
+        rows = conn.execute(
+            sa.select(column, kind, sa.func.count())
+            .where(column.in_(ids), *self._member_conditions())
+            .group_by(column, kind)
+        )
+        result: dict[str, dict[str, int]] = {to_key(i): {} for i in ids}
+        for org, k, n in rows:
+            if k is not None:
+                result[to_key(org)][str(k)] = int(n)
+        return result
+
     def billable_many(
         self, conn: sa.Connection, organization_ids: Iterable[Any] | None = None
     ) -> dict[str, int]:

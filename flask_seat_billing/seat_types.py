@@ -16,11 +16,14 @@ the :class:`~.sync.SyncResult` (``seats_by_type``) that the ``seats_synced`` sig
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from . import ledger, outbox, subscriptions
+from .counting import SeatCounter
+from .plans import PlanCatalog
 from .providers.base import RemoteSubscription
 
 if TYPE_CHECKING:
@@ -91,3 +94,30 @@ def sync_types(
     conn.commit()
     engine._signal_synced(result, reason)
     return result
+
+
+def drifted_types(
+    conn: sa.Connection, counter: SeatCounter, catalog: PlanCatalog, candidates: Iterable[Any]
+) -> dict[str, dict[str, int]]:
+    """For resync: billable subscriptions with seat types whose quantities per type differ
+    from the counts per type (one grouped query for all), by key, with those counts.
+
+    A promotion leaves the total unchanged, so comparing totals would miss it. Without the
+    listing's snapshot the quantities per type are not known locally: such a subscription is
+    reported too, and the engine reads it and decides (nothing is sent if it is right).
+    """
+    typed = [c for c in candidates if c.billable and c.plan is not None
+             and (plan := catalog.get(c.plan)) is not None and plan.seat_prices]
+    if not typed:
+        return {}
+    counts = counter.count_by_type_many(
+        conn, [counter.schema.parse_key(c.key) for c in typed])
+    drifted: dict[str, dict[str, int]] = {}
+    for c in typed:
+        plan = catalog.get(c.plan)
+        assert plan is not None
+        wanted = {k: counts.get(c.key, {}).get(k, 0) for k in plan.seat_types}
+        snapshot: RemoteSubscription | None = c.snapshot
+        if snapshot is None or snapshot.seats_by_type is None or changes(snapshot, wanted):
+            drifted[c.key] = wanted
+    return drifted

@@ -6,6 +6,7 @@ carries every type that moved, so a promotion is one write and one proration.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -182,3 +183,27 @@ def test_the_seat_cap_applies_per_type(typed: AppUnderTest, stripe: Any) -> None
 
     assert refused.value.details["seat_type"] == "editor"
     assert (refused.value.details["purchased"], refused.value.details["members"]) == (10, 10)
+
+
+def test_resync_sees_types_that_moved_while_the_total_did_not(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        _members(t, org.id, "viewer", 2)
+        sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
+    # A dashboard edit (no webhook delivered): two editors, one viewer; still three seats.
+    stripe.set_item_quantity(sub, EDITOR, 2)
+    stripe.set_item_quantity(sub, VIEWER, 1)
+
+    result = t.app.test_cli_runner().invoke(args=["seats", "resync", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert _quantities(stripe, sub) == {"editor": 1, "viewer": 2}
+    [row] = json.loads(result.output)["organizations"]
+    assert row["action"] == "updated"
+    assert row["billable_by_type"] == {"editor": 1, "viewer": 2}
+    again = t.app.test_cli_runner().invoke(args=["seats", "resync", "--json"])
+    assert json.loads(again.output)["organizations"][0]["action"] == "ok"
