@@ -101,10 +101,18 @@ def status_command(orgs: tuple[str, ...], as_json: bool) -> None:
     headers = ("organization", "plan", "status", "billable", "provider", "pending",
                "last error", "last change", "next period")
     click.echo(output.table(headers, [
-        (s.organization, s.plan, s.status, s.billable, s.provider_seats,
+        (s.organization, s.plan, s.status, _billable(s), s.provider_seats,
          f"{s.pending.status} x{s.pending.attempts}" if s.pending else None,
          s.pending.last_error if s.pending else None,
          _change(s.last_change), _decrease(s.decrease)) for s in statuses]))
+
+
+def _billable(s: Any) -> Any:
+    """``3 (editor 1, viewer 2)`` for a plan with seat types; the count alone otherwise."""
+    if not s.billable_by_type:
+        return s.billable
+    parts = ", ".join(f"{k} {n}" for k, n in sorted(s.billable_by_type.items()))
+    return f"{s.billable} ({parts})"
 
 
 def _decrease(decrease: Any) -> str | None:

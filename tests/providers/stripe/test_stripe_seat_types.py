@@ -207,3 +207,19 @@ def test_resync_sees_types_that_moved_while_the_total_did_not(
     assert row["billable_by_type"] == {"editor": 1, "viewer": 2}
     again = t.app.test_cli_runner().invoke(args=["seats", "resync", "--json"])
     assert json.loads(again.output)["organizations"][0]["action"] == "ok"
+
+
+def test_status_shows_billable_seats_per_type(typed: AppUnderTest, stripe: Any) -> None:
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        _members(t, org.id, "viewer", 2)
+        _subscribe(t, stripe, org.id, editors=1, viewers=2)
+
+    text = t.app.test_cli_runner().invoke(args=["seats", "status"])
+    data = t.app.test_cli_runner().invoke(args=["seats", "status", "--json"])
+
+    assert text.exit_code == 0, text.output
+    assert "3 (editor 1, viewer 2)" in text.output
+    assert json.loads(data.output)[0]["billable_by_type"] == {"editor": 1, "viewer": 2}
