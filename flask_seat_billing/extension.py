@@ -290,7 +290,8 @@ class SeatBilling:
         """What moving the organization to ``seats`` would cost now (the prorated amount).
 
         Raises ``NotImplementedError`` where the provider cannot preview
-        (``provider.capabilities.invoice_preview``) and ``LookupError`` without a subscription.
+        (``provider.capabilities.invoice_preview``) or the plan has seat types, and
+        ``LookupError`` without a subscription.
         With ``"at_period_end"`` decreases, a lower ``seats`` costs nothing now: the preview
         keeps ``to_seats`` at today's seats and says when ``seats_from_next_period`` begins
         (``takes_effect_at``), on every provider, without a provider call.
@@ -304,6 +305,11 @@ class SeatBilling:
             return replace(waiting, organization_id=organization_id)
         if not state.provider.capabilities.invoice_preview:
             raise NotImplementedError(f"{state.provider.name} cannot preview a seat change.")
+        plan = state.catalog.get(local.plan_name) if local.plan_name else None
+        if plan is not None and plan.seat_prices:
+            raise NotImplementedError(
+                f"Plan {plan.name!r} has seat types; previewing one type's change is not "
+                "supported yet.")
         remote = state.provider.retrieve_subscription(local.provider_subscription_id)
         proration = state.provider.proration_for(remote, state.settings.proration_behavior)
         preview = state.provider.preview_seat_change(remote, seats, proration_behavior=proration)
