@@ -26,6 +26,8 @@ class SeatChange:
     prorated_amount: int | None
     currency: str | None
     created_at: datetime
+    seat_type: str | None = None
+    """A plan with seat types: the type whose quantity this row records (from, to)."""
 
 
 def append(
@@ -41,6 +43,7 @@ def append(
     idempotency_key: str | None = None,
     prorated_amount: int | None = None,
     currency: str | None = None,
+    seat_type: str | None = None,
 ) -> None:
     conn.execute(
         tables.ledger.insert().values(
@@ -54,6 +57,7 @@ def append(
             prorated_amount=prorated_amount,
             currency=currency,
             created_at=utcnow(),
+            seat_type=seat_type,
         )
     )
 

@@ -9,8 +9,9 @@ type (viewer promoted to editor) moves both quantities in the same write.
 
 A type with no member has no item until it gets one (Checkout refuses quantity 0, so a checkout
 only carries the types that have members); a type whose members all left keeps its item at
-quantity 0. The ledger records each write as one row of totals; the quantities per type are in
-the :class:`~.sync.SyncResult` (``seats_by_type``) that the ``seats_synced`` signal carries.
+quantity 0. The ledger has one row per type a write moved (``seat_type``, from, to, sharing the
+write's idempotency key); the quantities per type after the write are also in the
+:class:`~.sync.SyncResult` (``seats_by_type``) that the ``seats_synced`` signal carries.
 """
 
 from __future__ import annotations
@@ -84,12 +85,14 @@ def sync_types(
     if observed_from is not None and remote.seats is not None:
         ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
                       from_seats=observed_from, to_seats=remote.seats, reason="observed")
-    ledger.append(
-        conn, engine.tables, organization_key=key, subscription_id=remote.id,
-        from_seats=remote.seats, to_seats=int(after.seats or 0), reason=reason,
-        proration_behavior=proration, idempotency_key=idempotency_key,
-        currency=update.currency,
-    )
+    before = remote.seats_by_type or {}
+    for kind, quantity in sorted(moving.items()):  # one row per type the write moved
+        ledger.append(
+            conn, engine.tables, organization_key=key, subscription_id=remote.id,
+            from_seats=before.get(kind, 0), to_seats=quantity, reason=reason,
+            proration_behavior=proration, idempotency_key=idempotency_key,
+            currency=update.currency, seat_type=kind,
+        )
     outbox.complete(conn, engine.tables, key, generation)
     conn.commit()
     engine._signal_synced(result, reason)

@@ -101,8 +101,10 @@ def test_a_promotion_moves_both_types_in_one_write(typed: AppUnderTest, stripe: 
         [write] = _subscription_writes(stripe)
         assert write.path == f"/v1/subscriptions/{sub}"
         assert seen[-1].seats_by_type == {"editor": 2, "viewer": 1}
-        [row] = ledger_rows(t)
-        assert (row["from_seats"], row["to_seats"]) == (3, 3)
+        rows = ledger_rows(t)
+        assert [(r["seat_type"], r["from_seats"], r["to_seats"]) for r in rows] == [
+            ("editor", 1, 2), ("viewer", 2, 1)]
+        assert rows[0]["idempotency_key"] == rows[1]["idempotency_key"]  # one write
 
 
 def test_a_type_without_an_item_gets_one_in_the_same_write(
