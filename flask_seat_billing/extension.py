@@ -151,12 +151,6 @@ class SeatBilling:
                 "a SQL expression of the member model naming each member's type "
                 "(e.g. seat_type=lambda M: M.role)."
             )
-        for plan in catalog.plans:
-            if plan.seat_prices and (plan.seat_decrease or settings.seat_decrease) != "immediately":
-                raise ConfigurationError(
-                    f"Plan {plan.name!r} has seat types (seat_prices), whose decreases are "
-                    "applied immediately only; 'at_period_end' does not apply to it yet."
-                )
         tables = define_tables(db.metadata)
         counter = SeatCounter(
             schema,

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from . import ledger, outbox, subscriptions
+from . import ledger, outbox, seat_rules, subscriptions
 from .counting import SeatCounter
 from .plans import PlanCatalog
 from .providers.base import RemoteSubscription
@@ -67,6 +68,13 @@ def sync_types(
             seats_by_type=dict(remote.seats_by_type or {})), remote=remote,
             observed_from=observed_from)
     proration = engine.provider.proration_for(remote, engine.settings.proration_behavior)
+    entry = outbox.read(conn, engine.tables, key)
+    held, due, proration = _period_end(engine, remote, moving, entry, proration)
+    moving = {k: n for k, n in moving.items() if k not in held}
+    if not moving:  # only decreases, and they wait for the period's end
+        assert due is not None
+        return _schedule(engine, conn, key, generation, entry, remote, organization_id,
+                         total, due)
     number = ledger.change_number(conn, engine.tables, remote.id)
     conn.commit()
     pass_id = uuid.uuid4().hex[:12]
@@ -93,10 +101,58 @@ def sync_types(
             proration_behavior=proration, idempotency_key=idempotency_key,
             currency=update.currency, seat_type=kind,
         )
-    outbox.complete(conn, engine.tables, key, generation)
+    if held and due is not None:  # additions went now; the decreases wait for the end
+        outbox.schedule(conn, engine.tables, key, generation, due, total)
+    else:
+        outbox.complete(conn, engine.tables, key, generation)
     conn.commit()
     engine._signal_synced(result, reason)
     return result
+
+
+def _period_end(
+    engine: SyncEngine, remote: RemoteSubscription, moving: dict[str, int],
+    entry: outbox.OutboxEntry | None, proration: str,
+) -> tuple[dict[str, int], datetime | None, str]:
+    """``"at_period_end"`` per type: (types whose decrease waits, when it is due, proration).
+
+    The rule of :mod:`.seat_rules` for each type: a type going down keeps its quantity until
+    the period's end minus the margin; additions of other types in the same pass go now. Inside
+    the margin the whole write is sent without proration; a missed boundary is credited.
+    """
+    rule = seat_rules.rule_for(engine.catalog, remote.plan_name, engine.settings.seat_decrease)
+    end = remote.current_period_end
+    current = remote.seats_by_type or {}
+    lowering = {k: n for k, n in moving.items() if n < current.get(k, 0)}
+    if rule != seat_rules.AT_PERIOD_END or not lowering or end is None or (
+            remote.status == "trialing"):
+        return {}, None, proration
+    if (entry is not None and entry.status == outbox.SCHEDULED
+            and remote.current_period_start is not None
+            and entry.next_attempt_at < remote.current_period_start):
+        return {}, None, proration  # the renewal came first: credit its excess
+    due = end - timedelta(seconds=engine.settings.seat_decrease_margin_seconds)
+    if engine.clock() >= due:
+        return {}, None, seat_rules.NO_PRORATION
+    return lowering, due, proration
+
+
+def _schedule(
+    engine: SyncEngine, conn: sa.Connection, key: str, generation: int | None,
+    entry: outbox.OutboxEntry | None, remote: RemoteSubscription, organization_id: Any,
+    total: int, due: datetime,
+) -> SyncResult:
+    from .sync import SyncResult
+
+    subscriptions.upsert(conn, engine.tables, engine.provider.name, remote, key)
+    outbox.schedule(conn, engine.tables, key, generation, due, total)
+    conn.commit()
+    decision = seat_rules.Decision(seat_rules.SCHEDULE, int(remote.seats or 0), "", due, total,
+                                   remote.current_period_end)
+    seat_rules.announce(engine.app, organization_id, remote, decision, entry)
+    return SyncResult(organization_id, "scheduled", billable=total, from_seats=remote.seats,
+                      to_seats=total, subscription_id=remote.id, retry_at=due,
+                      seats_by_type=dict(remote.seats_by_type or {}))
 
 
 def drifted_types(

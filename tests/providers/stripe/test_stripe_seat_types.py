@@ -7,6 +7,7 @@ carries every type that moved, so a promotion is one write and one proration.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -225,3 +226,40 @@ def test_status_shows_billable_seats_per_type(typed: AppUnderTest, stripe: Any) 
     assert text.exit_code == 0, text.output
     assert "3 (editor 1, viewer 2)" in text.output
     assert json.loads(data.output)[0]["billable_by_type"] == {"editor": 1, "viewer": 2}
+
+
+def test_at_period_end_bills_a_promotion_now_and_lowers_the_old_type_at_the_end(
+    make_app: AppFactory, stripe: Any
+) -> None:
+    product = stripe.create_product(name="Studio")["id"]
+    for price, amount in ((STUDIO_BASE, 4900), (EDITOR, 1500), (VIEWER, 500)):
+        stripe.create_price(id=price, product=product, unit_amount=amount, interval="month")
+    t = make_app({"SEAT_BILLING_SEAT_DECREASE": "at_period_end"}, products=_catalog(),
+                 seat_type=lambda M: M.role, clock=stripe.clock)
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        [viewer, _] = _members(t, org.id, "viewer", 2)
+        sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
+
+        viewer.role = "editor"
+        t.db.session.commit()
+
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 2}  # no credit for the viewer
+        pending = t.billing.pending_seat_decrease(org.id)
+        assert pending is not None
+        assert (pending.seats_now, pending.seats_from_next_period) == (4, 3)
+        [write] = _subscription_writes(stripe)
+        assert write.params["proration_behavior"] == "create_prorations"
+
+        end = datetime.fromtimestamp(
+            int(stripe.subscription(sub)["items"]["data"][0]["current_period_end"]),
+            timezone.utc).replace(tzinfo=None)
+        stripe.advance_time((end - timedelta(minutes=30) - stripe.clock()).total_seconds())
+        t.billing.sync_pending()
+        stripe.advance_time((end + timedelta(minutes=1) - stripe.clock()).total_seconds())
+
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 1}
+        lowering = _subscription_writes(stripe)[-1]
+        assert lowering.params["proration_behavior"] == "none"
+        assert t.billing.pending_seat_decrease(org.id) is None
