@@ -27,6 +27,7 @@ from bench.common import (
     teardown,
 )
 from bench.naive import NaiveSeatSync
+from tests.apps import PRO_MONTHLY
 
 FAULT_EVERY = 25
 
@@ -88,7 +89,7 @@ def _correct(t: Any, stripe: Any, orgs: list[tuple[Any, str, str]]) -> int:
     with t.app.app_context():
         for org_id, _, sub in orgs:
             count = t.Membership.query.filter_by(organization_id=org_id, deleted_at=None).count()
-            if stripe.item_quantity(sub, SEAT_PRICE) != max(1, count):
+            if stripe.seats(sub, PRO_MONTHLY) != max(1, count):
                 wrong += 1
     return wrong
 

@@ -12,6 +12,7 @@ import argparse
 import time
 
 from bench.common import make_app, seat_writes, stand_in, subscribe, teardown
+from tests.apps import PRO_MONTHLY
 
 
 def one_transaction(kind: str) -> tuple[int, int]:
@@ -23,7 +24,7 @@ def one_transaction(kind: str) -> tuple[int, int]:
                 t.add_members(org.id, 1)
                 sub = subscribe(t, stripe, org.id, 1)
                 t.add_members(org.id, 1000)
-                return seat_writes(stripe), stripe.item_quantity(sub, "price_seat_m")
+                return seat_writes(stripe), stripe.seats(sub, PRO_MONTHLY)
         finally:
             teardown(t)
 
@@ -43,10 +44,10 @@ def one_per_transaction_deferred(kind: str) -> tuple[int, int, float]:
                 elapsed = time.perf_counter() - started
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline and (
-                    stripe.item_quantity(sub, "price_seat_m") != 1001 or t.billing.pending_syncs()
+                    stripe.seats(sub, PRO_MONTHLY) != 1001 or t.billing.pending_syncs()
                 ):
                     time.sleep(0.1)
-                return seat_writes(stripe), stripe.item_quantity(sub, "price_seat_m"), elapsed
+                return seat_writes(stripe), stripe.seats(sub, PRO_MONTHLY), elapsed
         finally:
             teardown(t)
 

@@ -30,6 +30,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tests.apps import PRO_MONTHLY
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_seat_billing.cli import seats  # noqa: E402
@@ -69,15 +71,14 @@ def setup(url: str, stripe: StripeStandIn, orgs: int, rate: float | None) -> Any
         conn.execute(sa.insert(t.Membership), [
             {"organization_id": i, "email": f"u{m}@{i}.example", "role": "member"}
             for i in range(orgs) for m in range(MEMBERS)])
-    items = [{"price": BASE_PRICE, "quantity": 1}, {"price": SEAT_PRICE, "quantity": MEMBERS}]
-    ids = stripe.create_subscriptions_bulk(orgs, items, metadata={"organization_id": "{i}"})
+    ids = stripe.bulk_subscribe(range(orgs), PRO_MONTHLY, MEMBERS)
     return t, ids
 
 
 def drift(stripe: StripeStandIn, ids: list[str], every: int, offset: int) -> int:
     drifted = ids[offset::every]
     for sub in drifted:
-        stripe.set_item_quantity(sub, SEAT_PRICE, MEMBERS + 3)
+        stripe.set_seats(sub, MEMBERS + 3, PRO_MONTHLY)
     return len(drifted)
 
 

@@ -42,6 +42,10 @@ def products() -> list[Product]:
     ]
 
 
+#: The plans of :func:`products`, for reading a subscription's seats with ``stand_in.seats``.
+PRO_MONTHLY, PRO_YEARLY, TEAM_MONTHLY = products()[0].plans
+
+
 @dataclass
 class AppUnderTest:
     app: Flask

@@ -90,7 +90,11 @@ def database_url(tmp_path: Path) -> str:
 @pytest.fixture
 def stripe(stripe_stand_in: Any) -> Any:
     """The Stripe stand-in with the prices of tests/apps.py."""
-    s = stripe_stand_in
+    return stock_stripe(stripe_stand_in)
+
+
+def stock_stripe(s: Any) -> Any:
+    """Create the prices of tests/apps.py in a Stripe stand-in (again, after a ``reset``)."""
     product = s.create_product(name="Pro")["id"]
     seat_product = s.create_product(name="Seat")["id"]
     s.create_price(id=BASE_PRICE, product=product, unit_amount=1999, interval="month")

@@ -20,7 +20,8 @@ statement (a SQL expression's result, read back) are checked after it: a refusal
 the session back before raising, so the statement is not committed without its outbox rows. In
 a session joined to an outer transaction (``Session(bind=connection)``) that is the session's
 savepoint, or the outer transaction itself; the statement ran inside either, so an outer commit
-afterwards keeps nothing of it (tests/test_organization_keys.py holds every join mode to that).
+afterwards keeps nothing of it (tests/capture/test_organization_keys.py holds every join mode
+to that).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from flask_seat_billing.testing._standin import RecordedRequest
 from tests.apps import AppUnderTest
 from tests.apps import products as stripe_products
 from tests.behaviour.dialects import POLAR, STRIPE, Dialect
-from tests.conftest import app_factory
+from tests.conftest import app_factory, stock_stripe
 from tests.providers.polar.conftest import polar_world
 from tests.web_helpers import Answer, Served, allow_own_organization, serve
 
@@ -43,6 +43,8 @@ class World:
     plan: Plan  # the default per-seat monthly plan
     webhook_secret: str
     dialect: Dialect
+    #: Makes the stand-in's catalogue again, with the same ids, after a ``reset``.
+    restock: Callable[[], object]
 
     @property
     def capabilities(self) -> StandInCapabilities:
@@ -52,6 +54,21 @@ class World:
         """Skip the running test, with the reason, when this provider lacks ``flag``."""
         if not self.capabilities.has(flag):
             pytest.skip(self.capabilities.why_not(flag))
+
+    @property
+    def other_plan(self) -> Plan:
+        """A configured plan other than :attr:`plan` (Stripe's pro-yearly, Polar's capped)."""
+        return next(p for product in self.products for p in product.plans if p != self.plan)
+
+    def unconfigured_plan(self) -> Plan:
+        """A plan the provider sells that the app does not know (a new price or product)."""
+        return self.dialect.unconfigured_plan(self.stand_in)
+
+    def later(self) -> None:
+        """Let the provider's clock move on, so that what is created next is newer: Stripe's
+        clock counts whole seconds (the stand-in's is moved a minute on), Polar's counts
+        microseconds and moves by itself."""
+        self.dialect.later(self.stand_in)
 
     def plan_named(self, name: str) -> Plan:
         return next(p for product in self.products for p in product.plans if p.name == name)
@@ -82,6 +99,17 @@ class World:
         except KeyError:
             return self.stand_in.seats(subscription_id, self.plan)
 
+    def remote_state(self) -> list[tuple[Any, ...]]:
+        """What the app's local subscription rows should say (``web_helpers.local_state``): the
+        provider's subscriptions, linked by their metadata, all on the world's plan."""
+        s = self.stand_in
+        return sorted(
+            (sub, s.subscription(sub)["metadata"].get("organization_id"),
+             s.subscription_status(sub), self.seats(sub), self.plan.name,
+             s.cancel_at_period_end(sub))
+            for sub in s.subscription_ids()
+        )
+
     def seat_writes(self) -> list[RecordedRequest]:
         """Writes to subscriptions the provider applied (not faulted, not replayed)."""
         return self.stand_in.subscription_writes()
@@ -91,10 +119,19 @@ class World:
         method, path = self.dialect.seat_write
         self.stand_in.faults.fail_next(count, status=status, path_prefix=path, method=method)
 
-    def attach_source(self, database_url: str) -> str:
+    def reset(self) -> None:
+        """Forget everything the provider holds but its catalogue (plans keep their ids)."""
+        self.stand_in.reset()
+        self.restock()
+
+    def app_config(self) -> dict[str, Any]:
+        """The config keys that point an app at this provider, with its webhook secret."""
+        return self.stand_in.app_config(self.webhook_secret)
+
+    def attach_source(self, database_url: str, **config: Any) -> str:
         """Python that builds this world's app in another process, on existing tables, as
-        ``t`` (for tests that crash a process on purpose)."""
-        config = self.stand_in.app_config(self.webhook_secret)
+        ``t`` (for tests that crash a process on purpose); ``config`` adds settings."""
+        config = {**self.app_config(), **config}
         return (
             "from flask_seat_billing import Plan, Product\n"
             "from tests.apps import build_app\n"
@@ -168,7 +205,8 @@ def _stripe_world(request: pytest.FixtureRequest, database_url: str) -> Iterator
     products = stripe_products()
     with app_factory(database_url, stand_in.app_config(secret), products=products) as factory:
         yield World(
-            "stripe", stand_in, factory, products, products[0].plans[0], secret, STRIPE
+            "stripe", stand_in, factory, products, products[0].plans[0], secret, STRIPE,
+            restock=lambda: stock_stripe(stand_in),
         )
 
 
@@ -178,7 +216,8 @@ def _polar_world(request: pytest.FixtureRequest, database_url: str) -> Iterator[
     config = world.api.app_config(world.secret)
     with app_factory(database_url, config, products=products) as factory:
         yield World(
-            "polar", world.api, factory, products, products[0].plans[0], world.secret, POLAR
+            "polar", world.api, factory, products, products[0].plans[0], world.secret, POLAR,
+            restock=lambda: polar_world(world.api, team_maximum_seats=None, like=world),
         )
 
 

@@ -34,6 +34,10 @@ class Dialect:
     seat_write: tuple[str, str]
     #: The path prefix of reads of one subscription (``.../{id}`` follows).
     subscription_path: str
+    #: The prefix of every request about subscriptions, reads and writes (faults go there).
+    subscription_prefix: str
+    #: The parameter of a seat write that carries the new seat count.
+    seats_param: str
     #: The path of the request that lists subscriptions (a resync's pull).
     list_path: str
     #: The path of the request that opens a checkout, and of one that opens the portal.
@@ -118,8 +122,40 @@ class Dialect:
         """The body the provider sends for one of its stand-in's :meth:`events`."""
         raise NotImplementedError
 
+    def unconfigured_plan(self, stand_in: Any) -> Plan:
+        """Create a plan in the provider's catalog that no app's configuration names."""
+        raise NotImplementedError
+
+    def later(self, stand_in: Any) -> None:
+        """Move the provider's clock on enough that what it creates next is newer."""
+
+    def switch_seat_price(self, stand_in: Any, subscription_id: str, old: Plan, new: Plan) -> None:
+        """Replace the seat item of ``old``'s seat price by one of ``new``'s, with the same
+        quantity, through the API (only where the capability ``separate_seat_price`` is)."""
+        raise NotImplementedError
+
+    def buyer_checkout(self, stand_in: Any, organization_id: Any, plan: Plan) -> str:
+        """A checkout the app did not open, made out to ``organization_id`` in the field a buyer
+        can fill in (a Payment Link's ``client_reference_id`` on Stripe, a checkout link's
+        external customer id on Polar), paid; returns its subscription's id."""
+        raise NotImplementedError
+
 
 class StripeDialect(Dialect):
+    def unconfigured_plan(self, stand_in: Any) -> Plan:
+        price = stand_in.create_price(unit_amount=500)["id"]
+        return Plan(name="unconfigured", plan_id=price)
+
+    def later(self, stand_in: Any) -> None:
+        stand_in.advance_time(60)
+
+    def switch_seat_price(self, stand_in: Any, subscription_id: str, old: Plan, new: Plan) -> None:
+        seat = next(i for i in stand_in.subscription(subscription_id)["items"]["data"]
+                    if i["price"]["id"] == old.seat_price_id)
+        stand_in.client().v1.subscriptions.update(subscription_id, params={"items": [
+            {"id": seat["id"], "deleted": True},
+            {"price": new.seat_price_id, "quantity": seat["quantity"]}]})
+
     def stamped_headers(self, stamp: str) -> dict[str, str]:
         return {"Stripe-Signature": f"t={stamp},v1=00", "Content-Type": "application/json"}
 
@@ -168,9 +204,20 @@ class StripeDialect(Dialect):
     def portal_customer(self, post: RecordedRequest) -> Any:
         return post.params["customer"]
 
+    def buyer_checkout(self, stand_in: Any, organization_id: Any, plan: Plan) -> str:
+        session = stand_in.client().v1.checkout.sessions.create(params={
+            "mode": "subscription", "client_reference_id": str(organization_id),
+            "line_items": [{"price": plan.seat_price_id, "quantity": 1}],
+            "success_url": "http://127.0.0.1/?session_id={CHECKOUT_SESSION_ID}"})
+        return str(stand_in.complete_checkout(session.id)["subscription"])
+
 
 class PolarDialect(Dialect):
     """The event id travels in the ``webhook-id`` header, not in the body."""
+
+    def unconfigured_plan(self, stand_in: Any) -> Plan:
+        product = stand_in.create_product("Other", price_per_seat=500, maximum_seats=50)["id"]
+        return Plan(name="unconfigured", plan_id=product)
 
     def stamped_headers(self, stamp: str) -> dict[str, str]:
         return {"webhook-id": "msg_1", "webhook-timestamp": stamp,
@@ -207,6 +254,13 @@ class PolarDialect(Dialect):
     def portal_customer(self, post: RecordedRequest) -> Any:
         return post.params["customer_id"]
 
+    def buyer_checkout(self, stand_in: Any, organization_id: Any, plan: Plan) -> str:
+        checkout = stand_in.client().checkouts.create(
+            products=[plan.plan_id], seats=1, external_customer_id=str(organization_id),
+            success_url="http://127.0.0.1/?checkout_id={CHECKOUT_ID}")
+        stand_in.complete_checkout(checkout.id)
+        return str(stand_in.checkout_subscription_id(checkout.id))
+
 
 STRIPE = StripeDialect(
     webhook_ok=200,
@@ -215,6 +269,8 @@ STRIPE = StripeDialect(
     secret_key="SEAT_BILLING_STRIPE_WEBHOOK_SECRET",
     seat_write=("POST", "/v1/subscription_items/"),
     subscription_path="/v1/subscriptions/",
+    subscription_prefix="/v1/subscription",
+    seats_param="quantity",
     list_path="/v1/subscriptions",
     checkout_path="/v1/checkout/sessions",
     portal_path="/v1/billing_portal/sessions",
@@ -235,6 +291,8 @@ POLAR = PolarDialect(
     secret_key="SEAT_BILLING_POLAR_WEBHOOK_SECRET",
     seat_write=("PATCH", "/v1/subscriptions/"),
     subscription_path="/v1/subscriptions/",
+    subscription_prefix="/v1/subscriptions/",
+    seats_param="seats",
     list_path="/v1/subscriptions/",
     checkout_path="/v1/checkouts/",
     portal_path="/v1/customer-sessions/",

@@ -1,6 +1,6 @@
 """One organization, one key, on every provider: every spelling the database stores as the same
 organization is billed to that organization's subscription (flask_seat_billing/keys.py). What
-is refused, and the seat caps, are the core's: tests/test_organization_keys.py."""
+is refused, and the seat caps, are the core's: tests/capture/test_organization_keys.py."""
 
 from __future__ import annotations
 

@@ -25,7 +25,15 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from tests.apps import BASE_PRICE, SEAT_ONLY_PRICE, SEAT_PRICE, YEARLY_BASE, YEARLY_SEAT, build_app
+from tests.apps import (
+    BASE_PRICE,
+    PRO_MONTHLY,
+    SEAT_ONLY_PRICE,
+    SEAT_PRICE,
+    YEARLY_BASE,
+    YEARLY_SEAT,
+    build_app,
+)
 from tests.conftest import subscribe
 from tests.helpers import ledger_rows, outbox_rows
 
@@ -87,7 +95,7 @@ def test_period_end_decreases_model(stripe: Any, database_url: str) -> None:
             return self.t.billing.billable_seats(org)
 
         def _seats(self, org: Any) -> int:
-            return int(stripe.item_quantity(self.subs[org], SEAT_PRICE))
+            return stripe.seats(self.subs[org], PRO_MONTHLY)
 
         def _period_end(self) -> datetime:
             """The seat items' period end, as the provider holds it (both renew together)."""

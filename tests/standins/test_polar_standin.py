@@ -35,6 +35,7 @@ from polar.v2026_10.webhooks import (
     validate_event,
 )
 
+from flask_seat_billing import Plan
 from flask_seat_billing.testing.polar_server import (
     PolarAPIError,
     PolarStandIn,
@@ -129,7 +130,7 @@ def test_wrong_or_missing_token_is_401(standin: PolarStandIn, sub: dict[str, Any
 def test_list_paginates_over_more_than_100(
     standin: PolarStandIn, polar: Polar, product: dict[str, Any]
 ) -> None:
-    ids = standin.bulk_create_subscriptions(product["id"], 150, seats=2)
+    ids = standin.bulk_subscribe(range(150), Plan(name="team", plan_id=product["id"]), seats=2)
     first = polar.subscriptions.list(limit=100)
     assert (first.pagination.total_count, first.pagination.max_page) == (150, 2)
     assert len(first.items) == 100

@@ -60,6 +60,14 @@ class Api:
         got = s.client().subscriptions.get(subscription_id)
         return got.status, got.seats or 0, {k: str(v) for k, v in got.metadata.items()}
 
+    def cancels_at_period_end(self, subscription_id: str) -> bool:
+        """The API's ``cancel_at_period_end``."""
+        s = self.stand_in
+        if isinstance(s, StripeStandIn):
+            return bool(s.client().v1.subscriptions.retrieve(subscription_id).cancel_at_period_end)
+        assert isinstance(s, PolarStandIn)
+        return bool(s.client().subscriptions.get(subscription_id).cancel_at_period_end)
+
     def open_checkout(self, organization_id: str, seats: int) -> str:
         s = self.stand_in
         if isinstance(s, StripeStandIn):
@@ -199,11 +207,44 @@ def test_cancel_at_period_end_keeps_the_subscription_active(
     stand_in: ProviderStandIn, plan: Plan, api: Api
 ) -> None:
     sub = stand_in.subscribe(1, plan, 2)
+    assert stand_in.cancel_at_period_end(sub) is False
 
     stand_in.cancel_subscription(sub, at_period_end=True)
 
     assert api.read(sub)[0] == "active"
+    assert stand_in.cancel_at_period_end(sub) is True and api.cancels_at_period_end(sub)
     assert events(stand_in, "ended") == []
+
+
+def test_subscription_ids_lists_every_subscription_oldest_first(
+    stand_in: ProviderStandIn, plan: Plan
+) -> None:
+    first = stand_in.subscribe(1, plan, 2)
+    second = stand_in.subscribe(2, plan, 3)
+    stand_in.cancel_subscription(first)
+
+    assert stand_in.subscription_ids() == [first, second]
+
+
+def test_a_final_status_ends_the_subscription(
+    stand_in: ProviderStandIn, plan: Plan, api: Api
+) -> None:
+    """``final_statuses`` say where a subscription ends: ``unpaid`` only on Polar, where an
+    unpaid subscription is revoked; on Stripe it can still be paid and become active."""
+    caps = stand_in.capabilities
+    assert {"canceled", "incomplete_expired"} <= caps.final_statuses <= caps.statuses
+    assert ("unpaid" in caps.final_statuses) == (stand_in.provider_name == "polar")
+    sub = stand_in.subscribe(1, plan, 2)
+
+    stand_in.set_status(sub, "unpaid")
+
+    assert api.read(sub)[0] == "unpaid"
+    if "unpaid" in caps.final_statuses:
+        assert len(events(stand_in, "ended")) == 1
+    else:
+        assert events(stand_in, "ended") == []
+        stand_in.set_status(sub, "active")
+        assert api.read(sub)[0] == "active"
 
 
 def test_an_unknown_status_is_refused(stand_in: ProviderStandIn, plan: Plan) -> None:

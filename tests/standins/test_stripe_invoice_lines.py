@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 import stripe
 
+from flask_seat_billing import Plan
 from flask_seat_billing.testing.stripe_server import StripeStandIn
 
 MONTH_START = 1_767_225_600  # 2026-01-01T00:00:00Z; January has 31 days
 DAY = 86_400
+#: Seats are the quantity of the "price_seat" item.
+SEAT_PLAN = Plan(name="seat", plan_id="price_base", seat_price_id="price_seat")
 
 
 @pytest.fixture
@@ -86,7 +89,7 @@ def test_preview_holds_earlier_pending_prorations_newest_first(
     assert all(line.parent.subscription_item_details.invoice_item for line in prorations[1:])
     assert invoice.id.startswith("upcoming_in_")
     assert invoice.parent.subscription_details.subscription_proration_date == now
-    assert fake.item_quantity(sub, "price_seat") == 4  # a preview changes nothing
+    assert fake.seats(sub, SEAT_PLAN) == 4  # a preview changes nothing
 
 
 def test_invoice_embeds_ten_lines_and_lists_the_rest(

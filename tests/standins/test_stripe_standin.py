@@ -17,8 +17,14 @@ from typing import Any
 import pytest
 import stripe
 
+from flask_seat_billing import Plan
 from flask_seat_billing.testing._standin import StandInServer
 from flask_seat_billing.testing.stripe_server import StripeStandIn
+
+#: Seats are the quantity of the "price_seat" item.
+SEAT_PLAN = Plan(name="seat", plan_id="price_base", seat_price_id="price_seat")
+#: A plan of the seat price alone: one item.
+SEAT_ONLY_PLAN = Plan(name="seat-only", plan_id="price_seat", seat_price_id="price_seat")
 
 MONTH_START = 1_767_225_600  # 2026-01-01T00:00:00Z; January has 31 days
 MONTH_END = 1_769_904_000  # 2026-02-01T00:00:00Z
@@ -61,7 +67,7 @@ def seat_subscription(fake: StripeStandIn, quantity: int = 5, **kwargs: Any) -> 
 def test_list_paginates_newest_first_over_more_than_100(
     fake: StripeStandIn, client: stripe.StripeClient
 ) -> None:
-    ids = fake.create_subscriptions_bulk(130, [{"price": "price_seat", "quantity": 2}])
+    ids = fake.bulk_subscribe(range(130), SEAT_ONLY_PLAN, seats=2)
     first = client.v1.subscriptions.list({"limit": 100})
     assert [s.id for s in first.data] == ids[::-1][:100]
     assert first.has_more is True
@@ -120,7 +126,7 @@ def test_create_prorations_adds_pending_invoice_item(
         si, {"quantity": 8, "proration_behavior": "create_prorations", "proration_date": MIDPOINT}
     )
     assert item.quantity == 8
-    assert fake.item_quantity(sub_id, "price_seat") == 8
+    assert fake.seats(sub_id, SEAT_PLAN) == 8
     pending = client.v1.invoice_items.list({"pending": True}).data
     assert [(i.amount, i.proration, i.quantity) for i in pending] == [(1500, True, 3)]
     parent: Any = pending[0].parent
@@ -155,7 +161,7 @@ def test_always_invoice_bills_the_proration_now(
 def test_proration_none_creates_nothing(fake: StripeStandIn, client: stripe.StripeClient) -> None:
     sub_id, si = seat_subscription(fake, quantity=5)
     client.v1.subscription_items.update(si, {"quantity": 9, "proration_behavior": "none"})
-    assert fake.item_quantity(sub_id, "price_seat") == 9
+    assert fake.seats(sub_id, SEAT_PLAN) == 9
     assert client.v1.invoice_items.list().data == []
     assert len(fake.invoices(sub_id)) == 1
 
@@ -168,7 +174,7 @@ def test_update_via_subscription_items_param_and_zero_quantity(
         sub_id, {"items": [{"id": si, "quantity": 0}], "metadata": {"org": "o1"}}
     )
     assert sub.metadata.to_dict() == {"org": "o1"}
-    assert fake.item_quantity(sub_id, "price_seat") == 0
+    assert fake.seats(sub_id, SEAT_PLAN) == 0
     with pytest.raises(stripe.InvalidRequestError) as info:
         client.v1.subscription_items.update(si, {"quantity": -1})
     assert info.value.param == "quantity"
@@ -187,7 +193,7 @@ def test_canceled_subscription_refuses_item_updates(
     assert info.value.http_status == 400
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.subscriptions.update(sub_id, {"items": [{"id": si, "quantity": 9}]})
-    assert fake.item_quantity(sub_id, "price_seat") == 5
+    assert fake.seats(sub_id, SEAT_PLAN) == 5
 
 
 def test_error_if_incomplete_with_failing_card_changes_nothing(
@@ -201,7 +207,7 @@ def test_error_if_incomplete_with_failing_card_changes_nothing(
             si, {"quantity": 9, "payment_behavior": "error_if_incomplete"}
         )
     assert info.value.http_status == 402 and info.value.code == "card_declined"
-    assert fake.item_quantity(sub_id, "price_seat") == 5
+    assert fake.seats(sub_id, SEAT_PLAN) == 5
     assert len(fake.events()) == events_before
     assert fake.invoice_items() == []
 
@@ -249,7 +255,7 @@ def test_unknown_parameters_rejected_like_stripe(
         top_level: Any = {"quantity": 9}
         client.v1.subscriptions.update(sub_id, top_level)
     assert top.value.param == "quantity"
-    assert fake.item_quantity(sub_id, "price_seat") == 5
+    assert fake.seats(sub_id, SEAT_PLAN) == 5
     client.v1.subscriptions.retrieve(sub_id, {"expand": ["customer"]})  # expand always accepted
 
 
@@ -257,12 +263,12 @@ def test_idempotent_replay_and_mismatch(fake: StripeStandIn, client: stripe.Stri
     sub_id, si = seat_subscription(fake, quantity=5)
     options: Any = {"idempotency_key": "seat-sync-1"}
     first = client.v1.subscription_items.update(si, {"quantity": 6}, options)
-    fake.set_item_quantity(sub_id, "price_seat", 7)  # someone else changes it meanwhile
+    fake.set_seats(sub_id, 7, SEAT_PLAN)  # someone else changes it meanwhile
     again = client.v1.subscription_items.update(si, {"quantity": 6}, options)
     assert again.to_dict() == first.to_dict()  # the stored answer, not a new change
     assert again.last_response is not None
     assert again.last_response.headers.get("Idempotent-Replayed") == "true"
-    assert fake.item_quantity(sub_id, "price_seat") == 7
+    assert fake.seats(sub_id, SEAT_PLAN) == 7
     posts = fake.requests.requests_to("POST", "/v1/subscription_items/")
     assert [(r.idempotency_key, r.replayed) for r in posts] == [
         ("seat-sync-1", False),
@@ -284,7 +290,7 @@ def test_500_then_success_with_retries(fake: StripeStandIn) -> None:
     attempts = fake.requests.requests_to("POST", "/v1/subscription_items")
     assert [(r.status, r.fault) for r in attempts] == [(500, "fail"), (200, None)]
     assert attempts[0].idempotency_key == attempts[1].idempotency_key
-    assert fake.item_quantity(sub_id, "price_seat") == 9
+    assert fake.seats(sub_id, SEAT_PLAN) == 9
 
 
 def test_500_without_retries_raises_api_error(fake: StripeStandIn, client: Any) -> None:
@@ -313,7 +319,7 @@ def test_stall_after_applying_times_out_then_replays(fake: StripeStandIn) -> Non
     key: Any = {"idempotency_key": "stall-1"}
     with pytest.raises(stripe.APIConnectionError):
         client.v1.subscription_items.update(si, {"quantity": 6}, key)
-    assert fake.item_quantity(sub_id, "price_seat") == 6  # applied although the client gave up
+    assert fake.seats(sub_id, SEAT_PLAN) == 6  # applied although the client gave up
     retried = client.v1.subscription_items.update(si, {"quantity": 6}, key)
     assert retried.last_response is not None
     assert retried.last_response.headers.get("Idempotent-Replayed") == "true"
@@ -327,7 +333,7 @@ def test_stall_without_applying(fake: StripeStandIn) -> None:
     with pytest.raises(stripe.APIConnectionError):
         client.v1.subscription_items.update(si, {"quantity": 6})
     time.sleep(1.2)
-    assert fake.item_quantity(sub_id, "price_seat") == 5
+    assert fake.seats(sub_id, SEAT_PLAN) == 5
     assert fake.writes() == []
 
 
@@ -336,13 +342,13 @@ def test_dropped_connection(fake: StripeStandIn, client: stripe.StripeClient) ->
     fake.faults.drop_next(1, apply=True, method="POST")
     with pytest.raises(stripe.APIConnectionError):
         client.v1.subscription_items.update(si, {"quantity": 6})
-    assert fake.item_quantity(sub_id, "price_seat") == 6
+    assert fake.seats(sub_id, SEAT_PLAN) == 6
     dropped = fake.requests[-1]
     assert (dropped.status, dropped.fault, dropped.changed) == (0, "drop", True)
     fake.faults.drop_next(1)  # not applied
     with pytest.raises(stripe.APIConnectionError):
         client.v1.subscription_items.update(si, {"quantity": 7})
-    assert fake.item_quantity(sub_id, "price_seat") == 6
+    assert fake.seats(sub_id, SEAT_PLAN) == 6
     retrying = fake.client(max_network_retries=2)
     fake.faults.drop_next(1)
     assert retrying.v1.subscription_items.update(si, {"quantity": 7}).quantity == 7
@@ -458,7 +464,7 @@ def test_invoice_preview_shows_prorations_without_changing_state(
     regular = sorted(line.amount for line in preview.lines.data if line not in prorations)
     assert regular == [5000, 7000]  # next period at the new quantity
     assert preview.amount_due == 13000
-    assert fake.item_quantity(sub_id, "price_seat") == 5
+    assert fake.seats(sub_id, SEAT_PLAN) == 5
     assert fake.invoice_items() == [] and fake.writes() == []
 
 

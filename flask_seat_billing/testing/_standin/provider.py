@@ -1,11 +1,11 @@
 """The one interface every provider stand-in offers, so tests and apps need not name providers.
 
-Why: the Stripe and Polar stand-ins grew their own names for the same things
-(``create_subscriptions_bulk`` / ``bulk_create_subscriptions``, ``item_quantity`` / ``seats``,
-``set_subscription_status`` / ``set_status``). A behaviour written once and run on every provider
-needs one vocabulary: create a subscription for an organization with N seats on a plan, read its
-seats and status, change its status, edit its quantity as a dashboard would, complete a
-checkout, fail payments, bulk-create subscriptions, inject faults, deliver webhooks, reset.
+Why: the Stripe and Polar stand-ins had grown their own names for the same things (a bulk
+create, a seat read, a status change, each named twice). A behaviour written once and run on
+every provider needs one vocabulary, and each thing has only that name now: create a
+subscription for an organization with N seats on a plan, read its seats, status and cancel
+flag, change its status, edit its quantity as a dashboard would, complete a checkout, fail
+payments, bulk-create subscriptions, inject faults, deliver webhooks, reset.
 
 A plan is described by the library's own :class:`~flask_seat_billing.Plan` (``plan_id`` is the
 Stripe base price or the Polar product, ``seat_price_id`` the Stripe seat price), so the app's
@@ -66,6 +66,7 @@ class StandInCapabilities:
     provider: Capabilities
     statuses: frozenset[str]
     pause: bool
+    final_statuses: frozenset[str] = frozenset({"canceled", "incomplete_expired"})
     absent: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -191,6 +192,10 @@ class ProviderStandIn(BaseStandIn, ABC):
         ``"metadata"`` it was given there."""
 
     @abstractmethod
+    def subscription_ids(self) -> list[str]:
+        """Every subscription the provider has, oldest first, ended ones included."""
+
+    @abstractmethod
     def seats(self, subscription_id: str, plan: Plan | None = None) -> int:
         """The subscription's seats now. On Stripe, the quantity of the seat price's item:
         ``plan`` names it, else the seat price of the plan it was subscribed with."""
@@ -203,6 +208,11 @@ class ProviderStandIn(BaseStandIn, ABC):
     @abstractmethod
     def subscription_status(self, subscription_id: str) -> str:
         """The subscription's status now (one of :data:`SUBSCRIPTION_STATUSES`)."""
+
+    @abstractmethod
+    def cancel_at_period_end(self, subscription_id: str) -> bool:
+        """Whether the subscription is set to end at the end of its period (the field both
+        APIs call ``cancel_at_period_end``)."""
 
     @abstractmethod
     def set_status(self, subscription_id: str, status: str) -> Obj:

@@ -227,34 +227,6 @@ class PolarStandIn(PolarSharedInterface):
             )
             return copy.deepcopy(store.subscription_json(sub))
 
-    def bulk_create_subscriptions(
-        self,
-        product_id: str,
-        count: int,
-        *,
-        seats: int = 1,
-        external_id_prefix: str = "bulk_",
-        metadata: dict[str, Any] | None = None,
-        status: str = "active",
-        emit_events: bool = False,
-    ) -> list[str]:
-        """Seed ``count`` subscriptions (one new customer each, external id
-        ``f"{external_id_prefix}{i}"``) for benchmarks; no webhooks unless ``emit_events``.
-        Returns the subscription ids in creation order. Polar's own form of
-        :meth:`bulk_subscribe`, with its own external ids."""
-        store = self._store
-        ids: list[str] = []
-        with store.lock:
-            product = store.product(product_id)
-            start = len(store.customers)
-            for i in range(count):
-                customer = store.add_customer(external_id=f"{external_id_prefix}{start + i}")
-                sub = store.add_subscription(
-                    product, customer, seats, status=status, metadata=metadata, emit=emit_events
-                )
-                ids.append(sub.id)
-        return ids
-
     def subscription(self, subscription_id: str) -> JSON:
         """The subscription as ``GET /v1/subscriptions/{id}`` returns it."""
         with self._store.lock:

@@ -71,6 +71,8 @@ class PolarSharedInterface(ProviderStandIn):
             provider=CAPABILITIES,
             statuses=SUBSCRIPTION_STATUSES,
             pause=True,
+            # Polar ends an unpaid subscription (it is revoked); on Stripe it can still recover.
+            final_statuses=frozenset({"canceled", "unpaid", "incomplete_expired"}),
             absent={
                 "separate_seat_price": "Polar keeps seats on the subscription, not on a price",
                 "invoice_preview": "Polar has no invoice preview for a seat change",
@@ -155,6 +157,10 @@ class PolarSharedInterface(ProviderStandIn):
     def subscription_status(self, subscription_id: str) -> str:
         with self._store.lock:
             return self._store.subscription(subscription_id).status
+
+    def cancel_at_period_end(self, subscription_id: str) -> bool:
+        with self._store.lock:
+            return self._store.subscription(subscription_id).cancel_at_period_end
 
     def set_status(self, subscription_id: str, status: str) -> JSON:
         """Move to ``past_due`` (``subscription.past_due``), back to ``active``

@@ -8,7 +8,7 @@ real ``stripe`` SDK talks to it unchanged::
         sub = stripe_fake.create_subscription(items=[{"price": price["id"], "quantity": 3}])
         client = stripe_fake.client(max_network_retries=2)
         client.v1.subscription_items.update(sub["items"]["data"][0]["id"], {"quantity": 4})
-        assert stripe_fake.item_quantity(sub["id"], "price_seat") == 4
+        assert stripe_fake.seats(sub["id"]) == 4  # its only item
 
 See :class:`StripeStandIn` for the Python API; faults, request recording and webhook delivery
 come from ``flask_seat_billing.testing._standin``.

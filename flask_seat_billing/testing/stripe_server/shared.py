@@ -136,9 +136,18 @@ class StripeSharedInterface(ProviderStandIn):
             apply_changes(self.state, sub, planned, proration_behavior="create_prorations")
             return copy.deepcopy(sub)
 
+    def subscription_ids(self) -> list[str]:
+        with self.state.lock:
+            subs = self.state.subscriptions
+            return [i for i in subs.order if i in subs.objects]
+
     def subscription_status(self, subscription_id: str) -> str:
         with self.state.lock:
             return str(self._subscription(subscription_id)["status"])
+
+    def cancel_at_period_end(self, subscription_id: str) -> bool:
+        with self.state.lock:
+            return bool(self._subscription(subscription_id)["cancel_at_period_end"])
 
     def set_status(self, subscription_id: str, status: str) -> Obj:
         """Any status, with ``customer.subscription.updated`` (plus ``...paused``,

@@ -19,7 +19,7 @@ import stripe
 from .catalog import create_customer, create_price, create_product
 from .checkout import complete_session, expire_session
 from .errors import fault_response
-from .items import ItemChange, apply_changes, plan_changes
+from .items import apply_changes
 from .lifecycle import cancel, create_subscription, renew_due
 from .routes import StripeApp, parse_params
 from .shared import StripeSharedInterface
@@ -190,33 +190,6 @@ class StripeStandIn(StripeSharedInterface):
             )
             return copy.deepcopy(sub)
 
-    def create_subscriptions_bulk(
-        self,
-        n: int,
-        items: list[dict[str, Any]],
-        metadata: dict[str, str] | None = None,
-        emit_events: bool = False,
-    ) -> list[str]:
-        """Create ``n`` subscriptions (one new customer each) fast, for benchmarks.
-
-        Without ``emit_events`` no events or invoices are created, which keeps 10,000
-        subscriptions to well under a second. ``{i}`` in metadata values is replaced by the index.
-        Stripe's own form of :meth:`bulk_subscribe`, for any items.
-        """
-        parsed: list[tuple[str, int, dict[str, str]]] = [
-            (str(i["price"]), int(i.get("quantity", 1)), {}) for i in items
-        ]
-        ids: list[str] = []
-        with self.state.lock:
-            for index in range(n):
-                customer = create_customer(self.state, {}, emit=emit_events)["id"]
-                meta = {k: v.replace("{i}", str(index)) for k, v in (metadata or {}).items()}
-                sub = create_subscription(
-                    self.state, customer, parsed, metadata=meta, emit=emit_events
-                )
-                ids.append(sub["id"])
-        return ids
-
     def subscription(self, id: str) -> Obj:
         """The subscription as ``GET /v1/subscriptions/{id}`` returns it (KeyError if absent)."""
         return self._get("subscriptions", id)
@@ -231,39 +204,6 @@ class StripeStandIn(StripeSharedInterface):
             )
             return [copy.deepcopy(self.state.subscriptions.objects[i]) for i in ids]
 
-    def item_quantity(self, subscription_id: str, price_id: str) -> int:
-        """Quantity of the item with ``price_id`` (KeyError if the subscription has none).
-
-        Stripe's own form of :meth:`seats`, for any item, not only the seat item."""
-        with self.state.lock:
-            sub = self._require("subscriptions", subscription_id)
-            for item in sub["items"]["data"]:
-                if item["price"]["id"] == price_id:
-                    return int(item["quantity"])
-        raise KeyError(f"{subscription_id} has no item with price {price_id}")
-
-    def set_item_quantity(
-        self,
-        subscription_id: str,
-        price_id: str,
-        quantity: int,
-        proration_behavior: str = "create_prorations",
-    ) -> Obj:
-        """Change a quantity as a dashboard user would (emits ``customer.subscription.updated``).
-
-        An item for ``price_id`` is added if the subscription has none. Stripe's own form of
-        :meth:`set_seats`, for any price.
-        """
-        with self.state.lock:
-            sub = self._require("subscriptions", subscription_id)
-            item = next((i for i in sub["items"]["data"] if i["price"]["id"] == price_id), None)
-            change = ItemChange(
-                item_id=item["id"] if item else None, price_id=price_id, quantity=quantity
-            )
-            planned = plan_changes(self.state, sub, [change])
-            apply_changes(self.state, sub, planned, proration_behavior=proration_behavior)
-            return copy.deepcopy(sub)
-
     def cancel_subscription(self, id: str, at_period_end: bool = False) -> Obj:
         """Cancel now (``customer.subscription.deleted``) or at period end (``...updated``)."""
         with self.state.lock:
@@ -275,10 +215,6 @@ class StripeStandIn(StripeSharedInterface):
             else:
                 cancel(self.state, sub)
             return copy.deepcopy(sub)
-
-    def set_subscription_status(self, id: str, status: str) -> Obj:
-        """Older name of :meth:`set_status` (kept while callers move)."""
-        return self.set_status(id, status)
 
     # -- checkout, payments ----------------------------------------------------------------------
     def complete_checkout(self, session_id: str) -> Obj:

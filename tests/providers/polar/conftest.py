@@ -43,13 +43,25 @@ class PolarWorld:
         ]
 
 
-def polar_world(stand_in: PolarStandIn, *, team_maximum_seats: int | None = 50) -> PolarWorld:
-    """The products of the Polar suite in ``stand_in`` (tests/behaviour lifts the team cap)."""
-    team = stand_in.create_product("Team", price_per_seat=1000, maximum_seats=team_maximum_seats)
-    capped = stand_in.create_product(
-        "Capped", price_per_seat=1000, minimum_seats=2, maximum_seats=5
+def polar_world(
+    stand_in: PolarStandIn,
+    *,
+    team_maximum_seats: int | None = 50,
+    like: PolarWorld | None = None,
+) -> PolarWorld:
+    """The products of the Polar suite in ``stand_in`` (tests/behaviour lifts the team cap).
+
+    ``like`` makes them again with that world's ids and secret, after a ``reset``."""
+    team = stand_in.create_product(
+        "Team", price_per_seat=1000, maximum_seats=team_maximum_seats,
+        id=like.team if like else None,
     )
-    return PolarWorld(stand_in, team["id"], capped["id"], generate_webhook_secret())
+    capped = stand_in.create_product(
+        "Capped", price_per_seat=1000, minimum_seats=2, maximum_seats=5,
+        id=like.capped if like else None,
+    )
+    secret = like.secret if like else generate_webhook_secret()
+    return PolarWorld(stand_in, team["id"], capped["id"], secret)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """What only Polar's lifecycle shows: a pending cancellation holds a seat change until it is
-undone, and of several subscriptions the one on a configured product is the organization's.
-The lifecycle on every provider is in tests/behaviour/test_lifecycle.py."""
+undone. The lifecycle on every provider is in tests/behaviour/test_lifecycle.py; which of
+several subscriptions is the organization's, in tests/behaviour/test_ownership.py."""
 
 from __future__ import annotations
 
@@ -39,24 +39,3 @@ def test_change_while_canceling_is_held_then_sent_with_one_write(
     assert polar.api.seats(sub) == 3
     assert len(_writes_to(polar, sub)) == 1
     assert outbox_rows(t) == []
-
-
-def test_the_billable_subscription_of_a_configured_plan_is_the_organizations(
-    t: AppUnderTest, polar: PolarWorld
-) -> None:
-    org = t.add_organization()
-    t.add_members(org.id, 2)
-    old = subscribe(t, polar, org.id)
-    polar.api.revoke_subscription(old)
-    t.billing.link_subscription(org.id, old)
-    current = subscribe(t, polar, org.id, plan="capped")
-    other = polar.api.create_product("Other", price_per_seat=500, maximum_seats=50)["id"]
-    unrelated = polar.api.create_subscription(other, seats=1)["id"]
-    t.billing.link_subscription(org.id, unrelated)  # newest row, but no configured plan
-
-    t.add_members(org.id, 1)
-
-    chosen = t.billing.subscription_for(org.id)
-    assert chosen is not None and chosen.provider_subscription_id == current
-    assert polar.api.seats(current) == 3
-    assert _writes_to(polar, unrelated) == [] and _writes_to(polar, old) == []

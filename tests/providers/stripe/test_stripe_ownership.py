@@ -1,6 +1,6 @@
 """What only Stripe's side of ownership shows: a buyer-set ``client_reference_id`` (Payment Links)
-takes nothing over, and of several subscriptions the one on a configured plan is the
-organization's (a separate seat price, a plan cap). The lifecycle on every provider is in
+takes nothing over, and the chosen subscription's plan cap applies. Which subscription is the
+organization's on every provider is in tests/behaviour/test_ownership.py, the lifecycle in
 tests/behaviour/test_lifecycle.py."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests import web_helpers
-from tests.apps import SEAT_ONLY_PRICE, SEAT_PRICE, YEARLY_SEAT
+from tests.apps import PRO_MONTHLY, PRO_YEARLY, SEAT_ONLY_PRICE
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import seat_writes
 from tests.web_helpers import Served
@@ -52,7 +52,7 @@ def test_buyer_set_client_reference_id_does_not_take_over_an_organization(
     chosen = t.billing.subscription_for(victim.id)
     assert chosen is not None and chosen.provider_subscription_id == own
     t.add_members(victim.id, 1)
-    assert stripe.item_quantity(own, SEAT_PRICE) == 4
+    assert stripe.seats(own, PRO_MONTHLY) == 4
     assert _writes_to(stripe, stranger) == []
     portal = web.post(f"{web.prefix}/portal", json_body={"organization_id": victim.id},
                       headers={"X-User-Org": str(victim.id)})
@@ -61,32 +61,21 @@ def test_buyer_set_client_reference_id_does_not_take_over_an_organization(
     assert post.params["customer"] == stripe.subscription(own)["customer"]
 
 
-def test_the_billable_subscription_of_a_configured_plan_is_the_organizations(
-    web: Served, stripe: Any
-) -> None:
+def test_the_chosen_subscriptions_plan_caps_the_seats(web: Served, stripe: Any) -> None:
+    """The plan cap (``limits``) that applies is that of the subscription chosen as the
+    organization's, not that of the newest row. (Which one is chosen, on every provider:
+    tests/behaviour/test_ownership.py.)"""
     t = web.t
     org = t.add_organization()
     t.add_members(org.id, 2)
-    old = subscribe(t, stripe, org.id)
-    stripe.cancel_subscription(old)
-    _delivered(stripe)
     current = subscribe(t, stripe, org.id, plan="pro-yearly")
     unrelated = str(stripe.create_subscription(
         items=[{"price": stripe.create_price(unit_amount=500)["id"], "quantity": 1}],
     )["id"])
     t.billing.link_subscription(org.id, unrelated)  # newest row, but no configured plan
-
     t.add_members(org.id, 1)
+    assert stripe.seats(current, PRO_YEARLY) == 3
 
-    chosen = t.billing.subscription_for(org.id)
-    assert chosen is not None and chosen.provider_subscription_id == current
-    assert stripe.item_quantity(current, YEARLY_SEAT) == 3
-    assert _writes_to(stripe, unrelated) == [] and _writes_to(stripe, old) == []
-    portal = web.post(f"{web.prefix}/portal", json_body={"organization_id": org.id},
-                      headers={"X-User-Org": str(org.id)})
-    assert portal.status == 200, portal.text
-    [post] = [r for r in stripe.requests if r.path == "/v1/billing_portal/sessions"]
-    assert post.params["customer"] == stripe.subscription(current)["customer"]
     t.add_members(org.id, 7)  # pro-yearly caps at 10 seats
     with pytest.raises(Exception, match="seats"):
         t.billing.check("before_invitation_create", organization_id=org.id)

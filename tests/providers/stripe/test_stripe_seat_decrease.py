@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.apps import SEAT_PRICE, AppUnderTest
+from tests.apps import PRO_MONTHLY, SEAT_PRICE, AppUnderTest
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import outbox_rows, seat_writes
 
@@ -63,7 +63,7 @@ def test_the_renewal_invoice_bills_the_lowered_quantity_without_a_credit(
     assert result.action == "updated" and result.to_seats == 3
     [write] = seat_writes(stripe)
     assert write.params["proration_behavior"] == "none"
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+    assert stripe.seats(sub, PRO_MONTHLY) == 3
     assert _renewal_seat_quantity(stripe, sub) == 3
     assert not [i for i in stripe.invoice_items(sub) if i["amount"] < 0]  # nothing credited
 
@@ -82,7 +82,7 @@ def test_a_decrease_inside_the_margin_is_sent_at_once_without_credit(
 
         _remove_one(t, members)
 
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 2
+    assert stripe.seats(sub, PRO_MONTHLY) == 2
     [write] = seat_writes(stripe)
     assert write.params["proration_behavior"] == "none"
 

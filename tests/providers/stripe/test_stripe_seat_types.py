@@ -26,6 +26,11 @@ STUDIO = Plan(name="studio-monthly", plan_id=STUDIO_BASE, interval="month", cost
               limits={"seats": {"editor": 10}})
 
 
+def _item_of(price: str) -> Plan:
+    """The stand-in's set_seats finds the item by the plan's seat price: one type's item."""
+    return Plan(name=f"item {price}", plan_id=STUDIO_BASE, seat_price_id=price)
+
+
 def _catalog() -> list[Product]:
     return [*products(), Product(id="studio", name="Studio", plans=[STUDIO])]
 
@@ -198,8 +203,8 @@ def test_resync_sees_types_that_moved_while_the_total_did_not(
         _members(t, org.id, "viewer", 2)
         sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
     # A dashboard edit (no webhook delivered): two editors, one viewer; still three seats.
-    stripe.set_item_quantity(sub, EDITOR, 2)
-    stripe.set_item_quantity(sub, VIEWER, 1)
+    stripe.set_seats(sub, 2, _item_of(EDITOR))
+    stripe.set_seats(sub, 1, _item_of(VIEWER))
 
     result = t.app.test_cli_runner().invoke(args=["seats", "resync", "--json"])
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from tests.apps import SEAT_PRICE
+from tests.apps import PRO_MONTHLY
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import outbox_rows
 
@@ -106,7 +106,7 @@ def test_any_organization_key_is_stored_exactly(
 
         assert _keys(t) == {org_id, "plain"}
         t.billing.sync_pending()
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+        assert stripe.seats(sub, PRO_MONTHLY) == 3
 
 
 @pytest.mark.parametrize("lost_at", ["commit", "next statement"])

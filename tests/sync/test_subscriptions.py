@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.apps import SEAT_ONLY_PRICE, SEAT_PRICE, AppUnderTest
+from tests.apps import PRO_MONTHLY, SEAT_PRICE, TEAM_MONTHLY, AppUnderTest
 from tests.conftest import subscribe
 from tests.helpers import outbox_rows, seat_writes
 
@@ -42,7 +42,7 @@ def test_seat_only_plan_updates_its_single_item(t: AppUnderTest, stripe: Any) ->
 
     t.add_members(org.id, 2)
 
-    assert stripe.item_quantity(sub, SEAT_ONLY_PRICE) == 4
+    assert stripe.seats(sub, TEAM_MONTHLY) == 4
 
 
 def test_base_item_keeps_quantity_one(t: AppUnderTest, stripe: Any) -> None:
@@ -104,4 +104,4 @@ def test_back_and_forth_changes_use_distinct_keys(t: AppUnderTest, stripe: Any) 
 
     keys = [w.idempotency_key for w in seat_writes(stripe)]
     assert len(keys) == 3 and len(set(keys)) == 3
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 4
+    assert stripe.seats(sub, PRO_MONTHLY) == 4

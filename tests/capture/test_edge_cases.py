@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, configure_mappers, relationship
 
-from tests.apps import SEAT_PRICE, AppUnderTest
+from tests.apps import PRO_MONTHLY, AppUnderTest
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import outbox_rows, seat_writes, wait_for
 
@@ -29,7 +29,7 @@ def test_member_appended_through_a_relationship(t: AppUnderTest, stripe: Any) ->
     t.db.session.get(t.Organization, org.id).members.append(t.Membership(email="x@x.io"))
     t.db.session.commit()
 
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+    assert stripe.seats(sub, PRO_MONTHLY) == 3
 
 
 def test_member_moved_through_a_relationship(t: AppUnderTest, stripe: Any) -> None:
@@ -43,8 +43,8 @@ def test_member_moved_through_a_relationship(t: AppUnderTest, stripe: Any) -> No
     member.organization = t.db.session.get(t.Organization, b.id)
     t.db.session.commit()
 
-    assert stripe.item_quantity(sub_a, SEAT_PRICE) == 1
-    assert stripe.item_quantity(sub_b, SEAT_PRICE) == 3
+    assert stripe.seats(sub_a, PRO_MONTHLY) == 1
+    assert stripe.seats(sub_b, PRO_MONTHLY) == 3
 
 
 def test_bulk_insert_with_a_list_of_values(t: AppUnderTest, stripe: Any) -> None:
@@ -58,7 +58,7 @@ def test_bulk_insert_with_a_list_of_values(t: AppUnderTest, stripe: Any) -> None
     ]))
     t.db.session.commit()
 
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 4
+    assert stripe.seats(sub, PRO_MONTHLY) == 4
 
 
 def test_bulk_update_to_a_computed_organization(t: AppUnderTest, stripe: Any) -> None:
@@ -76,8 +76,8 @@ def test_bulk_update_to_a_computed_organization(t: AppUnderTest, stripe: Any) ->
     )
     t.db.session.commit()
 
-    assert stripe.item_quantity(sub_a, SEAT_PRICE) == 1
-    assert stripe.item_quantity(sub_b, SEAT_PRICE) == 3
+    assert stripe.seats(sub_a, PRO_MONTHLY) == 1
+    assert stripe.seats(sub_b, PRO_MONTHLY) == 3
     assert outbox_rows(t) == []
 
 
@@ -98,7 +98,7 @@ def test_session_used_outside_an_app_context(make_app: AppFactory, stripe: Any) 
     job.start()
     job.join(30)
 
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+    assert stripe.seats(sub, PRO_MONTHLY) == 3
 
 
 def test_session_joined_to_an_outer_transaction(t: AppUnderTest, stripe: Any) -> None:
@@ -115,7 +115,7 @@ def test_session_joined_to_an_outer_transaction(t: AppUnderTest, stripe: Any) ->
             session = Session(bind=conn, join_transaction_mode="create_savepoint")
             session.add(t.Membership(organization_id=org.id, email="o@x.io"))
             session.commit()
-            before_outer_commit.append(stripe.item_quantity(sub, SEAT_PRICE))
+            before_outer_commit.append(stripe.seats(sub, PRO_MONTHLY))
             outer.commit()
         finished.set()
 
@@ -123,7 +123,7 @@ def test_session_joined_to_an_outer_transaction(t: AppUnderTest, stripe: Any) ->
     job.start()
     assert finished.wait(20), "commit() hung inside the outer transaction"
     assert before_outer_commit == [2]  # nothing was sent before the real commit
-    assert wait_for(lambda: stripe.item_quantity(sub, SEAT_PRICE) == 3, timeout=20)
+    assert wait_for(lambda: stripe.seats(sub, PRO_MONTHLY) == 3, timeout=20)
 
 
 def test_explicit_sync_that_fails_is_retried_in_the_background(
@@ -137,7 +137,7 @@ def test_explicit_sync_that_fails_is_retried_in_the_background(
     result = t.billing.sync_organization(org.id)
 
     assert result.action == "retrying"
-    assert wait_for(lambda: stripe.item_quantity(sub, SEAT_PRICE) == 2, timeout=20)
+    assert wait_for(lambda: stripe.seats(sub, PRO_MONTHLY) == 2, timeout=20)
     assert wait_for(lambda: outbox_rows(t) == [], timeout=10)
 
 
@@ -168,7 +168,7 @@ def test_failed_explicit_sync_does_not_park_a_newer_change(
     job.join(20)
 
     assert results and results[0].action == "refused"
-    assert wait_for(lambda: stripe.item_quantity(sub, SEAT_PRICE) == 3, timeout=20)
+    assert wait_for(lambda: stripe.seats(sub, PRO_MONTHLY) == 3, timeout=20)
     assert len(seat_writes(stripe)) == 1
 
 
@@ -181,7 +181,7 @@ def test_a_session_bound_per_model_without_a_default_bind(t: AppUnderTest, strip
         session.add(t.Membership(organization_id=org.id, email="bound@x.io"))
         session.commit()
 
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+    assert stripe.seats(sub, PRO_MONTHLY) == 3
     assert outbox_rows(t) == []
 
 
@@ -200,7 +200,7 @@ def test_a_listing_snapshot_made_stale_by_another_sync_is_not_written_from(
     state = get_state()
     listed = state.provider.retrieve_subscription(sub)  # what a resync listing saw: 2 seats
     t.add_members(org.id, 2)  # synced inline by this process: 4 seats
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 4
+    assert stripe.seats(sub, PRO_MONTHLY) == 4
     writes_before = len(seat_writes(stripe))
 
     result = state.engine.sync(str(org.id), reason="resync", snapshot=listed)

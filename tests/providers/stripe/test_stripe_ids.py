@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from flask_seat_billing import InvalidProviderId, PermanentProviderError
-from tests.apps import AppUnderTest
+from tests.apps import PRO_MONTHLY, AppUnderTest
 from tests.conftest import subscribe
 from tests.helpers import outbox_rows
 
@@ -63,7 +63,7 @@ def test_sync_of_a_stored_bad_id_is_refused_for_good_without_a_request(
     result = t.billing.sync_organization(org.id)
     assert result.action == "refused" and "not a Stripe subscription id" in str(result.error)
     assert stripe.requests.all()[before:] == []
-    assert stripe.item_quantity(sub, "price_seat_m") == 2
+    assert stripe.seats(sub, PRO_MONTHLY) == 2
 
 
 def test_invalid_id_is_a_permanent_provider_error_and_a_value_error() -> None:

@@ -1,9 +1,10 @@
 """Shared pieces of the chaos suite: invariant checks, a bounded drain and the JSON summaries.
 
 Every chaos test ends with the same three questions, asked the same way, so a regression in any
-scenario reads the same: does each subscribed organization's provider quantity equal its billable
-seats, does the ledger record each applied write exactly once, and did any idempotency key ever
-travel with two different quantities (which Stripe would refuse, or worse, replay wrongly).
+scenario reads the same on every provider: does each subscribed organization's provider seat
+count equal its billable seats, does the ledger record each applied write exactly once, and did
+any idempotency key ever travel with two different quantities (which Stripe would refuse, or
+worse, replay wrongly; Polar takes no keys, so there the question has no subject).
 """
 
 from __future__ import annotations
@@ -14,29 +15,29 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from tests.apps import SEAT_PRICE, AppUnderTest
+from tests.apps import AppUnderTest
+from tests.behaviour.conftest import World
 from tests.helpers import ledger_rows, outbox_rows
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = ROOT / "test-output"
-ITEM_WRITES = "/v1/subscription_items/"
 
 
 def database_kind(url: str) -> str:
     return "postgresql" if url.startswith("postgresql") else "sqlite"
 
 
-def write_summary(name: str, figures: dict[str, Any]) -> None:
-    """Keep the figures of the last run in ``test-output/chaos-<name>.json`` for the docs.
+def write_summary(name: str, provider: World, figures: dict[str, Any]) -> None:
+    """Keep the figures of the last run in ``test-output/chaos-<name>-<provider>-<db>.json``.
 
     The numbers in docs/reliability.md are copied from these files, so they say what a real run
     injected and observed rather than what the test meant to do.
     """
     OUTPUT.mkdir(exist_ok=True)
     db = figures.get("database", "any")
-    path = OUTPUT / f"chaos-{name}-{db}.json"
-    figures = {"scenario": name, "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                              time.gmtime()), **figures}
+    path = OUTPUT / f"chaos-{name}-{provider.name}-{db}.json"
+    figures = {"scenario": name, "provider": provider.name,
+               "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}
     path.write_text(json.dumps(figures, indent=2, sort_keys=True, default=str) + "\n")
     print(f"\nchaos summary {name}: {json.dumps(figures, sort_keys=True, default=str)}")
 
@@ -57,25 +58,34 @@ def drain(t: AppUnderTest, *, timeout: float = 30.0) -> int:
             time.sleep(0.1)
 
 
-def mismatches(t: AppUnderTest, stripe: Any, subs: dict[Any, str]) -> dict[Any, tuple[int, int]]:
-    """Organizations whose provider quantity differs from their billable seats: {org: (q, b)}."""
+def mismatches(
+    t: AppUnderTest, provider: World, subs: dict[Any, str]
+) -> dict[Any, tuple[int, int]]:
+    """Organizations whose provider seat count differs from their billable seats:
+    {org: (seats, billable)}."""
     found: dict[Any, tuple[int, int]] = {}
     with t.app.app_context():
         for org_id, sub in subs.items():
-            quantity = stripe.item_quantity(sub, SEAT_PRICE)
+            quantity = provider.seats(sub)
             billable = t.billing.billable_seats(org_id)
             if quantity != billable:
                 found[org_id] = (quantity, billable)
     return found
 
 
-def key_reuse(stripe: Any) -> dict[str, set[str]]:
-    """Idempotency keys seen with more than one quantity in the stand-in's request log."""
+def key_reuse(provider: World) -> dict[str, set[str]]:
+    """Idempotency keys seen with more than one seat count in the stand-in's request log.
+
+    Only a provider with ``idempotency_keys`` receives keys; on one without (Polar) every write
+    is sent without a key and this is empty by construction (the ledger's own keys are still
+    checked by :func:`ledger_doubles`)."""
     quantities: dict[str, set[str]] = defaultdict(set)
-    for request in stripe.requests.all():
-        if request.method == "POST" and request.path.startswith(ITEM_WRITES):
-            if request.idempotency_key and "quantity" in request.params:
-                quantities[request.idempotency_key].add(str(request.params["quantity"]))
+    method, path = provider.dialect.seat_write
+    param = provider.dialect.seats_param
+    for request in provider.stand_in.requests.all():
+        if request.method == method and request.path.startswith(path):
+            if request.idempotency_key and param in request.params:
+                quantities[request.idempotency_key].add(str(request.params[param]))
     return {k: v for k, v in quantities.items() if len(v) > 1}
 
 
@@ -145,3 +155,9 @@ def membership_op(t: AppUnderTest, rng: Any, orgs: list[Any], tag: str) -> str:
         rng.choice(live).deleted_at = dt.datetime(2026, 1, 1)
     session.commit()
     return op
+
+
+def seat_writes(provider: World) -> list[Any]:
+    """Seat writes the provider applied (not replays, not faulted requests)."""
+    method, path = provider.dialect.seat_write
+    return [w for w in provider.stand_in.writes() if w.method == method and w.path.startswith(path)]

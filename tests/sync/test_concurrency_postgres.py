@@ -6,7 +6,7 @@ import random
 import threading
 from typing import Any
 
-from tests.apps import SEAT_PRICE
+from tests.apps import PRO_MONTHLY
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import outbox_rows
 
@@ -52,6 +52,6 @@ def test_eight_threads_of_random_joins_and_leaves(
     with t.app.app_context():
         t.billing.sync_pending()
         billable = t.billing.billable_seats(org_id)
-        assert stripe.item_quantity(sub, SEAT_PRICE) == billable
+        assert stripe.seats(sub, PRO_MONTHLY) == billable
         assert t.billing.subscription_for(org_id).seats == billable
         assert outbox_rows(t) == []

@@ -9,7 +9,7 @@ import pytest
 
 from flask_seat_billing import PolicyDenied
 from flask_seat_billing.policies import deny
-from tests.apps import SEAT_PRICE
+from tests.apps import PRO_MONTHLY
 from tests.conftest import AppFactory, subscribe
 from tests.web_helpers import Served, record_signals, serve_app
 
@@ -82,7 +82,7 @@ def test_checkout_and_external_change_signals(
         org.id, "active", 2)
 
     sub = completed["subscription_id"]
-    stripe.set_item_quantity(sub, SEAT_PRICE, 5)  # a dashboard edit
+    stripe.set_seats(sub, 5, PRO_MONTHLY)  # a dashboard edit
     stripe.deliver_pending()
     [external] = seen["seats_changed_externally"]
     assert set(external) == DOCUMENTED["seats_changed_externally"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.apps import SEAT_PRICE
+from tests.apps import PRO_MONTHLY
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import outbox_rows, seat_writes, wait_for
 
@@ -23,7 +23,7 @@ def test_deferred_mode_coalesces_a_burst(make_app: AppFactory, stripe: Any) -> N
         requests_on_request_path = len(stripe.requests) - before
 
         assert requests_on_request_path == 0
-        assert wait_for(lambda: stripe.item_quantity(sub, SEAT_PRICE) == 31, timeout=15)
+        assert wait_for(lambda: stripe.seats(sub, PRO_MONTHLY) == 31, timeout=15)
         assert wait_for(lambda: outbox_rows(t) == [])
         assert 1 <= len(seat_writes(stripe)) <= 3
 
@@ -37,13 +37,13 @@ def test_manual_mode_waits_for_an_explicit_call(make_app: AppFactory, stripe: An
 
         t.add_members(org.id, 2)
         time.sleep(0.3)
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 1
+        assert stripe.seats(sub, PRO_MONTHLY) == 1
         assert len(outbox_rows(t)) == 1
 
         [result] = t.billing.sync_pending()
 
         assert (result.action, result.from_seats, result.to_seats) == ("updated", 1, 3)
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+        assert stripe.seats(sub, PRO_MONTHLY) == 3
         assert outbox_rows(t) == []
 
 

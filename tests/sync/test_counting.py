@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from tests.apps import SEAT_PRICE, AppUnderTest
+from tests.apps import PRO_MONTHLY, AppUnderTest
 from tests.conftest import AppFactory, subscribe
 
 
@@ -19,7 +19,7 @@ def test_included_seats_are_not_billed(make_app: AppFactory, stripe: Any) -> Non
 
         t.add_members(org.id, 3)
 
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 2
+        assert stripe.seats(sub, PRO_MONTHLY) == 2
 
 
 def test_minimum_seats_floor_the_quantity(make_app: AppFactory, stripe: Any) -> None:
@@ -28,13 +28,13 @@ def test_minimum_seats_floor_the_quantity(make_app: AppFactory, stripe: Any) -> 
         org = t.add_organization()
         members = t.add_members(org.id, 6)
         sub = subscribe(t, stripe, org.id)
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 6
+        assert stripe.seats(sub, PRO_MONTHLY) == 6
 
         for m in members[:4]:
             t.db.session.delete(m)
         t.db.session.commit()
 
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 5
+        assert stripe.seats(sub, PRO_MONTHLY) == 5
 
 
 def test_pending_invitations_count_when_configured(make_app: AppFactory, stripe: Any) -> None:
@@ -52,7 +52,7 @@ def test_pending_invitations_count_when_configured(make_app: AppFactory, stripe:
         ])
         t.db.session.commit()
 
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+        assert stripe.seats(sub, PRO_MONTHLY) == 3
 
 
 def test_pending_invitations_ignored_by_default(t: AppUnderTest, stripe: Any) -> None:
@@ -76,12 +76,12 @@ def test_custom_counting_rule_replaces_the_default(t: AppUnderTest, stripe: Any)
     org = t.add_organization()
     members = t.add_members(org.id, 4)
     sub = subscribe(t, stripe, org.id)
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 4
+    assert stripe.seats(sub, PRO_MONTHLY) == 4
 
     members[0].role = "admin"
     t.db.session.commit()
 
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+    assert stripe.seats(sub, PRO_MONTHLY) == 3
 
 
 def test_string_and_uuid_organization_keys(make_app: AppFactory, stripe: Any) -> None:
@@ -96,6 +96,6 @@ def test_string_and_uuid_organization_keys(make_app: AppFactory, stripe: Any) ->
             t.add_members(org.id, 2)
             sub = subscribe(t, stripe, org.id)
             t.add_members(org.id, 1)
-            assert stripe.item_quantity(sub, SEAT_PRICE) == 3
+            assert stripe.seats(sub, PRO_MONTHLY) == 3
             assert t.billing.billable_seats(org.id) == 3
             t.db.session.remove()

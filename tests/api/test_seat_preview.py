@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.apps import SEAT_PRICE, AppUnderTest
+from tests.apps import PRO_MONTHLY, AppUnderTest
 from tests.conftest import subscribe
 
 ONE_SEAT = 1000  # the seat price, for a whole period (the subscription was just created)
@@ -36,7 +36,7 @@ def test_preview_reads_every_page_of_lines(t: AppUnderTest, stripe: Any) -> None
     sub = subscribe(t, stripe, org.id)
     for _ in range(12):  # twelve synced changes: twelve pending prorations, more than a page
         t.add_members(org.id, 1)
-    assert stripe.item_quantity(sub, SEAT_PRICE) == 13
+    assert stripe.seats(sub, PRO_MONTHLY) == 13
     before = len(preview_line_requests(stripe))
 
     preview = t.billing.preview_seat_change(org.id, 12)  # one seat fewer: a credit

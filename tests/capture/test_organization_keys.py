@@ -14,7 +14,7 @@ from sqlalchemy import orm
 from sqlalchemy.orm import configure_mappers, relationship
 
 from flask_seat_billing import InvalidOrganizationKey, SeatLimitReached
-from tests.apps import SEAT_PRICE, AppUnderTest
+from tests.apps import PRO_MONTHLY, AppUnderTest
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import outbox_rows
 from tests.web_helpers import Served, allow_own_organization, serve, table_rows
@@ -275,7 +275,7 @@ def test_cli_org_filter_takes_any_spelling(make_app: AppFactory, stripe: Any) ->
     t.app.cli.add_command(seats, "seats")
     with t.app.app_context():
         sub = _subscribed(t, stripe, 1, 2)
-        stripe.set_item_quantity(sub, SEAT_PRICE, 5)  # drifted in the dashboard
+        stripe.set_seats(sub, 5, PRO_MONTHLY)  # drifted in the dashboard
         runner = t.app.test_cli_runner()
 
         status = runner.invoke(args=["seats", "status", "--org", "01", "--json"])
@@ -283,7 +283,7 @@ def test_cli_org_filter_takes_any_spelling(make_app: AppFactory, stripe: Any) ->
         assert '"organization": "1"' in status.output
         resync = runner.invoke(args=["seats", "resync", "--org", "+1"])
         assert resync.exit_code == 0, resync.output
-        assert stripe.item_quantity(sub, SEAT_PRICE) == 2
+        assert stripe.seats(sub, PRO_MONTHLY) == 2
 
         too_far = runner.invoke(args=["seats", "status", "--org", "2147483648"])
         assert too_far.exit_code == 2

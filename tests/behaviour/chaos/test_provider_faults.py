@@ -1,7 +1,8 @@
-"""Bursts of membership changes across organizations while Stripe fails in every way it can.
+"""Bursts of membership changes across organizations while the provider fails in every way it can.
 
 Injected, interleaved with the changes: bursts of 500s, 429 storms with ``Retry-After``, stalls
-past the client timeout after Stripe applied the write (the case idempotency keys exist for), and
+past the client timeout after the provider applied the write (the case Stripe's idempotency keys
+exist for; Polar has none, so there the engine's read-before-write alone must cover it), and
 dropped connections with and without the change applied. Afterwards the outbox is drained and
 every organization must be billed for exactly its billable seats, with each applied write in
 the ledger once and no idempotency key ever sent with two quantities.
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from flask_seat_billing import signals
-from tests.chaos.conftest import (
+from tests.behaviour.chaos.invariants import (
     database_kind,
     drain,
     key_reuse,
@@ -25,10 +26,11 @@ from tests.chaos.conftest import (
     ledger_gaps,
     membership_op,
     mismatches,
+    seat_writes,
     write_summary,
 )
-from tests.conftest import AppFactory, subscribe
-from tests.helpers import outbox_rows, seat_writes
+from tests.behaviour.conftest import AppFactory, World
+from tests.helpers import outbox_rows
 
 FAST_RETRIES = {
     "SEAT_BILLING_PROVIDER_TIMEOUT_SECONDS": 1,
@@ -44,26 +46,27 @@ FAST_RETRIES = {
 KINDS = ["500", "429", "stall", "drop_applied", "drop_lost"]
 
 
-def inject(stripe: Any, rng: random.Random, counts: Counter[str], kind: str) -> None:
+def inject(provider: World, rng: random.Random, counts: Counter[str], kind: str) -> None:
     """Queue one fault burst of ``kind`` on the subscription endpoints (reads and writes)."""
-    prefix = "/v1/subscription"
+    faults = provider.stand_in.faults
+    prefix = provider.dialect.subscription_prefix
+    method, writes = provider.dialect.seat_write
     if kind == "500":
-        stripe.faults.fail_next(rng.randint(1, 4), status=rng.choice([500, 502, 503]),
-                                path_prefix=prefix)
+        faults.fail_next(rng.randint(1, 4), status=rng.choice([500, 502, 503]), path_prefix=prefix)
     elif kind == "429":
-        stripe.faults.rate_limit_next(rng.randint(2, 5), retry_after=0.3, path_prefix=prefix)
+        faults.rate_limit_next(rng.randint(2, 5), retry_after=0.3, path_prefix=prefix)
     elif kind == "stall":
-        stripe.faults.stall_next(1, seconds=1.3, apply=True, path_prefix="/v1/subscription_items/")
+        faults.stall_next(1, seconds=1.3, apply=True, path_prefix=writes, method=method)
     elif kind == "drop_applied":
-        stripe.faults.drop_next(1, apply=True, path_prefix="/v1/subscription_items/")
+        faults.drop_next(1, apply=True, path_prefix=writes, method=method)
     else:
-        stripe.faults.drop_next(1, apply=False, path_prefix=prefix)
+        faults.drop_next(1, apply=False, path_prefix=prefix)
     counts[kind] += 1
 
 
 @pytest.mark.parametrize("mode", ["inline", "deferred"])
 def test_fault_storm_during_membership_bursts(
-    make_app: AppFactory, stripe: Any, database_url: str, mode: str
+    make_app: AppFactory, provider: World, database_url: str, mode: str
 ) -> None:
     rng = random.Random(8_2026)
     t = make_app({**FAST_RETRIES, "SEAT_BILLING_SYNC_MODE": mode})
@@ -82,26 +85,26 @@ def test_fault_storm_during_membership_bursts(
             subs = {}
             for org in orgs:
                 t.add_members(org, rng.randint(1, 3))
-                subs[org] = subscribe(t, stripe, org)
+                subs[org] = provider.subscribe(t, org)
             for step in range(60):
                 if step % 6 == 0:
-                    inject(stripe, rng, bursts, KINDS[(step // 6) % len(KINDS)])
+                    inject(provider, rng, bursts, KINDS[(step // 6) % len(KINDS)])
                     if mode == "deferred":
                         time.sleep(0.4)  # one debounce window: the worker meets the faults
                 ops[membership_op(t, rng, orgs, f"s{step}")] += 1
             t.db.session.remove()
-        stripe.faults.clear()  # the outage ends; whatever was not consumed never happened
+        provider.stand_in.faults.clear()  # the outage ends; what was not consumed never happened
         passes = drain(t, timeout=40)
         time.sleep(0.3)  # a worker round still in flight finishes before we look
         passes += drain(t, timeout=10)
 
         with t.app.app_context():
             leftover = outbox_rows(t)
-            wrong = mismatches(t, stripe, subs)
+            wrong = mismatches(t, provider, subs)
             doubles = ledger_doubles(t)
             gaps = ledger_gaps(t)
-        reused = key_reuse(stripe)
-        injected = Counter(r.fault for r in stripe.requests.all() if r.fault)
+        reused = key_reuse(provider)
+        injected = Counter(r.fault for r in provider.stand_in.requests.all() if r.fault)
         figures = {
             "database": database_kind(database_url), "mode": mode,
             "organizations": len(orgs), "membership_operations": sum(ops.values()),
@@ -109,13 +112,13 @@ def test_fault_storm_during_membership_bursts(
             "faulted_requests": dict(injected),
             "failed_syncs_retried": sum(1 for f in failures if not f["permanent"]),
             "permanent_failures": sum(1 for f in failures if f["permanent"]),
-            "applied_seat_writes": len(seat_writes(stripe)),
+            "applied_seat_writes": len(seat_writes(provider)),
             "final_drain_passes": passes, "outbox_left": len(leftover),
             "final_mismatches": len(wrong), "ledger_double_entries": len(doubles),
             "idempotency_keys_reused_for_other_quantity": len(reused),
             "ledger_gaps": len(gaps), "seconds": round(time.monotonic() - started, 1),
         }
-        write_summary(f"provider-faults-{mode}", figures)
+        write_summary(f"provider-faults-{mode}", provider, figures)
     finally:
         signals.seat_sync_failed.disconnect(on_failure)
 

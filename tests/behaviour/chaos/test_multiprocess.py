@@ -15,28 +15,25 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from typing import Any
 
-from tests.chaos.conftest import (
+from tests.behaviour.chaos.invariants import (
     ROOT,
     drain,
     key_reuse,
     ledger_doubles,
     mismatches,
+    seat_writes,
     write_summary,
 )
-from tests.conftest import AppFactory, subscribe
-from tests.helpers import outbox_rows, seat_writes
+from tests.behaviour.conftest import AppFactory, World
+from tests.helpers import outbox_rows
 
+# Runs after the world's ``attach_source``, which has built the app as ``t``.
 CHILD = """
 import json, random, sys
-from tests.apps import attach_app
-from tests.chaos.conftest import membership_op
+from tests.behaviour.chaos.invariants import membership_op
 
-seed, mode, orgs, steps = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
-t = attach_app(sys.argv[5], sys.argv[6], SEAT_BILLING_SYNC_MODE=mode,
-               SEAT_BILLING_SYNC_DEBOUNCE_SECONDS=0.2, SEAT_BILLING_RETRY_BASE_SECONDS=0.05,
-               SEAT_BILLING_POLL_SECONDS=0.1, SEAT_BILLING_STRIPE_MAX_NETWORK_RETRIES=1)
+seed, orgs, steps = int(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(seed)
 ops, conflicts = {}, 0
 with t.app.app_context():
@@ -53,7 +50,7 @@ print(json.dumps({"ops": ops, "conflicts": conflicts}))
 
 
 def test_processes_inline_and_deferred_converge(
-    make_app: AppFactory, stripe: Any, postgres_url: str
+    make_app: AppFactory, provider: World, postgres_url: str
 ) -> None:
     t = make_app({"SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 5, "max_overflow": 5}},
                  database_url=postgres_url)
@@ -62,16 +59,22 @@ def test_processes_inline_and_deferred_converge(
         subs = {}
         for org in orgs:
             t.add_members(org, 2)
-            subs[org] = subscribe(t, stripe, org)
+            subs[org] = provider.subscribe(t, org)
         t.billing.sync_pending()
     shared = orgs[0]
     plan = [(n, "inline" if n % 2 == 0 else "deferred", [shared, orgs[1 + n % 3]])
             for n in range(4)]
     started = time.monotonic()
+    def source(mode: str) -> str:
+        return provider.attach_source(
+            postgres_url, SEAT_BILLING_SYNC_MODE=mode, SEAT_BILLING_SYNC_DEBOUNCE_SECONDS=0.2,
+            SEAT_BILLING_RETRY_BASE_SECONDS=0.05, SEAT_BILLING_POLL_SECONDS=0.1,
+            SEAT_BILLING_STRIPE_MAX_NETWORK_RETRIES=1,
+        ) + textwrap.dedent(CHILD)
+
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(CHILD), str(seed), mode, json.dumps(mine),
-             "40", postgres_url, stripe.url],
+            [sys.executable, "-c", source(mode), str(seed), json.dumps(mine), "40"],
             cwd=ROOT, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         for seed, mode, mine in plan
@@ -90,16 +93,16 @@ def test_processes_inline_and_deferred_converge(
     passes = drain(t, timeout=30)
 
     with t.app.app_context():
-        wrong = mismatches(t, stripe, subs)
+        wrong = mismatches(t, provider, subs)
         doubles = ledger_doubles(t)
         leftover = outbox_rows(t)
-    reused = key_reuse(stripe)
-    write_summary("multiprocess", {
+    reused = key_reuse(provider)
+    write_summary("multiprocess", provider, {
         "database": "postgresql", "processes": len(children),
         "modes": [mode for _, mode, _ in plan], "organizations": len(orgs),
         "membership_operations": sum(ops.values()), "operations": dict(ops),
         "app_conflicts_rolled_back": conflicts, "outbox_rows_left_by_children": left_by_children,
-        "final_drain_passes": passes, "applied_seat_writes": len(seat_writes(stripe)),
+        "final_drain_passes": passes, "applied_seat_writes": len(seat_writes(provider)),
         "final_mismatches": len(wrong), "ledger_double_entries": len(doubles),
         "idempotency_keys_reused_for_other_quantity": len(reused),
         "churn_seconds": round(churn_seconds, 1),
