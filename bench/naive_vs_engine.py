@@ -7,6 +7,10 @@ during the last 5% of changes, which ends when the workload does), through:
 provider requests per 1,000 changes, request-path latency (median, p99) as ratios to (a), and
 whether every organization ends with the right quantity after the faults.
 
+The Stripe stand-in runs in a process of its own (``RemoteStandIn``), as Stripe would: in the
+benchmark's interpreter it would share the GIL with the code measured and inflate every latency
+(the more requests a path makes, the more). ``--same-process`` runs it the old way.
+
     python -m bench.naive_vs_engine [--db sqlite|postgresql] [--changes 1000] [--orgs 50]
 """
 
@@ -16,10 +20,13 @@ import argparse
 import logging
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bench.common import (
     SEAT_PRICE,
+    RemoteStandIn,
     make_app,
     median,
     percentile,
@@ -30,6 +37,59 @@ from bench.naive import NaiveSeatSync
 from tests.apps import PRO_MONTHLY
 
 FAULT_EVERY = 25
+SAME_PROCESS = False
+
+
+class _Remote:
+    """The few stand-in calls this benchmark makes, over ``RemoteStandIn``'s pipe."""
+
+    def __init__(self, remote: RemoteStandIn) -> None:
+        self.remote = remote
+        self.url = remote.url
+
+    def fail_next(self, n: int, status: int) -> None:
+        self.remote._call("faults.fail_next", n, status=status)
+
+    def clear_faults(self) -> None:
+        self.remote._call("faults.clear")
+
+    def request_count(self) -> int:
+        return int(self.remote._call("requests.__len__"))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.remote, name)
+
+
+class _Local(_Remote):
+    def __init__(self, stripe: Any) -> None:  # noqa: D107 - the same calls, in this process
+        self.stripe = stripe
+        self.url = stripe.url
+
+    def fail_next(self, n: int, status: int) -> None:
+        self.stripe.faults.fail_next(n, status=status)
+
+    def clear_faults(self) -> None:
+        self.stripe.faults.clear()
+
+    def request_count(self) -> int:
+        return len(self.stripe.requests)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stripe, name)
+
+
+@contextmanager
+def provider() -> Iterator[Any]:
+    """The stand-in: in its own process (default), or in this one (``--same-process``)."""
+    if SAME_PROCESS:
+        with stand_in() as stripe:
+            yield _Local(stripe)
+        return
+    remote = RemoteStandIn()
+    try:
+        yield _Remote(remote)
+    finally:
+        remote.close()
 
 
 def _setup(t: Any, stripe: Any, orgs: int, linked: bool) -> list[tuple[Any, str, str]]:
@@ -63,9 +123,9 @@ def _workload(t: Any, stripe: Any, orgs: list[tuple[Any, str, str]], changes: in
         outage_from = changes - changes // 20
         for i in range(changes):
             if i == outage_from:
-                stripe.faults.fail_next(10**6, status=503)
+                stripe.fail_next(10**6, status=503)
             elif i % FAULT_EVERY == 0 and i < outage_from:
-                stripe.faults.fail_next(1, status=500)
+                stripe.fail_next(1, status=500)
             org_id, customer, _ = orgs[rng.randrange(len(orgs))]
             started = time.perf_counter()
             if members[org_id] and rng.random() < 0.45:
@@ -80,7 +140,7 @@ def _workload(t: Any, stripe: Any, orgs: list[tuple[Any, str, str]], changes: in
             after_commit(org_id, customer)
             latencies.append(time.perf_counter() - started)
         t.db.session.remove()
-    stripe.faults.clear()  # the outage ends with the workload
+    stripe.clear_faults()  # the outage ends with the workload
     return latencies
 
 
@@ -95,15 +155,15 @@ def _correct(t: Any, stripe: Any, orgs: list[tuple[Any, str, str]]) -> int:
 
 
 def run_naive(kind: str, changes: int, orgs: int) -> dict[str, Any]:
-    with stand_in() as stripe:
+    with provider() as stripe:
         t = make_app(kind, stripe, init=False)
         try:
             setup = _setup(t, stripe, orgs, linked=False)
             naive = NaiveSeatSync(stripe.url, SEAT_PRICE)
-            before = len(stripe.requests)
+            before = stripe.request_count()
             lat = _workload(t, stripe, setup, changes, lambda org, customer: naive.
                             update_subscription_seats(t.db, t.Membership, customer, org))
-            requests = len(stripe.requests) - before
+            requests = stripe.request_count() - before
             time.sleep(0.5)
             return {"requests": requests, "latencies": lat, "wrong": _correct(t, stripe, setup)}
         finally:
@@ -111,19 +171,19 @@ def run_naive(kind: str, changes: int, orgs: int) -> dict[str, Any]:
 
 
 def run_engine(kind: str, mode: str, changes: int, orgs: int) -> dict[str, Any]:
-    with stand_in() as stripe:
+    with provider() as stripe:
         t = make_app(kind, stripe, SEAT_BILLING_SYNC_MODE=mode,
                      SEAT_BILLING_SYNC_DEBOUNCE_SECONDS=2.0, SEAT_BILLING_RETRY_BASE_SECONDS=0.2,
                      SEAT_BILLING_POLL_SECONDS=0.5)
         try:
             setup = _setup(t, stripe, orgs, linked=True)
-            before = len(stripe.requests)
+            before = stripe.request_count()
             lat = _workload(t, stripe, setup, changes, lambda org, customer: None)
             with t.app.app_context():
                 deadline = time.monotonic() + 60
                 while t.billing.pending_syncs() and time.monotonic() < deadline:
                     time.sleep(0.2)
-                requests = len(stripe.requests) - before
+                requests = stripe.request_count() - before
                 wrong = _correct(t, stripe, setup)
             return {"requests": requests, "latencies": lat, "wrong": wrong}
         finally:
@@ -136,7 +196,11 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--orgs", type=int, default=50)
+    parser.add_argument("--same-process", action="store_true",
+                        help="run the stand-in in this process (shares the GIL)")
     args = parser.parse_args()
+    global SAME_PROCESS
+    SAME_PROCESS = args.same_process
     naive = run_naive(args.db, args.changes, args.orgs)
     results = {
         "inline": run_engine(args.db, "inline", args.changes, args.orgs),
@@ -144,8 +208,9 @@ def main() -> None:
     }
     n_med, n_p99 = median(naive["latencies"]), percentile(naive["latencies"], 0.99)
     per_k = 1000 / args.changes
+    where = "this process" if args.same_process else "its own process"
     print(f"[{args.db}] {args.changes} changes across {args.orgs} orgs, a 500 every "
-          f"{FAULT_EVERY} changes and an outage over the last 5%")
+          f"{FAULT_EVERY} changes and an outage over the last 5%; stand-in in {where}")
     print(f"  naive:    {naive['requests'] * per_k:.0f} provider requests per 1,000 changes, "
           f"latency median {n_med * 1e3:.2f} ms p99 {n_p99 * 1e3:.2f} ms, "
           f"wrong quantities at the end: {naive['wrong']}/{args.orgs}")

@@ -7,7 +7,15 @@ event is processed for real: size check, ``Stripe-Signature`` verification over 
 dedupe lookup, the organization's lock, a re-fetch of the subscription from the Stripe stand-in
 (loopback HTTP), the upsert and the event row in one transaction.
 
+By default consecutive events name different subscriptions (round robin), so no two events in
+flight are about the same one and each needs its own re-fetch. ``--together N`` sends runs of N
+consecutive events about one subscription, as a provider does when one change makes several
+events (an update, invoice events, redeliveries): those that arrive while another is processed
+share its re-fetch (``flask_seat_billing/fresh_reads.py``); the figure says how many reads the
+stand-in served.
+
     python -m bench.webhook_ingest [--db postgresql|sqlite] [--events 2000] [--workers 8]
+        [--together 1]
 """
 
 from __future__ import annotations
@@ -68,7 +76,8 @@ def _serve_in_child(db_url: str, stripe_url: str, workers: int, ports: Any) -> N
 
 
 def run(
-    db_url: str, events: int, workers: int, organizations: int, own_process: bool = True
+    db_url: str, events: int, workers: int, organizations: int, own_process: bool = True,
+    together: int = 1,
 ) -> dict[str, Any]:
     with stand_in() as stripe:
         t = build_app(db_url, config=_config(stripe.url, workers))
@@ -97,7 +106,8 @@ def run(
                 json.dumps({
                     "id": f"evt_bench_{i:06d}", "object": "event",
                     "type": "customer.subscription.updated",
-                    "data": {"object": {"id": subs[i % len(subs)], "object": "subscription"}},
+                    "data": {"object": {"id": subs[(i // together) % len(subs)],
+                                        "object": "subscription"}},
                 }).encode()
                 for i in range(events)
             ]
@@ -109,10 +119,12 @@ def run(
                 # Signed at send time, like Stripe: the signature is part of what is measured.
                 return _post(url, body, stripe.signature_header(body, SECRET))
 
+            reads_before = _reads(stripe)
             started = time.perf_counter()
             with ThreadPoolExecutor(workers) as pool:
                 results = list(pool.map(deliver, bodies))
             elapsed = time.perf_counter() - started
+            reads = _reads(stripe) - reads_before
             table = t.db.metadata.tables["seat_billing_webhook_events"]
             with t.app.app_context(), t.db.engine.connect() as conn:
                 recorded = conn.execute(
@@ -130,9 +142,14 @@ def run(
     latencies = [latency for _, latency in results]
     return {
         "events": events, "ok": sum(1 for s, _ in results if s == 200), "recorded": recorded,
-        "elapsed": elapsed, "rate": events / elapsed,
+        "elapsed": elapsed, "rate": events / elapsed, "reads": reads,
         "p50_ms": percentile(latencies, 0.5) * 1e3, "p99_ms": percentile(latencies, 0.99) * 1e3,
     }
+
+
+def _reads(stripe: Any) -> int:
+    return sum(1 for r in stripe.requests.all()
+               if r.method == "GET" and r.path.startswith("/v1/subscriptions/"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,19 +159,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--organizations", type=int, default=50)
+    parser.add_argument("--together", type=int, default=1,
+                        help="consecutive events about one subscription (default 1)")
     parser.add_argument("--same-process", action="store_true",
                         help="serve the app in this process (shares the GIL with the stand-in)")
     args = parser.parse_args(argv)
     url = args.db_url or database_url(args.db)
-    result = run(url, args.events, args.workers, args.organizations, not args.same_process)
+    result = run(url, args.events, args.workers, args.organizations, not args.same_process,
+                 max(1, args.together))
     command = "python -m bench.webhook_ingest " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(f"command: {command.strip()}")
     print(f"database: {sa.make_url(url).render_as_string(hide_password=True)}")
     where = "this process" if args.same_process else "its own process"
     print(f"server: werkzeug threaded, 127.0.0.1, {where}; clients: {args.workers} threads; "
-          f"{args.organizations} subscriptions")
+          f"{args.organizations} subscriptions, runs of {max(1, args.together)} events about one")
     print(f"{result['events']} customer.subscription.updated events in {result['elapsed']:.2f} s: "
           f"{result['rate']:.0f} events/s (signature verified, re-fetched, stored)")
+    print(f"re-fetches served by the stand-in: {result['reads']}")
     print(f"latency p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; "
           f"answered 200: {result['ok']}, recorded once each: {result['recorded']}")
     if result["ok"] != result["events"] or result["recorded"] != result["events"]:

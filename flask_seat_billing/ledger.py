@@ -30,8 +30,7 @@ class SeatChange:
     """A plan with seat types: the type whose quantity this row records (from, to)."""
 
 
-def append(
-    conn: sa.Connection,
+def append_statement(
     tables: Tables,
     *,
     organization_key: str,
@@ -44,35 +43,26 @@ def append(
     prorated_amount: int | None = None,
     currency: str | None = None,
     seat_type: str | None = None,
-) -> None:
-    conn.execute(
-        tables.ledger.insert().values(
-            organization_key=organization_key,
-            provider_subscription_id=subscription_id,
-            from_seats=from_seats,
-            to_seats=to_seats,
-            reason=reason,
-            proration_behavior=proration_behavior,
-            idempotency_key=idempotency_key,
-            prorated_amount=prorated_amount,
-            currency=currency,
-            created_at=utcnow(),
-            seat_type=seat_type,
-        )
+) -> sa.Insert:
+    """The INSERT of one ledger row (the sync engine may send it inside a larger statement)."""
+    return tables.ledger.insert().values(
+        organization_key=organization_key,
+        provider_subscription_id=subscription_id,
+        from_seats=from_seats,
+        to_seats=to_seats,
+        reason=reason,
+        proration_behavior=proration_behavior,
+        idempotency_key=idempotency_key,
+        prorated_amount=prorated_amount,
+        currency=currency,
+        created_at=utcnow(),
+        seat_type=seat_type,
     )
 
 
-def change_number(conn: sa.Connection, tables: Tables, subscription_id: str) -> int:
-    """How many changes the subscription has had: part of the next write's idempotency key.
-
-    It makes the key unique per change (3 -> 4, 4 -> 3, 3 -> 4 again are three keys) yet the
-    same when a failed write is retried, because a failed write leaves no ledger row.
-    """
-    t = tables.ledger
-    count = conn.execute(
-        sa.select(sa.func.count()).where(t.c.provider_subscription_id == subscription_id)
-    ).scalar_one()
-    return int(count)
+def append(conn: sa.Connection, tables: Tables, **row: Any) -> None:
+    """Append one row; the keywords are :func:`append_statement`'s."""
+    conn.execute(append_statement(tables, **row))
 
 
 def for_organization(

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -37,6 +38,30 @@ def _local_lock(engine: sa.Engine, organization_key: str) -> threading.Lock:
         return lock
 
 
+_AUTOCOMMIT_DRIVERS = ("psycopg", "psycopg2")
+
+
+def _lock_call(conn: sa.Connection, function: str, key: int) -> None:
+    """``SELECT pg_advisory_[un]lock(key)`` outside any transaction, in one round trip.
+
+    Through SQLAlchemy the statement would cost three (BEGIN, SELECT, COMMIT); a session-level
+    lock needs no transaction, so on psycopg the statement is sent in autocommit on the idle
+    driver connection (no SQLAlchemy event fires for it: it changes no data).
+    """
+    if conn.dialect.driver in _AUTOCOMMIT_DRIVERS:
+        conn.rollback()  # SQLAlchemy's side idle too (no round trip when nothing is open)
+        raw: Any = conn.connection.dbapi_connection
+        raw.autocommit = True
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute(f"SELECT {function}(%s)", (key,))
+        finally:
+            raw.autocommit = False
+        return
+    conn.execute(sa.text(f"SELECT {function}(:k)"), {"k": key})
+    conn.commit()
+
+
 @contextmanager
 def organization_lock(engine: sa.Engine, organization_key: str) -> Iterator[sa.Connection]:
     """Hold the organization's lock; yield a connection to do the sync's reads and writes on.
@@ -47,15 +72,13 @@ def organization_lock(engine: sa.Engine, organization_key: str) -> Iterator[sa.C
     if engine.dialect.name == "postgresql":
         key = advisory_key(organization_key)
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            conn.commit()
+            _lock_call(conn, "pg_advisory_lock", key)
             try:
                 yield conn
             finally:
                 try:
                     conn.rollback()
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    conn.commit()
+                    _lock_call(conn, "pg_advisory_unlock", key)
                 except Exception:
                     # Never hand a connection that may still hold the lock back to the pool:
                     # closing it makes the server release every lock it held.

@@ -197,11 +197,15 @@ def complete(conn: sa.Connection, tables: Tables, key: str, generation: int | No
     """
     if generation is None:
         return False
+    return bool(conn.execute(complete_statement(tables, key, generation)).rowcount)
+
+
+def complete_statement(tables: Tables, key: str, generation: int) -> sa.Delete:
+    """The DELETE of :func:`complete` (the sync engine may send it with the write's record)."""
     table = tables.outbox
-    stmt = table.delete().where(
+    return table.delete().where(
         table.c.organization_key == key, table.c.generation == generation
     )
-    return bool(conn.execute(stmt).rowcount)
 
 
 def record_failure(

@@ -35,11 +35,12 @@ observation releases (a delayed payment method completes a checkout ``incomplete
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
 from . import ledger, outbox, ownership, seat_rules, signals, subscriptions
+from .fresh_reads import READS
 from .locks import organization_lock
 from .providers.base import BILLABLE, HELD, RemoteSubscription
 from .state import SeatBillingState
@@ -55,6 +56,9 @@ class EventRef:
     provider: str
     event_id: str
     event_type: str
+    lock_key: str | None = None
+    """The lock of the subscription the event names, found by :func:`lookup` with the dedupe
+    (one query for both); None: looked up when the event is applied."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,24 @@ class Applied:
 def already_processed(state: SeatBillingState, event: EventRef) -> bool:
     with state.sql_engine().connect() as conn:
         return _recorded(conn, state, event)
+
+
+def lookup(
+    state: SeatBillingState, event: EventRef, subscription_id: str | None
+) -> tuple[bool, EventRef]:
+    """Whether ``event`` was processed, and ``event`` with the lock of ``subscription_id``:
+    the dedupe and the lock's lookup in one statement."""
+    if subscription_id is None:
+        return already_processed(state, event), event
+    events, subs = state.tables.webhook_events, state.tables.subscriptions
+    recorded = sa.select(events.c.id).where(
+        events.c.provider == event.provider, events.c.event_id == event.event_id
+    ).scalar_subquery()
+    owner = sa.select(subs.c.organization_key).where(
+        subs.c.provider_subscription_id == subscription_id).scalar_subquery()
+    with state.sql_engine().connect() as conn:
+        found, key = conn.execute(sa.select(recorded, owner)).one()
+    return found is not None, replace(event, lock_key=key or f"sub:{subscription_id}")
 
 
 def _recorded(conn: sa.Connection, state: SeatBillingState, event: EventRef) -> bool:
@@ -126,17 +148,26 @@ def apply_subscription(
     whether this call was the first to do so).
     """
     organization_key = _valid_key(state, organization_key)
-    lock_key = _lock_key(state, subscription_id, organization_key)
+    arrived = READS.now()
+    scope = state.sql_engine().url.render_as_string(hide_password=True)
+    lock_key = _lock_key(state, subscription_id,
+                         organization_key or (event.lock_key if event is not None else None))
     with organization_lock(state.sql_engine(), lock_key) as conn:
+        if (event is not None and completion is None and not follow_up_sync
+                and READS.read_since(scope, subscription_id, arrived)):
+            # A read that started after this event arrived is stored: it saw this change.
+            return _record_event_locked(conn, state, event)
+        started = READS.now()
         remote = state.provider.retrieve_subscription(subscription_id)
-        key = organization_key or _existing_key(conn, state, remote)
-        conn.commit()
         # Two attempts: a first-seen subscription can be inserted concurrently under another
         # lock key (its ``sub:`` key vs. the organization's); the second attempt then updates
         # it. A second unique violation means the event itself was recorded meanwhile.
         for attempt in (1, 2):
             try:
-                applied = _store(conn, state, remote, key, event, follow_up_sync, completion)
+                before = subscriptions.by_provider_id(conn, state.tables, remote.id)
+                key = organization_key or _existing_key(conn, state, remote, before)
+                applied = _store(conn, state, remote, key, event, follow_up_sync, completion,
+                                 before)
                 conn.commit()
                 break
             except sa.exc.IntegrityError:
@@ -145,6 +176,7 @@ def apply_subscription(
                 conn.rollback()
                 if duplicate:
                     return Applied(duplicate=True)
+        READS.stored(scope, subscription_id, started)
     _announce(state, applied, source)
     if applied.correction_queued and applied.after and applied.after.organization_key:
         state.after_commit({applied.after.organization_key})
@@ -165,10 +197,21 @@ def _valid_key(state: SeatBillingState, key: str | None) -> str | None:
     return key
 
 
+def _record_event_locked(conn: sa.Connection, state: SeatBillingState, event: EventRef) -> Applied:
+    """Record ``event`` alone (its change is already stored); a duplicate if it already was."""
+    try:
+        _insert_event(conn, state, event)
+        conn.commit()
+    except sa.exc.IntegrityError:
+        conn.rollback()
+        return Applied(duplicate=True)
+    return Applied(duplicate=False)
+
+
 def _existing_key(
-    conn: sa.Connection, state: SeatBillingState, remote: RemoteSubscription
+    conn: sa.Connection, state: SeatBillingState, remote: RemoteSubscription,
+    local: LocalSubscription | None,
 ) -> str | None:
-    local = subscriptions.by_provider_id(conn, state.tables, remote.id)
     if local is not None and local.organization_key:
         return local.organization_key
     claimed = ownership.owner_of(
@@ -183,14 +226,17 @@ def _store(
     key: str | None,
     event: EventRef | None,
     follow_up_sync: bool,
-    completion: EventRef | None = None,
+    completion: EventRef | None,
+    local: LocalSubscription | None,
 ) -> Applied:
+    """Store ``remote`` over ``local`` (its row as read in this transaction, or None)."""
     if event is not None:
         _insert_event(conn, state, event)
     first_completion = completion is not None and not _recorded(conn, state, completion)
     if completion is not None and first_completion:
         _insert_event(conn, state, completion)
-    before, after = subscriptions.upsert(conn, state.tables, state.provider.name, remote, key)
+    before, after = subscriptions.upsert(conn, state.tables, state.provider.name, remote, key,
+                                         before=local)
     billable_now = state.provider.sync_state(remote) == BILLABLE
     external = (
         before is not None

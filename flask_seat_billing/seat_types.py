@@ -16,7 +16,6 @@ write's idempotency key); the quantities per type after the write are also in th
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from . import ledger, outbox, seat_rules, subscriptions
 from .counting import SeatCounter
 from .plans import PlanCatalog
 from .providers.base import RemoteSubscription
+from .subscriptions import LocalSubscription
 
 if TYPE_CHECKING:
     from .sync import SyncEngine, SyncResult
@@ -51,16 +51,24 @@ def changes(remote: RemoteSubscription, wanted: dict[str, int]) -> dict[str, int
 
 def sync_types(
     engine: SyncEngine, conn: sa.Connection, key: str, generation: int | None, reason: str,
-    remote: RemoteSubscription, observed_from: int | None,
-) -> SyncResult:
-    """One pass for a subscription with seat types; called by the engine under the lock."""
-    from .sync import SyncResult
+    local: LocalSubscription, remote: RemoteSubscription, observed_from: int | None,
+) -> tuple[SyncResult, bool]:
+    """One pass for a subscription with seat types; called by the engine under the lock, with
+    ``remote`` a provider read (the local copy has no quantities per type, so these passes
+    always read first: that read is also what settles a write in doubt, as on Polar).
+
+    The write follows the engine's protocol: the copy records it (``write_seq`` + 1,
+    ``write_key``) in a commit before the request leaves, and the key is derived from that
+    number and the quantities sent (``fsb:{sub}:types:{row}.{seq}:{type=n,...}``), so the
+    SDK's retries of the call share it and no later write does; the outcome (copy, ledger rows,
+    outbox) is recorded in one transaction after the answer.
+    """
+    from .sync import SyncResult, _Replayed
 
     organization_id = engine.counter.schema.parse_key(key)
     wanted = targets(engine, conn, organization_id, remote)
     total = sum(wanted.values())
     moving = changes(remote, wanted)
-    conn.commit()
     if not moving:
         return engine._finish(conn, key, generation, SyncResult(
             organization_id, "unchanged", billable=total, from_seats=remote.seats,
@@ -74,15 +82,21 @@ def sync_types(
     if not moving:  # only decreases, and they wait for the period's end
         assert due is not None
         return _schedule(engine, conn, key, generation, entry, remote, organization_id,
-                         total, due)
-    number = ledger.change_number(conn, engine.tables, remote.id)
-    conn.commit()
-    pass_id = uuid.uuid4().hex[:12]
+                         total, due), False
+    # Keep what the read saw (and the step it shows) before the write leaves.
+    subscriptions.upsert(conn, engine.tables, engine.provider.name, remote, key)
+    if observed_from is not None and remote.seats is not None:
+        ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
+                      from_seats=observed_from, to_seats=remote.seats, reason="observed")
     spelled = ",".join(f"{k}={n}" for k, n in sorted(moving.items()))
-    idempotency_key = f"fsb:{remote.id}:types:{number}:{pass_id}:{spelled}"[:255]
+    idempotency_key = f"fsb:{remote.id}:types:{local.id}.{local.write_seq + 1}:{spelled}"[:255]
+    subscriptions.begin_write(conn, engine.tables, local, idempotency_key)
+    conn.commit()
     update = engine.provider.update_seat_types(
         remote, moving, proration_behavior=proration, idempotency_key=idempotency_key
     )
+    if update.replayed:  # the key's number is new: an earlier write cannot have used it
+        raise _Replayed(f"the provider replayed the answer to {idempotency_key}")
     after = update.subscription
     result = SyncResult(
         organization_id, "updated", billable=total, from_seats=remote.seats,
@@ -90,9 +104,6 @@ def sync_types(
         seats_by_type=dict(after.seats_by_type or {}),
     )
     subscriptions.upsert(conn, engine.tables, engine.provider.name, after, key)
-    if observed_from is not None and remote.seats is not None:
-        ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
-                      from_seats=observed_from, to_seats=remote.seats, reason="observed")
     before = remote.seats_by_type or {}
     for kind, quantity in sorted(moving.items()):  # one row per type the write moved
         ledger.append(
@@ -101,13 +112,14 @@ def sync_types(
             proration_behavior=proration, idempotency_key=idempotency_key,
             currency=update.currency, seat_type=kind,
         )
+    again = False
     if held and due is not None:  # additions went now; the decreases wait for the end
         outbox.schedule(conn, engine.tables, key, generation, due, total)
     else:
-        outbox.complete(conn, engine.tables, key, generation)
+        again = engine._complete(conn, key, generation)
     conn.commit()
     engine._signal_synced(result, reason)
-    return result
+    return result, again
 
 
 def _period_end(

@@ -16,7 +16,7 @@ else. The rule, in order:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +50,25 @@ class LocalSubscription:
     provider_created_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    write_seq: int = 0
+    """Seat writes sent so far: the next one's idempotency key is new (``sync.py``)."""
+    write_key: str | None = None
+    """The key of a write sent whose outcome is not recorded yet: the next sync reads first."""
+
+    @property
+    def billing_state(self) -> RemoteSubscription:
+        """The copy as a :class:`RemoteSubscription`, to address a write with what is known
+        locally (no metadata: ownership is the row's link, see :mod:`.ownership`)."""
+        return RemoteSubscription(
+            id=self.provider_subscription_id, customer_id=self.provider_customer_id,
+            status=self.status, metadata={}, price_ids=frozenset(), plan_name=self.plan_name,
+            seat_item_id=self.seat_item_id, seats=self.seats,
+            current_period_start=self.current_period_start,
+            current_period_end=self.current_period_end, trial_start=self.trial_start,
+            trial_end=self.trial_end, cancel_at_period_end=self.cancel_at_period_end,
+            cancel_at=self.cancel_at, canceled_at=self.canceled_at, ended_at=self.ended_at,
+            organization_hint=self.organization_key, created_at=self.provider_created_at,
+        )
 
 
 def _local(row: Any) -> LocalSubscription:
@@ -156,20 +175,27 @@ def customer_for_organization(conn: sa.Connection, tables: Tables, key: str) -> 
     return chosen.provider_customer_id if chosen is not None else None
 
 
+_UNREAD: Any = object()
+
+
 def upsert(
     conn: sa.Connection,
     tables: Tables,
     provider: str,
     remote: RemoteSubscription,
     organization_key: str | None,
+    *,
+    before: LocalSubscription | None = _UNREAD,
 ) -> tuple[LocalSubscription | None, LocalSubscription]:
     """Make the local row equal to ``remote``; return (before, after).
 
     ``organization_key`` None keeps the link the row already has. Metadata never links a row
-    by itself: the caller decides ownership (see :mod:`.ownership`).
+    by itself: the caller decides ownership (see :mod:`.ownership`). ``before``: the row as the
+    caller read it in this transaction (None: there is none), which saves reading it again.
     """
     t = tables.subscriptions
-    before = by_provider_id(conn, tables, remote.id)
+    if before is _UNREAD:
+        before = by_provider_id(conn, tables, remote.id)
     key = organization_key or (before.organization_key if before else None)
     now = utcnow()
     values: dict[str, Any] = {
@@ -188,19 +214,24 @@ def upsert(
         "cancel_at": remote.cancel_at,
         "canceled_at": remote.canceled_at,
         "ended_at": remote.ended_at,
+        "write_key": None,  # what the provider said is known now: no write is in doubt
         "updated_at": now,
     }
     if remote.created_at is not None:  # never erase it with a reply that lacks it
         values["provider_created_at"] = remote.created_at
     if before is None:
-        conn.execute(
+        inserted = conn.execute(
             t.insert().values(provider_subscription_id=remote.id, created_at=now, **values)
         )
-    else:
-        conn.execute(t.update().where(t.c.id == before.id).values(**values))
-    after = by_provider_id(conn, tables, remote.id)
-    assert after is not None
-    return before, after
+        primary_key = inserted.inserted_primary_key
+        assert primary_key is not None
+        after = LocalSubscription(
+            id=int(primary_key[0]), provider_subscription_id=remote.id,
+            created_at=now, **{"provider_created_at": None, **values},
+        )
+        return None, after
+    conn.execute(t.update().where(t.c.id == before.id).values(**values))
+    return before, replace(before, **values)
 
 
 def set_seats(conn: sa.Connection, tables: Tables, subscription_id: str, seats: int) -> None:
@@ -210,3 +241,27 @@ def set_seats(conn: sa.Connection, tables: Tables, subscription_id: str, seats: 
         .where(t.c.provider_subscription_id == subscription_id)
         .values(seats=seats, updated_at=utcnow())
     )
+
+
+def begin_write(conn: sa.Connection, tables: Tables, local: LocalSubscription, key: str) -> None:
+    """Record, before it is sent, that a write with ``key`` is about to leave (caller commits).
+
+    If its outcome is never recorded (a timeout, a dropped connection, a crash), the next sync
+    finds ``write_key`` set and reads the provider before writing again.
+    """
+    t = tables.subscriptions
+    conn.execute(t.update().where(t.c.id == local.id)
+                 .values(write_seq=local.write_seq + 1, write_key=key))
+
+
+def record_write_statement(tables: Tables, local: LocalSubscription, seats: int) -> sa.Update:
+    """A write the provider acknowledged: the copy's quantity, and no write in doubt."""
+    t = tables.subscriptions
+    return (t.update().where(t.c.id == local.id)
+            .values(seats=seats, write_key=None, updated_at=utcnow()))
+
+
+def record_write(
+    conn: sa.Connection, tables: Tables, local: LocalSubscription, seats: int
+) -> None:
+    conn.execute(record_write_statement(tables, local, seats))

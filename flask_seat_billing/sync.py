@@ -2,24 +2,32 @@
 
 One pass, under the organization's lock:
 
-1. read the outbox row (its generation) and the billable count, from committed data, now;
-2. find the organization's subscription locally (``subscriptions.billing_subscription``), then
-   read it from the provider (read-before-write: a retried or crashed write is seen as done,
-   not resent); a subscription that is not billable now keeps the change owed (``held``);
-3. send nothing when the quantity already matches; otherwise write it with an idempotency key
-   of its own (subscription, item, change number, a per-pass id, target): the SDK's network
-   retries of that call share it, and a later pass never needs it because it reads first;
-4. in one transaction: update the local copy, append to the ledger, and delete the outbox row if
-   no newer change bumped its generation (if one did, run another pass at once).
+1. in one transaction: read the outbox row (its generation), the organization's subscription
+   (``subscriptions.billing_subscription``, the local copy) and the billable count;
+2. when the copy is current (the common case), decide from it and send at most **one**
+   request: the quantity write, addressed with the locally known seat item. The provider is
+   read first only with a reason: no local copy to address, a write in doubt (``write_key``
+   on the copy: an earlier write timed out, lost its connection or died with its process), or
+   a write refused because the copy was stale (the item gone after a plan switch, the
+   subscription canceled or paused, an idempotency conflict); a snapshot from a listing
+   (resync) stands in for that read while it still agrees with the copy;
+3. before the write leaves, the copy records it (``write_seq`` + 1, ``write_key``) in the same
+   commit as anything observed: the key, ``fsb:{sub}:{item}:{row}.{seq}:{target}``, is derived
+   from that durable number, so it is the same for the SDK's network retries of the call and
+   new for every later write (a later write never replays an earlier answer: bugs 3 and 4 of
+   docs/reliability.md), and a crash inside the call leaves the mark that makes the next pass
+   read first (Polar takes no keys at all; the read is what keeps it exact there);
+4. in one transaction: the copy's quantity (clearing the mark), the ledger row, and the outbox
+   row deleted if no newer change bumped its generation (if one did, another pass at once).
 
-Failures keep the outbox row with the attempt count, the next attempt time and the error; a
-permanent refusal parks it until membership changes again. Nothing here raises to the caller.
+A subscription that is not billable now keeps the change owed (``held``). Failures keep the
+outbox row with the attempt count, the next attempt time and the error; a permanent refusal
+parks it until membership changes again. Nothing here raises to the caller.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -117,12 +125,23 @@ class SyncEngine:
         self, key: str, *, reason: str = "membership", snapshot: RemoteSubscription | None = None
     ) -> SyncResult:
         """Sync one organization now; ``snapshot``, a fresh provider read, saves the GET."""
+        result = self._sync(key, reason, snapshot, pending_only=False)
+        assert result is not None
+        return result
+
+    def _sync(
+        self, key: str, reason: str, snapshot: RemoteSubscription | None, *, pending_only: bool
+    ) -> SyncResult | None:
+        """``pending_only``: a drain's pass, which leaves alone a row that is gone (another
+        process synced it), parked (held, failed) or scheduled for later: None then."""
         with organization_lock(self.engine(), key) as conn:
-            result = self._pass(conn, key, reason, snapshot)
+            outcome = self._pass(conn, key, reason, snapshot, pending_only)
+            if outcome is None:
+                conn.commit()
+                return None
+            result, again = outcome
             for _ in range(MAX_PASSES - 1):
-                entry = outbox.read(conn, self.tables, key)
-                if not result.ok or entry is None or entry.status != outbox.PENDING:
-                    conn.commit()
+                if not result.ok or not again:
                     break
                 if self.settings.sync_mode == "deferred":
                     # Changes are still streaming in: wait one more window instead of chasing
@@ -131,21 +150,22 @@ class SyncEngine:
                     outbox.defer(conn, self.tables, key, utcnow() + window)
                     conn.commit()
                     break
-                conn.commit()
-                result = self._pass(conn, key, reason, None)  # a change arrived meanwhile
+                outcome = self._pass(conn, key, reason, None, True)  # a change arrived meanwhile
+                if outcome is None:
+                    break
+                result, again = outcome
+            conn.commit()
             return result
 
     def drain(self, keys: Iterable[str] | None = None) -> list[SyncResult]:
         """Sync the given organizations that have a pending row, or every due row once."""
         results: list[SyncResult] = []
         if keys is not None:
-            with self.engine().connect() as conn:
-                wanted = [
-                    k
-                    for k in sorted(set(keys))
-                    if (e := outbox.read(conn, self.tables, k)) and e.status == outbox.PENDING
-                ]
-            return [self._sync_logged(k) for k in wanted]
+            for key in sorted(set(keys)):
+                result = self._sync_logged(key)
+                if result is not None:
+                    results.append(result)
+            return results
         attempted: set[str] = set()
         while True:
             with self.engine().connect() as conn:
@@ -155,12 +175,14 @@ class SyncEngine:
                 return results
             for key in due:
                 attempted.add(key)
-                results.append(self._sync_logged(key))
+                result = self._sync_logged(key)
+                if result is not None:
+                    results.append(result)
 
-    def _sync_logged(self, key: str) -> SyncResult:
+    def _sync_logged(self, key: str) -> SyncResult | None:
         """One organization of a drain: its failure must not stop the others."""
         try:
-            return self.sync(key)
+            return self._sync(key, "membership", None, pending_only=True)
         except Exception as error:  # e.g. the database went away mid-sync; the row stays
             log.exception("seat sync of organization %s failed", key)
             return SyncResult(key, "retrying", error=f"{type(error).__name__}: {error}")
@@ -168,62 +190,188 @@ class SyncEngine:
     # -- one pass ------------------------------------------------------------------------------
 
     def _pass(
-        self, conn: sa.Connection, key: str, reason: str, snapshot: RemoteSubscription | None
-    ) -> SyncResult:
+        self, conn: sa.Connection, key: str, reason: str, snapshot: RemoteSubscription | None,
+        pending_only: bool,
+    ) -> tuple[SyncResult, bool] | None:
+        """One pass; (result, whether a newer change is waiting), or None (nothing to do)."""
+        _statements_alone(conn, True)
         entry = outbox.read(conn, self.tables, key)
+        if pending_only and not _due(entry, self.clock()):
+            return None
         generation = entry.generation if entry else None
         organization_id: Any = key
         billable: int | None = None
         try:
             organization_id = self.counter.schema.parse_key(key)
-            billable = self.counter.billable(conn, organization_id)
             local = subscriptions.billing_subscription(conn, self.tables, key)
-            conn.commit()
+            billable = self.counter.billable(conn, organization_id)
             if local is None or local.status in ENDED_STATUSES:
                 return self._finish(conn, key, generation, SyncResult(
                     organization_id, "no_subscription", billable=billable))
+            refused: PermanentProviderError | None = None
+            resend = self._resend_key(local, billable)
+            if snapshot is None and (local.write_key is None or resend is not None):
+                try:
+                    done = self._from_copy(conn, key, generation, reason, local, billable,
+                                           entry, resend)
+                    if done is not None:
+                        return done
+                except _Replayed:
+                    # The write in doubt had landed; what the provider holds now is unknown
+                    # (a dashboard edit may have followed it): read, then decide.
+                    conn.rollback()
+                except PermanentProviderError as error:
+                    # Perhaps refused because the copy is stale (the item deleted by a plan
+                    # switch, the subscription canceled or paused meanwhile): read, then decide.
+                    conn.rollback()
+                    refused = error
+                local = subscriptions.billing_subscription(conn, self.tables, key) or local
+            conn.commit()  # no transaction is held across the provider call
             remote = snapshot if _still_current(snapshot, local) else None
             remote = remote or self.provider.retrieve_subscription(local.provider_subscription_id)
-            state = self.provider.sync_state(remote)
-            if state == HELD or (state == BILLABLE and not ownership.namespace_matches(
-                    remote.metadata, self.settings.namespace) and remote.owner_tag):
-                return self._hold(conn, key, generation, SyncResult(
-                    organization_id, "held", billable=billable, subscription_id=remote.id,
-                    from_seats=remote.seats), remote)
-            if state == ENDED or remote.seats is None or remote.plan_name is None:
-                action = "no_subscription" if state == ENDED else "not_seat_billed"
-                return self._finish(conn, key, generation, SyncResult(
-                    organization_id, action, billable=billable, subscription_id=remote.id,
-                    from_seats=remote.seats), remote=remote)
-            if remote.seats_by_type is not None:  # several seat types: one write for all
-                return seat_types.sync_types(self, conn, key, generation, reason, remote,
-                                             local.seats if local.seats != remote.seats else None)
-            decision = self._decide(remote, billable, entry)
-            if decision.action == seat_rules.SCHEDULE:
-                return self._schedule(conn, key, generation, entry, decision, SyncResult(
-                    organization_id, "scheduled", billable=billable, from_seats=remote.seats,
-                    to_seats=billable, subscription_id=remote.id), remote)
-            if decision.action == seat_rules.UNCHANGED:
-                observed = local.seats if local.seats != remote.seats else None
-                if seat_rules.applied_at_renewal(conn, self.tables, observed, remote):
-                    observed = None  # our own next_period write, already in the ledger
-                return self._finish(conn, key, generation, SyncResult(
-                    organization_id, "unchanged", billable=billable, from_seats=remote.seats,
-                    to_seats=remote.seats, subscription_id=remote.id), remote=remote,
-                    observed_from=observed)
-            # A write that landed but whose answer was lost (or a dashboard edit) moved the
-            # provider since our copy: record that step before ours, so the ledger has no gap.
-            observed = local.seats if local.seats not in (None, remote.seats) else None
-            return self._write(conn, key, generation, decision.reason or reason, remote,
-                               decision.seats, observed, decision.proration)
+            if refused is not None and _still_current(remote, local):
+                raise refused  # the copy was current: the refusal is the provider's answer
+            _statements_alone(conn, False)
+            return self._from_remote(conn, key, generation, reason, local, remote, billable,
+                                     entry)
         except ProviderError as error:
             conn.rollback()
-            return self._fail(conn, key, generation, organization_id, billable, error)
+            _statements_alone(conn, False)
+            return self._fail(conn, key, entry, organization_id, billable, error), False
         except Exception as error:  # a bug or a database hiccup must not lose the change
             conn.rollback()
+            _statements_alone(conn, False)
             log.exception("seat sync of organization %s failed unexpectedly", key)
             wrapped = TransientProviderError(f"{type(error).__name__}: {error}")
-            return self._fail(conn, key, generation, organization_id, billable, wrapped)
+            return self._fail(conn, key, entry, organization_id, billable, wrapped), False
+
+    def _resend_key(self, local: LocalSubscription, billable: int) -> str | None:
+        """The key of the write in doubt, when sending that very write again is safe.
+
+        With idempotency keys (Stripe), a write whose outcome is unknown is sent again with its
+        own key, if it still is the write to send (same item, same target): the provider
+        applies it now if it never did, or answers from its idempotency store if it did. The
+        key was never used for anything else (its number was new), so a replayed answer means
+        exactly "applied earlier", and the pass then reads to learn what followed it.
+        """
+        if local.write_key is None or not self.provider.capabilities.idempotency_keys:
+            return None
+        same = _key(local.provider_subscription_id, local.seat_item_id, local, local.write_seq,
+                    billable)
+        return same if local.write_key == same and local.seats != billable else None
+
+    def _from_copy(
+        self, conn: sa.Connection, key: str, generation: int | None, reason: str,
+        local: LocalSubscription, billable: int, entry: outbox.OutboxEntry | None,
+        resend: str | None = None,
+    ) -> tuple[SyncResult, bool] | None:
+        """Decide from the local copy, which webhooks and every write and read keep current.
+
+        The decrease rule (:mod:`.seat_rules`) decides here too: the copy carries the seat
+        item's period (``current_period_start``/``current_period_end``), the status (trialing)
+        and, with the outbox row, a waiting ``scheduled`` decrease, which is all Stripe's rule
+        needs. None (read first, then decide) when the copy lacks what the decision needs: see
+        :meth:`_copy_suffices`.
+        """
+        copy = local.billing_state
+        state = self.provider.sync_state(copy)
+        if state == BILLABLE and not self._copy_suffices(copy, billable):
+            return None
+        organization_id = self.counter.schema.parse_key(key)
+        decision = (self._decide(copy, billable, entry)
+                    if state == BILLABLE and copy.seats is not None else None)
+        # Only the write runs its statements alone (autocommit); the record of an explicit
+        # sync (no outbox row) takes more than one statement.
+        _statements_alone(conn, decision is not None and decision.action == seat_rules.WRITE
+                          and generation is not None)
+        if state == HELD:
+            return self._hold(conn, key, generation, SyncResult(
+                organization_id, "held", billable=billable, subscription_id=copy.id,
+                from_seats=copy.seats), copy), False
+        if decision is None:  # ended, or no seat item
+            action = "no_subscription" if state == ENDED else "not_seat_billed"
+            return self._finish(conn, key, generation, SyncResult(
+                organization_id, action, billable=billable, subscription_id=copy.id,
+                from_seats=copy.seats))
+        if decision.action != seat_rules.WRITE and resend is not None:
+            return None  # a write in doubt that is no longer the one to send: read first
+        if decision.action == seat_rules.SCHEDULE:
+            return self._schedule(conn, key, generation, entry, decision, SyncResult(
+                organization_id, "scheduled", billable=billable, from_seats=copy.seats,
+                to_seats=billable, subscription_id=copy.id), copy), False
+        if decision.action == seat_rules.UNCHANGED:
+            return self._finish(conn, key, generation, SyncResult(
+                organization_id, "unchanged", billable=billable, from_seats=copy.seats,
+                to_seats=copy.seats, subscription_id=copy.id))
+        return self._write(conn, key, generation, decision.reason or reason, local, copy,
+                           decision.seats, resend=resend, proration=decision.proration)
+
+    def _copy_suffices(self, copy: RemoteSubscription, billable: int) -> bool:
+        """Whether the local copy holds all a decision needs; else the pass reads first.
+
+        The copy does not store (a) each seat type's quantity and item (a plan with
+        ``seat_prices``: a promotion leaves the total unchanged), nor (b) a pending update the
+        provider holds for the renewal (Polar's ``next_period``: ``pending_seats``). So a plan
+        with seat types always reads, and on a provider that holds decreases natively an
+        ``"at_period_end"`` pass that is not an increase reads (an increase is written at once
+        and drops any pending update, which needs no knowledge of it). (c) Elsewhere such a
+        pass reads once the copy's period has ended (below). Everything else the rule needs
+        (the item's period, the status, the ``scheduled`` outbox row) is in the copy.
+        """
+        plan = self.catalog.get(copy.plan_name) if copy.plan_name else None
+        if plan is not None and plan.seat_prices:
+            return False
+        rule = seat_rules.rule_for(self.catalog, copy.plan_name, self.settings.seat_decrease)
+        if (rule != seat_rules.AT_PERIOD_END or copy.seats is None or billable > copy.seats
+                or copy.status == "trialing"):
+            return True
+        if self.provider.capabilities.native_next_period:
+            return False
+        # (c) The copy's period is over: the renewal may have happened unseen (no webhook yet),
+        # and whether it did decides the proration (a missed boundary is credited).
+        end = copy.current_period_end
+        return end is None or self.clock() < end
+
+    def _from_remote(
+        self, conn: sa.Connection, key: str, generation: int | None, reason: str,
+        local: LocalSubscription, remote: RemoteSubscription, billable: int,
+        entry: outbox.OutboxEntry | None,
+    ) -> tuple[SyncResult, bool]:
+        """Decide from a fresh read of the provider (or a listing's snapshot of it)."""
+        organization_id = self.counter.schema.parse_key(key)
+        state = self.provider.sync_state(remote)
+        if state == HELD or (state == BILLABLE and not ownership.namespace_matches(
+                remote.metadata, self.settings.namespace) and remote.owner_tag):
+            return self._hold(conn, key, generation, SyncResult(
+                organization_id, "held", billable=billable, subscription_id=remote.id,
+                from_seats=remote.seats), remote, store=True), False
+        if state == ENDED or remote.seats is None or remote.plan_name is None:
+            action = "no_subscription" if state == ENDED else "not_seat_billed"
+            return self._finish(conn, key, generation, SyncResult(
+                organization_id, action, billable=billable, subscription_id=remote.id,
+                from_seats=remote.seats), remote=remote)
+        if remote.seats_by_type is not None:  # several seat types: one write for all
+            return seat_types.sync_types(self, conn, key, generation, reason, local, remote,
+                                         local.seats if local.seats != remote.seats else None)
+        decision = self._decide(remote, billable, entry)
+        if decision.action == seat_rules.SCHEDULE:
+            return self._schedule(conn, key, generation, entry, decision, SyncResult(
+                organization_id, "scheduled", billable=billable, from_seats=remote.seats,
+                to_seats=billable, subscription_id=remote.id), remote, store=True), False
+        if decision.action == seat_rules.UNCHANGED:
+            observed = local.seats if local.seats != remote.seats else None
+            if seat_rules.applied_at_renewal(conn, self.tables, observed, remote):
+                observed = None  # our own next_period write, already in the ledger
+            return self._finish(conn, key, generation, SyncResult(
+                organization_id, "unchanged", billable=billable, from_seats=remote.seats,
+                to_seats=remote.seats, subscription_id=remote.id), remote=remote,
+                observed_from=observed)
+        # A write that landed but whose answer was lost (or a dashboard edit) moved the
+        # provider since our copy: record that step before ours, so the ledger has no gap.
+        observed = local.seats if local.seats not in (None, remote.seats) else None
+        return self._write(conn, key, generation, decision.reason or reason, local, remote,
+                           decision.seats, observed_from=observed, read=True,
+                           proration=decision.proration)
 
     def _write(
         self,
@@ -231,50 +379,87 @@ class SyncEngine:
         key: str,
         generation: int | None,
         reason: str,
+        local: LocalSubscription,
         remote: RemoteSubscription,
         billable: int,
+        *,
         observed_from: int | None = None,
+        read: bool = False,
+        resend: str | None = None,
         proration: str | None = None,
-    ) -> SyncResult:
+    ) -> tuple[SyncResult, bool]:
+        """Send the quantity; ``read`` says ``remote`` is a provider read, not the local copy;
+        ``resend`` is the key of the write in doubt when it is sent again as it was;
+        ``proration`` is the decrease rule's (:mod:`.seat_rules`), else the app's."""
         proration = proration or self.provider.proration_for(
             remote, self.settings.proration_behavior)
-        if observed_from is not None and remote.seats is not None:
+        if read:
             subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
-            ledger.append(
-                conn, self.tables, organization_key=key, subscription_id=remote.id,
-                from_seats=observed_from, to_seats=remote.seats, reason="observed",
-            )
-            conn.commit()
-        number = ledger.change_number(conn, self.tables, remote.id)
+            if observed_from is not None and remote.seats is not None:
+                ledger.append(
+                    conn, self.tables, organization_key=key, subscription_id=remote.id,
+                    from_seats=observed_from, to_seats=remote.seats, reason="observed",
+                )
+        if resend is not None:
+            idempotency_key = resend  # already recorded as the write in doubt
+        else:
+            idempotency_key = _key(remote.id, remote.seat_item_id, local, local.write_seq + 1,
+                                   billable)
+            # Durable before the request leaves: the key's number, and the mark that makes the
+            # next pass read first (or resend this very write) if its outcome is never recorded.
+            subscriptions.begin_write(conn, self.tables, local, idempotency_key)
         conn.commit()
-        pass_id = uuid.uuid4().hex[:12]  # a new pass never needs an old key: it read Stripe first
-        idempotency_key = (
-            f"fsb:{remote.id}:{remote.seat_item_id or 'seats'}:{number}:{pass_id}:{billable}"
-        )
         update = self.provider.update_seats(
             remote, billable, proration_behavior=proration, idempotency_key=idempotency_key
         )
+        if update.replayed:
+            raise _Replayed(f"the provider replayed the answer to {idempotency_key}")
         organization_id = self.counter.schema.parse_key(key)
         result = SyncResult(
             organization_id, "updated", billable=billable, from_seats=remote.seats,
             to_seats=update.subscription.seats, subscription_id=remote.id,
             idempotency_key=idempotency_key,
         )
-        subscriptions.upsert(conn, self.tables, self.provider.name, update.subscription, key)
-        ledger.append(
-            conn, self.tables, organization_key=key, subscription_id=remote.id,
+        entry = ledger.append_statement(
+            self.tables, organization_key=key, subscription_id=remote.id,
             from_seats=remote.seats, to_seats=billable, reason=reason,
             proration_behavior=proration, idempotency_key=idempotency_key,
             prorated_amount=update.prorated_amount, currency=update.currency,
         )
-        outbox.complete(conn, self.tables, key, generation)
+        seats = update.subscription.seats if update.subscription.seats is not None else billable
+        if read:
+            subscriptions.upsert(conn, self.tables, self.provider.name, update.subscription, key)
+            conn.execute(entry)
+            again = self._complete(conn, key, generation)
+        elif _alone(conn) and generation is not None:
+            # One statement for the copy, the ledger row and the outbox row: PostgreSQL runs
+            # every data-modifying WITH clause, all in the statement's transaction.
+            copy = subscriptions.record_write_statement(self.tables, local, seats)
+            done = outbox.complete_statement(self.tables, key, generation).add_cte(
+                copy.returning(self.tables.subscriptions.c.id).cte("seat_billing_copy"),
+                entry.returning(self.tables.ledger.c.id).cte("seat_billing_entry"),
+            ).returning(self.tables.outbox.c.organization_key)
+            again = conn.execute(done).first() is None
+        else:
+            subscriptions.record_write(conn, self.tables, local, seats)
+            conn.execute(entry)
+            again = self._complete(conn, key, generation)
         conn.commit()
         if proration == seat_rules.NEXT_PERIOD:  # Polar holds it: billed seats move at renewal
             seat_rules.announce(self.app, organization_id, remote, seat_rules.Decision(
                 seat_rules.SCHEDULE, billable, proration, None, billable,
                 update.subscription.pending_at or remote.current_period_end))
         self._signal_synced(result, reason)
-        return result
+        return result, again
+
+    def _complete(self, conn: sa.Connection, key: str, generation: int | None) -> bool:
+        """Delete the outbox row if no newer change arrived; True when one did (another pass)."""
+        if outbox.complete(conn, self.tables, key, generation):
+            return False
+        if generation is not None:
+            return True
+        entry = outbox.read(conn, self.tables, key)  # an explicit sync that started with no row
+        return entry is not None and entry.status == outbox.PENDING
 
     def _decide(
         self, remote: RemoteSubscription, billable: int, entry: outbox.OutboxEntry | None
@@ -291,11 +476,15 @@ class SyncEngine:
     def _schedule(
         self, conn: sa.Connection, key: str, generation: int | None,
         entry: outbox.OutboxEntry | None, decision: seat_rules.Decision, result: SyncResult,
-        remote: RemoteSubscription,
+        remote: RemoteSubscription, *, store: bool = False,
     ) -> SyncResult:
-        """Keep a decrease for the period's end: the row is due then, the quantity stays."""
+        """Keep a decrease for the period's end: the row is due then, the quantity stays.
+
+        ``store``: ``remote`` is a provider read, to be kept as the local copy."""
         assert decision.due_at is not None and decision.seats_from_next_period is not None
-        subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
+        _statements_alone(conn, False)
+        if store:
+            subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
         outbox.schedule(conn, self.tables, key, generation, decision.due_at,
                         decision.seats_from_next_period)
         conn.commit()
@@ -311,7 +500,7 @@ class SyncEngine:
         *,
         remote: RemoteSubscription | None = None,
         observed_from: int | None = None,
-    ) -> SyncResult:
+    ) -> tuple[SyncResult, bool]:
         """Record a pass that needed no write; the outbox row is done with."""
         if remote is not None:
             subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
@@ -320,18 +509,22 @@ class SyncEngine:
                     conn, self.tables, organization_key=key, subscription_id=remote.id,
                     from_seats=observed_from, to_seats=remote.seats, reason="observed",
                 )
-        outbox.complete(conn, self.tables, key, generation)
+        again = self._complete(conn, key, generation)
         conn.commit()
         if result.action == "unchanged":
             self._signal_synced(result, "unchanged")
-        return result
+        return result, again
 
     def _hold(
         self, conn: sa.Connection, key: str, generation: int | None, result: SyncResult,
-        remote: RemoteSubscription,
+        remote: RemoteSubscription, *, store: bool = False,
     ) -> SyncResult:
-        """Keep the change owed: the subscription cannot be billed now (paused, dunning...)."""
-        subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
+        """Keep the change owed: the subscription cannot be billed now (paused, dunning...).
+
+        ``store``: ``remote`` is a provider read, to be kept as the local copy.
+        """
+        if store:
+            subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
         reason = (f"subscription {remote.id} is {remote.status}"
                   f"{' and canceling' if remote.cancel_at_period_end else ''}: "
                   "seat change held until it is billable again")
@@ -347,13 +540,12 @@ class SyncEngine:
         self,
         conn: sa.Connection,
         key: str,
-        generation: int | None,
+        entry: outbox.OutboxEntry | None,
         organization_id: Any,
         billable: int | None,
         error: ProviderError,
     ) -> SyncResult:
         permanent = isinstance(error, PermanentProviderError)
-        entry = outbox.read(conn, self.tables, key)
         attempts = (entry.attempts if entry else 0) + 1
         retry_after = error.retry_after if isinstance(error, TransientProviderError) else None
         delay = retry_delay(
@@ -363,8 +555,9 @@ class SyncEngine:
         now = utcnow()
         next_at = retry_at(now, delay)
         attempts = outbox.record_failure(
-            conn, self.tables, key, generation=generation, error=error.message,
-            next_attempt_at=next_at, permanent=permanent, target_seats=billable,
+            conn, self.tables, key, generation=entry.generation if entry else None,
+            error=error.message, next_attempt_at=next_at, permanent=permanent,
+            target_seats=billable,
         )
         conn.commit()
         log.warning(
@@ -393,6 +586,51 @@ class SyncEngine:
                 from_seats=result.from_seats, to_seats=result.to_seats,
                 subscription_id=result.subscription_id,
             )
+
+
+class _Replayed(TransientProviderError):
+    """A write answered from the provider's idempotency store: applied earlier, not now.
+
+    The pass that resent a write in doubt reads next; anywhere else (a key's number is new for
+    every write) it is retried like any failure, after a read.
+    """
+
+
+def _key(
+    subscription_id: str, item_id: str | None, local: LocalSubscription, number: int,
+    target: int,
+) -> str:
+    """``fsb:{subscription}:{item}:{row}.{write number}:{target}``: derived from what the copy
+    recorded before the write left, so the same write has the same key, and no other has."""
+    return f"fsb:{subscription_id}:{item_id or 'seats'}:{local.id}.{number}:{target}"
+
+
+def _statements_alone(conn: sa.Connection, alone: bool) -> None:
+    """On PostgreSQL, let each statement be its own transaction (``alone``), or not.
+
+    The common pass needs no multi-statement transaction: its reads happen under the lock (a
+    change committed meanwhile bumps the outbox generation, which the final statement checks),
+    the write's mark is one UPDATE, and its record one statement. Sent in autocommit they save
+    a BEGIN and a COMMIT round trip each. Every other step (an observation with its ledger row,
+    a hold, a failure) runs in a transaction as before. Switching is client-side in the driver.
+    """
+    if conn.dialect.name != "postgresql" or _alone(conn) == alone:
+        return
+    conn.commit()  # nothing may be open while the level changes
+    conn.execution_options(isolation_level="AUTOCOMMIT" if alone else
+                           conn.default_isolation_level)
+
+
+def _alone(conn: sa.Connection) -> bool:
+    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+
+
+def _due(entry: outbox.OutboxEntry | None, now: datetime) -> bool:
+    """A drain's pass syncs a pending row, or a ``scheduled`` decrease whose time has come."""
+    if entry is None:
+        return False
+    return entry.status == outbox.PENDING or (
+        entry.status == outbox.SCHEDULED and entry.next_attempt_at <= now)
 
 
 def _still_current(snapshot: RemoteSubscription | None, local: LocalSubscription) -> bool:

@@ -60,6 +60,12 @@ def _subscriptions(metadata: sa.MetaData) -> sa.Table:
         # newest" means among equal subscriptions; the local created_at of rows inserted
         # together by a pull says nothing about which is newer.
         sa.Column("provider_created_at", sa.DateTime),
+        # The sync engine's write protocol (``sync.py``): ``write_seq`` counts the seat writes
+        # sent, so each write's idempotency key is new; ``write_key`` is set, before the
+        # request leaves, to the key of a write whose outcome is not recorded yet (cleared by
+        # the next record of the provider's state), so that the next sync reads first.
+        sa.Column("write_seq", sa.Integer, nullable=False, default=0, server_default="0"),
+        sa.Column("write_key", sa.String(255)),
         sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
         sa.Column("updated_at", sa.DateTime, nullable=False, default=utcnow),
     )

@@ -104,6 +104,9 @@ class SeatUpdate:
     subscription: RemoteSubscription
     prorated_amount: int | None = None
     currency: str | None = None
+    replayed: bool = False
+    """The provider answered from its idempotency store: an earlier request with the same key
+    was applied then, and the answer says nothing about the subscription now."""
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 
 from ..errors import InvalidProviderId, PermanentProviderError
-from ..providers.events import NOT_HANDLED, WebhookEvent
-from ..reconcile import EventRef, already_processed, record_event_only
+from ..providers.events import NOT_HANDLED, SUBSCRIPTION_CHANGED, WebhookEvent
+from ..reconcile import EventRef, lookup, record_event_only
 from ..state import SeatBillingState
 from .handlers import HANDLERS
 
@@ -30,7 +30,10 @@ def handle(state: SeatBillingState, event: WebhookEvent) -> str:
     rest are acknowledged.
     """
     ref = EventRef(event.provider, event.id, event.type)
-    if already_processed(state, ref):
+    # An event about a subscription learns its lock with the dedupe, in the same query.
+    about = event.subscription_id if event.action == SUBSCRIPTION_CHANGED else None
+    recorded, ref = lookup(state, ref, None if event.malformed else about)
+    if recorded:
         return "duplicate"
     if event.malformed:
         log.warning("%s event %s (%s) is acknowledged without effect: %s", ref.provider,

@@ -1,7 +1,7 @@
 """The seat-change ledger names the seat type a row moved (plans with several seat types).
 
 Revision ID: c4b17e5a2d01
-Revises: 9f60ce836583
+Revises: c41d7a2e9b10
 Create Date: 2026-11-30 02:30:00.000000
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "c4b17e5a2d01"
-down_revision = "9f60ce836583"
+down_revision = "c41d7a2e9b10"
 branch_labels = None
 depends_on = None
 

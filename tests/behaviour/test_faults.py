@@ -40,7 +40,7 @@ def test_provider_500s_then_recovery(
     org = t.add_organization()
     t.add_members(org.id, 2)
     sub = provider.subscribe(t, org.id)
-    path = provider.dialect.subscription_path
+    path = provider.dialect.seat_write[1]  # the one request a sync sends
     provider.stand_in.faults.fail_next(3, status=500, path_prefix=path)
 
     t.add_members(org.id, 1)  # the membership change itself succeeds
@@ -70,7 +70,7 @@ def test_rate_limit_honours_retry_after(t: AppUnderTest, provider: World) -> Non
     org = t.add_organization()
     t.add_members(org.id, 2)
     sub = provider.subscribe(t, org.id)
-    path = provider.dialect.subscription_path
+    path = provider.dialect.seat_write[1]  # the one request a sync sends
     provider.stand_in.faults.rate_limit_next(1, retry_after=2, path_prefix=path)
 
     t.add_members(org.id, 1)

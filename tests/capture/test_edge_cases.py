@@ -132,7 +132,7 @@ def test_explicit_sync_that_fails_is_retried_in_the_background(
     org = t.add_organization()
     t.add_members(org.id, 2)
     sub = subscribe(t, stripe, org.id, seats=5)
-    stripe.faults.fail_next(1, status=500, path_prefix="/v1/subscriptions/")
+    stripe.faults.fail_next(1, status=500, path_prefix="/v1/subscription_items/")  # the write
 
     result = t.billing.sync_organization(org.id)
 
@@ -151,15 +151,17 @@ def test_failed_explicit_sync_does_not_park_a_newer_change(
         sub = subscribe(t, stripe, org.id)
         org_id = org.id
         assert wait_for(lambda: outbox_rows(t) == [])
-    # The explicit sync's provider read is slow, then refused for good (400).
+    # The explicit sync's write (its one request) is slow, then refused for good (400).
     stripe.faults.stall_next(1, seconds=1.5, apply=False, status=400,
-                             path_prefix="/v1/subscriptions/", method="GET")
+                             path_prefix="/v1/subscription_items/", method="POST")
     results: list[Any] = []
 
     def explicit() -> None:
         with t.app.app_context():
             results.append(t.billing.sync_organization(org_id))
 
+    with t.app.app_context():
+        t.add_members(org_id, 1)  # 3: the explicit sync below has a write to send
     job = threading.Thread(target=explicit)
     job.start()
     time.sleep(0.5)
@@ -168,7 +170,7 @@ def test_failed_explicit_sync_does_not_park_a_newer_change(
     job.join(20)
 
     assert results and results[0].action == "refused"
-    assert wait_for(lambda: stripe.seats(sub, PRO_MONTHLY) == 3, timeout=20)
+    assert wait_for(lambda: stripe.seats(sub, PRO_MONTHLY) == 4, timeout=20)
     assert len(seat_writes(stripe)) == 1
 
 

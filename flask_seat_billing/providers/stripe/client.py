@@ -128,8 +128,10 @@ class StripeProvider(BillingProvider):
 
     def retrieve_subscription(self, subscription_id: str) -> RemoteSubscription:
         sub_id = stripe_id(subscription_id, "subscription")
-        obj = call(lambda: self.client.v1.subscriptions.retrieve(sub_id))
-        return self.to_remote(obj)
+        # A raw request: the plain JSON is all ``to_remote`` needs, and building the SDK's
+        # StripeObjects for a whole subscription costs more than the loopback request itself.
+        response = call(lambda: self.client.raw_request("get", f"/v1/subscriptions/{sub_id}"))
+        return self.to_remote(response.data)
 
     def list_subscriptions(self, *, page_size: int = 100) -> Iterator[RemoteSubscription]:
         params: dict[str, Any] = {"status": "all", "limit": page_size}
@@ -159,24 +161,31 @@ class StripeProvider(BillingProvider):
     ) -> SeatUpdate:
         if subscription.seat_item_id is None:
             raise ValueError(f"Subscription {subscription.id} has no seat item to update.")
+        stripe_id(subscription.id, "subscription")  # a stored id not of Stripe's shape: refused
         item_id = stripe_id(subscription.seat_item_id, "subscription item")
-        params = {"quantity": quantity, "proration_behavior": proration_behavior}
-        updated = call(
-            lambda: self.client.v1.subscription_items.update(
-                item_id,
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key},
-            )
-        )
-        new_quantity = int(plain(updated).get("quantity") or quantity)
-        item = self._seat_item(subscription)
+        # A raw request, like the read: the plain JSON and the headers are all that is needed,
+        # and the SDK's objects cost more than the loopback request (the request path of
+        # inline mode). Parameters, key and retries are the SDK's as for ``.update``.
+        response = call(lambda: self.client.raw_request(
+            "post", f"/v1/subscription_items/{item_id}", quantity=quantity,
+            proration_behavior=proration_behavior, idempotency_key=idempotency_key,
+        ))
+        headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+        replayed = str(headers.get("idempotent-replayed", "")).lower() == "true"
+        updated = response.data
+        answered = plain(updated)
+        new_quantity = int(answered.get("quantity") or quantity)
+        # The answer is the item itself (price, period): the proration needs no earlier read.
+        item = answered if answered.get("price") else self._seat_item(subscription)
+        currency = subscription.currency or (item.get("price") or {}).get("currency")
         amount = None
         if proration_behavior != "none" and subscription.seats is not None:
             amount = prorated_amount(item, new_quantity - subscription.seats)
         return SeatUpdate(
             subscription=replace(subscription, seats=new_quantity),
             prorated_amount=amount,
-            currency=subscription.currency,
+            currency=currency,
+            replayed=replayed,
         )
 
     def update_seat_types(
@@ -202,14 +211,16 @@ class StripeProvider(BillingProvider):
             else:
                 items.append({"price": plan.seat_prices[kind], "quantity": quantity})
         sub_id = stripe_id(subscription.id, "subscription")
-        params = {"items": items, "proration_behavior": proration_behavior}
-        updated = call(
-            lambda: self.client.v1.subscriptions.update(
-                sub_id, params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key},
-            )
-        )
-        return SeatUpdate(subscription=self.to_remote(updated), currency=subscription.currency)
+        # A raw request like ``update_seats``: the key and retries are the SDK's, the answer
+        # plain JSON; ``Idempotent-Replayed`` says it was applied by an earlier request.
+        response = call(lambda: self.client.raw_request(
+            "post", f"/v1/subscriptions/{sub_id}", items=items,
+            proration_behavior=proration_behavior, idempotency_key=idempotency_key,
+        ))
+        headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+        replayed = str(headers.get("idempotent-replayed", "")).lower() == "true"
+        return SeatUpdate(subscription=self.to_remote(response.data),
+                          currency=subscription.currency, replayed=replayed)
 
     # -- checkout, portal, preview ------------------------------------------------------------
 
