@@ -108,3 +108,34 @@ def test_a_missed_boundary_credits_what_the_renewal_billed_in_excess(
     [write] = seat_writes(stripe)
     assert write.params["proration_behavior"] == "create_prorations"
     assert [i for i in stripe.invoice_items(sub, pending=True) if i["amount"] < 0]
+
+
+def test_a_decrease_is_scheduled_from_the_local_copy_and_lowered_with_one_request(
+    make_app: AppFactory, stripe: Any
+) -> None:
+    """Issue 16's fast path holds for the rule: the copy carries the item's period, so waiting
+    sends nothing and the lowering at the boundary is the write alone (no read first)."""
+    t = _app(make_app, stripe)
+    with t.app.app_context():
+        org = t.add_organization()
+        members = t.add_members(org.id, 4)
+        sub = subscribe(t, stripe, org.id)
+        local = t.billing.subscription_for(org.id)
+        assert local is not None and local.current_period_end is not None
+        before = len(stripe.requests.all())
+
+        _remove_one(t, members)
+        assert stripe.requests.all()[before:] == []
+        [row] = outbox_rows(t)
+        assert row["status"] == "scheduled" and row["target_seats"] == 3
+
+        _advance_to(stripe, local.current_period_end - timedelta(minutes=30))
+        [result] = t.billing.sync_pending()
+        sent = stripe.requests.all()[before:]
+        assert outbox_rows(t) == []
+
+    assert result.action == "updated" and result.to_seats == 3
+    assert [(r.method, r.path.split("/")[2]) for r in sent] == [("POST", "subscription_items")]
+    [write] = seat_writes(stripe)
+    assert write.params["proration_behavior"] == "none"
+    assert stripe.seats(sub, PRO_MONTHLY) == 3
