@@ -19,7 +19,7 @@ from flask_migrate import Migrate
 
 from . import offline
 from .auth import bp as auth_bp
-from .billing import products, seat_billing
+from .billing import products, seat_billing, seat_type
 from .formatting import register_filters
 from .models import Invitation, Membership, db
 from .orgs import bp as orgs_bp
@@ -66,6 +66,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         DEMO_PRICE_ID=os.environ.get("STRIPE_PRICE_TEAM_MONTHLY"),
         DEMO_SEAT_PRICE_ID=os.environ.get("STRIPE_SEAT_PRICE_TEAM_MONTHLY"),
         DEMO_SEAT_LIMIT=int(os.environ.get("DEMO_SEAT_LIMIT", "3")),
+        # Optional in Stripe test mode: the studio plan (editor and viewer seats).
+        DEMO_STUDIO_PRICE_ID=os.environ.get("STRIPE_PRICE_STUDIO_MONTHLY"),
+        DEMO_EDITOR_PRICE_ID=os.environ.get("STRIPE_EDITOR_PRICE_STUDIO_MONTHLY"),
+        DEMO_VIEWER_PRICE_ID=os.environ.get("STRIPE_VIEWER_PRICE_STUDIO_MONTHLY"),
         DEMO_PUBLIC_URL=os.environ.get("DEMO_PUBLIC_URL"),
         DEMO_STAND_IN_WEBHOOKS=True,
         # Where checkout and the portal may send the browser back to: the demo's own addresses.
@@ -95,6 +99,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         organization_key="organization_id",
         products=products(app.config),
         invitation_model=Invitation,
+        seat_type=seat_type,
     )
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, compare_type=True)
 

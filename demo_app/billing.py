@@ -10,25 +10,57 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Request
 
 from flask_seat_billing import Plan, Product, SeatBilling
 from flask_seat_billing.policies import Allow, Deny, PolicyContext, allow, deny
 
 from .auth import current_user
-from .models import Membership, db
+from .models import MANAGER_ROLES, Membership, db
 
 PLAN_NAME = "team-monthly"
+STUDIO_PLAN = "studio-monthly"
 OFFLINE_BASE_PRICE = "price_demo_team_base"
 OFFLINE_SEAT_PRICE = "price_demo_team_seat"
+OFFLINE_STUDIO_PRICE = "price_demo_studio_base"
+OFFLINE_EDITOR_PRICE = "price_demo_studio_editor"
+OFFLINE_VIEWER_PRICE = "price_demo_studio_viewer"
 BASE_AMOUNT = 1900  # minor units, per month
 SEAT_AMOUNT = 1000
+STUDIO_AMOUNT = 4900
+EDITOR_AMOUNT = 1500
+VIEWER_AMOUNT = 500
 
 seat_billing = SeatBilling()
 
 
+def seat_type(M: Any) -> Any:
+    """Owners and admins take editor seats, members viewer seats (``init_app(seat_type=)``)."""
+    return sa.case((M.role.in_(MANAGER_ROLES), "editor"), else_="viewer")
+
+
 def products(config: Mapping[str, Any]) -> list[Product]:
-    """One product, one plan: a monthly base fee plus a per-seat price, capped at a few seats."""
+    """Team: a monthly base fee plus a per-seat price, capped at a few seats. Studio (when its
+    prices are configured): a base fee plus editor seats and cheaper viewer seats."""
+    studio = []
+    if config.get("DEMO_STUDIO_PRICE_ID") and config.get("DEMO_EDITOR_PRICE_ID") and config.get(
+            "DEMO_VIEWER_PRICE_ID"):
+        studio = [Product(
+            id="studio",
+            name="Studio",
+            currency="USD",
+            description="Editors and viewers priced apart",
+            plans=[Plan(
+                name=STUDIO_PLAN,
+                display_name="Studio (monthly)",
+                plan_id=config["DEMO_STUDIO_PRICE_ID"],
+                seat_prices={"editor": config["DEMO_EDITOR_PRICE_ID"],
+                             "viewer": config["DEMO_VIEWER_PRICE_ID"]},
+                interval="month",
+                cost=STUDIO_AMOUNT / 100,
+            )],
+        )]
     return [
         Product(
             id="team",
@@ -46,7 +78,8 @@ def products(config: Mapping[str, Any]) -> list[Product]:
                     limits={"seats": int(config["DEMO_SEAT_LIMIT"])},
                 )
             ],
-        )
+        ),
+        *studio,
     ]
 
 

@@ -18,7 +18,18 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
-from .billing import BASE_AMOUNT, OFFLINE_BASE_PRICE, OFFLINE_SEAT_PRICE, SEAT_AMOUNT
+from .billing import (
+    BASE_AMOUNT,
+    EDITOR_AMOUNT,
+    OFFLINE_BASE_PRICE,
+    OFFLINE_EDITOR_PRICE,
+    OFFLINE_SEAT_PRICE,
+    OFFLINE_STUDIO_PRICE,
+    OFFLINE_VIEWER_PRICE,
+    SEAT_AMOUNT,
+    STUDIO_AMOUNT,
+    VIEWER_AMOUNT,
+)
 
 EXTENSION_KEY = "demo_offline_stripe"
 
@@ -53,6 +64,11 @@ class OfflineStripe:
             seat = stand_in.create_product(name="Team seat", id="prod_demo_seat")["id"]
             stand_in.create_price(id=OFFLINE_BASE_PRICE, product=base, unit_amount=BASE_AMOUNT)
             stand_in.create_price(id=OFFLINE_SEAT_PRICE, product=seat, unit_amount=SEAT_AMOUNT)
+            studio = stand_in.create_product(name="Studio", id="prod_demo_studio")["id"]
+            for price, amount in ((OFFLINE_STUDIO_PRICE, STUDIO_AMOUNT),
+                                  (OFFLINE_EDITOR_PRICE, EDITOR_AMOUNT),
+                                  (OFFLINE_VIEWER_PRICE, VIEWER_AMOUNT)):
+                stand_in.create_price(id=price, product=studio, unit_amount=amount)
             if self.deliver_webhooks:
                 stand_in.add_webhook_endpoint(
                     app_url.rstrip("/") + self.webhook_path, self.webhook_secret
@@ -85,6 +101,9 @@ def configure(app: Flask) -> OfflineStripe | None:
     config["SEAT_BILLING_STRIPE_WEBHOOK_SECRET"] = secret
     config["DEMO_PRICE_ID"] = OFFLINE_BASE_PRICE  # the prices the stand-in is given
     config["DEMO_SEAT_PRICE_ID"] = OFFLINE_SEAT_PRICE
+    config["DEMO_STUDIO_PRICE_ID"] = OFFLINE_STUDIO_PRICE
+    config["DEMO_EDITOR_PRICE_ID"] = OFFLINE_EDITOR_PRICE
+    config["DEMO_VIEWER_PRICE_ID"] = OFFLINE_VIEWER_PRICE
     app.extensions[EXTENSION_KEY] = offline
     app.before_request(_start_stand_in)
     return offline

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from flask_seat_billing import Plan, PolicyDenied, ProviderError
 
 from .auth import current_user, login_required
-from .billing import PLAN_NAME, membership_of, products, seat_billing
+from .billing import PLAN_NAME, STUDIO_PLAN, membership_of, products, seat_billing
 from .models import INVITATION_DAYS, Invitation, Membership, Organization, User, db, utcnow
 
 bp = Blueprint("orgs", __name__)
@@ -83,6 +83,8 @@ def dashboard(org_id: int) -> str:
         members=org.memberships,
         invitations=[i for i in org.invitations if i.is_live],
         changes=seat_billing.seat_changes(org.id, limit=20),
+        by_type=seat_billing.billable_seats_by_type(org.id) if plan and plan.seat_prices else {},
+        studio=configured_plan(STUDIO_PLAN),
         preview=preview,
         preview_error=preview_error,
     )
@@ -196,6 +198,25 @@ def remove(org_id: int, member_id: int) -> Response:
     email = member.user.email
     if _remove(org, member):
         flash(f"Removed {email} from {org.name}.", "success")
+    return _to_dashboard(org.id)
+
+
+@bp.post("/orgs/<int:org_id>/members/<int:member_id>/role")
+@login_required
+def change_role(org_id: int, member_id: int) -> Response:
+    """Make a member an admin (an editor seat on the studio plan) or an admin a member again:
+    one change, so one subscription update moves both seat types."""
+    org, me = _organization_for_member(org_id)
+    member = db.get_or_404(Membership, member_id)
+    if member.organization_id != org.id:
+        abort(404)
+    role = request.form.get("role", "")
+    if not me.can_manage or member.role == "owner" or role not in ("member", "admin"):
+        flash("Only owners and admins change roles, to member or admin.", "error")
+        return _to_dashboard(org.id)
+    member.role = role
+    db.session.commit()
+    flash(f"{member.user.email} is now {role}.", "success")
     return _to_dashboard(org.id)
 
 

@@ -89,6 +89,7 @@ def _open_checkout(
     success_url: str, cancel_url: str, customer_email: str | None,
 ) -> CheckoutSession:
     seats = max(1, state.counter.billable(conn, organization_id))
+    by_type = state.counter.count_by_type(conn, organization_id) if plan.seat_prices else None
     customer = subscriptions.customer_for_organization(conn, state.tables, key)
     tag = ownership.new_tag(conn, state.tables, state.provider.name, key)
     conn.commit()
@@ -100,7 +101,7 @@ def _open_checkout(
             CheckoutRequest(
                 organization_key=key, plan=plan, seats=seats, success_url=success_url,
                 cancel_url=cancel_url, customer_id=customer, customer_email=customer_email,
-                metadata=metadata,
+                metadata=metadata, seats_by_type=by_type,
             )
         )
     except BaseException:

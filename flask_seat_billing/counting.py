@@ -107,6 +107,45 @@ class SeatCounter:
             return max(0, int(self.rule(organization_id, count)))
         return count.billable
 
+    def count_by_type(self, conn: sa.Connection, organization_id: Any) -> dict[str, int]:
+        """Billable members of one organization per seat type, in one grouped query.
+
+        Types come from ``init_app(seat_type=...)``; a member whose type is NULL is left out
+        (it still counts in :meth:`billable`, the total). Pending invitations, included and
+        minimum seats apply to the total only. Empty without a seat type expression.
+        """
+        kind = self.schema.seat_type
+        if kind is None:
+            return {}
+        column = self.schema.organization_column
+        rows = conn.execute(
+            sa.select(kind, sa.func.count())
+            .select_from(self.schema.table)
+            .where(column == organization_id, *self._member_conditions())
+            .group_by(kind)
+        )
+        return {str(k): int(n) for k, n in rows if k is not None}
+
+    def count_by_type_many(
+        self, conn: sa.Connection, organization_ids: Iterable[Any]
+    ) -> dict[str, dict[str, int]]:
+        """:meth:`count_by_type` of many organizations, by key, in one grouped query."""
+        kind = self.schema.seat_type
+        ids = list(organization_ids)
+        if kind is None or not ids:
+            return {}
+        column = self.schema.organization_column
+        rows = conn.execute(
+            sa.select(column, kind, sa.func.count())
+            .where(column.in_(ids), *self._member_conditions())
+            .group_by(column, kind)
+        )
+        result: dict[str, dict[str, int]] = {to_key(i): {} for i in ids}
+        for org, k, n in rows:
+            if k is not None:
+                result[to_key(org)][str(k)] = int(n)
+        return result
+
     def billable_many(
         self, conn: sa.Connection, organization_ids: Iterable[Any] | None = None
     ) -> dict[str, int]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask
 
-from . import checkout, ledger, outbox, reconcile, subscriptions
+from . import checkout, ledger, outbox, reconcile, seat_rules, subscriptions
 from .capture import listeners, marks_at_commit
 from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
@@ -26,6 +27,7 @@ from .policies import Policy
 from .providers import BillingProvider, build_provider
 from .providers.base import ACTIVE_STATUSES, SeatPreview
 from .seat_limits import seat_limit_policies
+from .seat_rules import PendingDecrease
 from .settings import DEFAULTS, check_catalog, read_settings
 from .state import SeatBillingState, get_state
 from .subscriptions import LocalSubscription
@@ -68,6 +70,8 @@ class SeatBilling:
         invitation_model: Any | None = None,
         invitation_fields: InvitationFields | None = None,
         provider: BillingProvider | None = None,
+        clock: Callable[[], datetime] | None = None,
+        seat_type: Any | None = None,
     ) -> None:
         """Register seat billing on ``app``: listeners, the blueprint and the ``flask seats`` CLI.
 
@@ -76,7 +80,12 @@ class SeatBilling:
         attribute naming the organization (int, str or UUID). ``billable_filter`` is a SQL
         condition, or a function of the member model returning one, that billable members meet
         (e.g. ``lambda M: M.deleted_at.is_(None)``). ``invitation_model`` enables pending
-        invitations in counts and the seat-limit policy.
+        invitations in counts and the seat-limit policy. ``seat_type`` (a SQL expression, or a
+        function of the member model returning one, e.g. ``lambda M: M.role``) sorts members
+        into the seat types of plans with ``seat_prices``. ``clock`` (naive UTC now) is the time
+        the engine decides by when a decrease waits for the period's end: leave it None in an
+        app; tests that move a provider's clock (a Stripe test clock, a stand-in's
+        ``advance_time``) pass that clock so both sides agree on the time.
 
         Configuration keys read (defaults in parentheses):
 
@@ -125,6 +134,11 @@ class SeatBilling:
           (None: Celery's default), ``SEAT_BILLING_CELERY_REDIS_URL`` (None: the broker, if
           Redis), ``SEAT_BILLING_CELERY_KEY_PREFIX`` ("seat_billing"),
           ``SEAT_BILLING_SWEEP_SECONDS`` (30): see docs/deployment.md.
+        - ``SEAT_BILLING_SEAT_DECREASE`` ("immediately"): or "at_period_end" (removals are not
+          credited; the quantity is lowered at the period's end); a plan's ``seat_decrease``
+          overrides it.
+        - ``SEAT_BILLING_SEAT_DECREASE_MARGIN_SECONDS`` (3600): how long before the period's
+          end a waiting decrease is sent (Stripe; Polar holds it itself).
         """
         if "seat_billing" in app.extensions:
             raise RuntimeError("flask-seat-billing is already initialized on this app.")
@@ -140,7 +154,14 @@ class SeatBilling:
             billable_filter,
             invitation_model=invitation_model,
             invitation_fields=invitation_fields,
+            seat_type=seat_type,
         )
+        if any(plan.seat_prices for plan in catalog.plans) and schema.seat_type is None:
+            raise ConfigurationError(
+                "A plan sets seat_prices (several seat types), so init_app needs seat_type=, "
+                "a SQL expression of the member model naming each member's type "
+                "(e.g. seat_type=lambda M: M.role)."
+            )
         tables = define_tables(db.metadata)
         counter = SeatCounter(
             schema,
@@ -160,7 +181,7 @@ class SeatBilling:
 
         sync_engine = SyncEngine(
             app=app, engine=engine, tables=tables, counter=counter, provider=chosen,
-            catalog=catalog, settings=settings, hooks=self._hooks,
+            catalog=catalog, settings=settings, hooks=self._hooks, clock=clock or utcnow,
         )
         dispatcher: Dispatcher = (
             CeleryDispatcher(app, settings) if settings.dispatch == "celery"
@@ -224,6 +245,13 @@ class SeatBilling:
         state = get_state()
         with state.sql_engine().connect() as conn:
             return state.counter.billable(conn, state.schema.parse_key(organization_id))
+
+    def billable_seats_by_type(self, organization_id: Any) -> dict[str, int]:
+        """Billable members per seat type (``init_app(seat_type=...)``), in one grouped query;
+        types with no member are absent. ``billable_seats`` stays the total."""
+        state = get_state()
+        with state.sql_engine().connect() as conn:
+            return state.counter.count_by_type(conn, state.schema.parse_key(organization_id))
 
     def seat_count(self, organization_id: Any) -> SeatCount:
         """The parts of the default count: members, pending invitations, included, minimum."""
@@ -299,14 +327,26 @@ class SeatBilling:
         """What moving the organization to ``seats`` would cost now (the prorated amount).
 
         Raises ``NotImplementedError`` where the provider cannot preview
-        (``provider.capabilities.invoice_preview``) and ``LookupError`` without a subscription.
+        (``provider.capabilities.invoice_preview``) or the plan has seat types, and
+        ``LookupError`` without a subscription.
+        With ``"at_period_end"`` decreases, a lower ``seats`` costs nothing now: the preview
+        keeps ``to_seats`` at today's seats and says when ``seats_from_next_period`` begins
+        (``takes_effect_at``), on every provider, without a provider call.
         """
         state = get_state()
-        if not state.provider.capabilities.invoice_preview:
-            raise NotImplementedError(f"{state.provider.name} cannot preview a seat change.")
         local = self.subscription_for(organization_id)
         if local is None or local.status not in ACTIVE_STATUSES:
             raise LookupError(f"Organization {organization_id} has no active subscription.")
+        waiting = seat_rules.preview_decrease(state.catalog, state.settings, local, seats)
+        if waiting is not None:
+            return replace(waiting, organization_id=organization_id)
+        if not state.provider.capabilities.invoice_preview:
+            raise NotImplementedError(f"{state.provider.name} cannot preview a seat change.")
+        plan = state.catalog.get(local.plan_name) if local.plan_name else None
+        if plan is not None and plan.seat_prices:
+            raise NotImplementedError(
+                f"Plan {plan.name!r} has seat types; previewing one type's change is not "
+                "supported yet.")
         remote = state.provider.retrieve_subscription(local.provider_subscription_id)
         proration = state.provider.proration_for(remote, state.settings.proration_behavior)
         preview = state.provider.preview_seat_change(remote, seats, proration_behavior=proration)
@@ -341,6 +381,13 @@ class SeatBilling:
         with state.sql_engine().connect() as conn:
             chosen = subscriptions.billing_subscription(conn, state.tables, key)
             return chosen or subscriptions.for_organization(conn, state.tables, key)
+
+    def pending_seat_decrease(self, organization_id: Any) -> PendingDecrease | None:
+        """The decrease waiting for the period's end (``"at_period_end"``), or None."""
+        state = get_state()
+        with state.sql_engine().connect() as conn:
+            key = state.schema.key(organization_id)
+            return seat_rules.pending_decrease(conn, state.tables, key)
 
     def seat_changes(self, organization_id: Any, limit: int = 50) -> list[SeatChange]:
         """The organization's seat-change ledger, newest first."""

@@ -26,6 +26,8 @@ class SeatChange:
     prorated_amount: int | None
     currency: str | None
     created_at: datetime
+    seat_type: str | None = None
+    """A plan with seat types: the type whose quantity this row records (from, to)."""
 
 
 def append_statement(
@@ -40,6 +42,7 @@ def append_statement(
     idempotency_key: str | None = None,
     prorated_amount: int | None = None,
     currency: str | None = None,
+    seat_type: str | None = None,
 ) -> sa.Insert:
     """The INSERT of one ledger row (the sync engine may send it inside a larger statement)."""
     return tables.ledger.insert().values(
@@ -53,6 +56,7 @@ def append_statement(
         prorated_amount=prorated_amount,
         currency=currency,
         created_at=utcnow(),
+        seat_type=seat_type,
     )
 
 

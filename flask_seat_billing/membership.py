@@ -80,6 +80,7 @@ class MembershipSchema:
         invitation_model: Any | None = None,
         invitation_fields: InvitationFields | None = None,
         invitation_organization_key: str | None = None,
+        seat_type: Any | None = None,
     ) -> None:
         self.member_model = member_model
         self.organization_key = organization_key
@@ -97,6 +98,12 @@ class MembershipSchema:
         criteria = billable_filter(member_model) if callable(billable_filter) else billable_filter
         self.billable_criteria: sa.ColumnElement[bool] | None = criteria
         self.watched_attributes = self._attributes_in(criteria) | {organization_key}
+        # Several seat types (``Plan.seat_prices``): a SQL expression of the member model naming
+        # each member's type; a change of what it reads (a promotion) is a membership change.
+        kind = seat_type(member_model) if callable(seat_type) else seat_type
+        self.seat_type: Any = sa.inspect(kind).expression if kind is not None and hasattr(
+            kind, "__clause_element__") else kind
+        self.watched_attributes |= self._attributes_in(self.seat_type)
         self.invitation_model = invitation_model
         self.invitation_fields = invitation_fields or InvitationFields()
         self.invitation_organization_column: Any = None

@@ -8,7 +8,9 @@ committed during the sync bumps the generation and keeps the row for another pas
 Statuses: ``pending`` (due at ``next_attempt_at``), ``failed`` (a permanent refusal, parked until
 membership changes or the subscription becomes billable again) and ``held`` (the subscription is
 momentarily not billable: the change stays owed, and :func:`release` makes it due again when the
-subscription is seen billable).
+subscription is seen billable), and ``scheduled`` (a seat decrease that waits for the end of the
+billing period, due at ``next_attempt_at``; any new membership change makes the row ``pending``
+and due at once, so an addition is never held back by a waiting decrease).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from .tables import Tables, utcnow
 PENDING = "pending"
 FAILED = "failed"
 HELD = "held"
+SCHEDULED = "scheduled"
+DUE_STATUSES = (PENDING, SCHEDULED)
 
 
 @dataclass(frozen=True)
@@ -283,12 +287,32 @@ def defer(conn: sa.Connection, tables: Tables, key: str, until: datetime) -> Non
     )
 
 
+def schedule(
+    conn: sa.Connection, tables: Tables, key: str, generation: int | None, due: datetime,
+    target_seats: int,
+) -> None:
+    """Keep the row as a decrease due at ``due`` (the end of the billing period, less a margin).
+
+    With no row (an explicit sync) one is created, so the decrease is not forgotten. A change
+    that arrived since ``generation`` was read is left pending: it is synced first.
+    """
+    table = tables.outbox
+    values = {"status": SCHEDULED, "attempts": 0, "next_attempt_at": due, "last_error": None,
+              "target_seats": target_seats, "updated_at": utcnow()}
+    stmt = table.update().where(table.c.organization_key == key)
+    if generation is not None:
+        stmt = stmt.where(table.c.generation == generation)
+    elif read(conn, tables, key) is None:
+        mark(conn, tables, [key])
+    conn.execute(stmt.values(values))
+
+
 def due_keys(conn: sa.Connection, tables: Tables, now: datetime, limit: int = 500) -> list[str]:
-    """Organizations whose pending sync is due now, oldest first."""
+    """Organizations whose pending (or scheduled) sync is due now, oldest first."""
     table = tables.outbox
     rows = conn.execute(
         sa.select(table.c.organization_key)
-        .where(table.c.status == PENDING, table.c.next_attempt_at <= now)
+        .where(table.c.status.in_(DUE_STATUSES), table.c.next_attempt_at <= now)
         .order_by(table.c.next_attempt_at)
         .limit(limit)
     )
@@ -298,6 +322,8 @@ def due_keys(conn: sa.Connection, tables: Tables, now: datetime, limit: int = 50
 def next_due_at(conn: sa.Connection, tables: Tables) -> datetime | None:
     table = tables.outbox
     value = conn.execute(
-        sa.select(sa.func.min(table.c.next_attempt_at)).where(table.c.status == PENDING)
+        sa.select(sa.func.min(table.c.next_attempt_at)).where(
+            table.c.status.in_(DUE_STATUSES)
+        )
     ).scalar()
     return value if isinstance(value, datetime) else None

@@ -8,6 +8,8 @@ from typing import Any, Literal
 Interval = Literal["day", "week", "month", "year"]
 ProrationBehavior = Literal["create_prorations", "always_invoice", "none"]
 PRORATION_BEHAVIORS: tuple[str, ...] = ("create_prorations", "always_invoice", "none")
+SeatDecrease = Literal["immediately", "at_period_end"]
+SEAT_DECREASES: tuple[str, ...] = ("immediately", "at_period_end")
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,9 @@ class Plan:
     Stripe per-seat price whose quantity follows membership; equal to ``plan_id`` for a seat-only
     plan (one line item). A plan without ``seat_price_id`` on Stripe is not billed per seat.
     ``limits["seats"]`` caps membership (see the seat-limit policy); ``proration_behavior``
-    overrides ``SEAT_BILLING_PRORATION_BEHAVIOR`` for this plan.
+    overrides ``SEAT_BILLING_PRORATION_BEHAVIOR`` for this plan, and ``seat_decrease``
+    overrides ``SEAT_BILLING_SEAT_DECREASE`` ("immediately" or "at_period_end": when a lower
+    seat count reaches the provider).
     """
 
     name: str
@@ -30,6 +34,12 @@ class Plan:
     limits: dict[str, Any] = field(default_factory=dict)
     proration_behavior: ProrationBehavior | None = None
     trial_days: int | None = None
+    seat_decrease: SeatDecrease | None = None
+    seat_prices: dict[str, str] | None = None
+    """Several seat types on one subscription (Stripe): the seat price of each type, e.g.
+    ``{"editor": "price_editor_m", "viewer": "price_viewer_m"}``; members are sorted into
+    types by ``init_app(seat_type=...)``. Excludes ``seat_price_id``; ``plan_id`` is the base
+    price. ``limits["seats"]`` may then be a mapping of caps per type."""
 
     @property
     def seat_only(self) -> bool:
@@ -38,9 +48,22 @@ class Plan:
 
     @property
     def seat_limit(self) -> int | None:
-        """The plan's cap on members, or None when membership is not capped."""
+        """The plan's cap on members, or None when membership is not capped (or capped per
+        seat type: see :attr:`seat_limits_by_type`)."""
         value = self.limits.get("seats")
-        return int(value) if value is not None else None
+        return int(value) if value is not None and not isinstance(value, dict) else None
+
+    @property
+    def seat_types(self) -> tuple[str, ...]:
+        """The plan's seat types, in a fixed order (empty for a plan of one seat price)."""
+        return tuple(sorted(self.seat_prices)) if self.seat_prices else ()
+
+    @property
+    def seat_limits_by_type(self) -> dict[str, int]:
+        """Caps per seat type, when ``limits["seats"]`` is a mapping; types left out are not
+        capped."""
+        value = self.limits.get("seats")
+        return {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,10 @@ class PlanCatalog:
         """
         best: Plan | None = None
         for plan in self.by_name.values():
+            if plan.seat_prices:
+                if plan.plan_id in price_ids and set(plan.seat_prices.values()) & price_ids:
+                    return plan
+                continue
             if plan.plan_id not in price_ids and plan.seat_price_id not in price_ids:
                 continue
             if plan.plan_id in price_ids and (

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
-from . import ledger, outbox, ownership, signals, subscriptions
+from . import ledger, outbox, ownership, seat_rules, signals, subscriptions
 from .fresh_reads import READS
 from .locks import organization_lock
 from .providers.base import BILLABLE, HELD, RemoteSubscription
@@ -246,6 +246,10 @@ def _store(
         and billable_now
     )
     owner = after.organization_key
+    # The renewal applying a decrease the engine sent for the period's end (already in the
+    # ledger, as a ``next_period`` write) is not a change made elsewhere.
+    external = external and not seat_rules.applied_at_renewal(
+        conn, state.tables, before.seats if before else None, remote)
     if external and owner:
         ledger.append(
             conn, state.tables, organization_key=owner,

@@ -78,6 +78,9 @@ def _within_limit(
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(CAST(:k AS bigint))"),
                      {"k": advisory_key("invite:" + key)})
+    by_type = _seat_limits_by_type(state, conn, key)
+    if by_type:
+        return _within_type_limit(state, ctx, conn, key, by_type)
     seats = _seat_limit(state, conn, key)
     if seats is None:
         return allow()
@@ -93,6 +96,43 @@ def _within_limit(
         f"{pending} pending invitations). Remove a member, revoke an invitation or upgrade.",
         {"purchased": seats, "members": members, "pending_invitations": pending},
     )
+
+
+def _within_type_limit(
+    state: SeatBillingState, ctx: PolicyContext, conn: sa.Connection, key: str,
+    caps: dict[str, int],
+) -> Allow | Deny:
+    """A plan with seat types capped per type (``limits={"seats": {"editor": 10}}``): the new
+    seat's type comes with the check (``seat_type="editor"``); members of that type are counted
+    (invitations carry no type, so they are not)."""
+    kind = ctx.get("seat_type")
+    if kind is None:
+        raise ValueError(
+            f"{ctx.hook} needs seat_type= to enforce this plan's seat limit per type "
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(caps.items()))})."
+        )
+    cap = caps.get(str(kind))
+    if cap is None:
+        return allow()  # this type is not capped
+    members = state.counter.count_by_type(conn, state.schema.parse_key(key)).get(str(kind), 0)
+    if members + 1 <= cap:
+        return allow()
+    return deny(
+        SEAT_LIMIT_CODE,
+        f"All {cap} {kind} seats of this organization's plan are taken ({members} {kind} "
+        "members). Remove one, choose another seat type or upgrade.",
+        {"purchased": cap, "members": members, "pending_invitations": 0, "seat_type": str(kind)},
+    )
+
+
+def _seat_limits_by_type(state: SeatBillingState, conn: sa.Connection, key: str) -> dict[str, int]:
+    subscription = billing_subscription(conn, state.tables, key)
+    if subscription is None or subscription.plan_name is None:
+        return {}
+    if subscription.status not in ACTIVE_STATUSES:
+        return {}
+    plan = state.catalog.get(subscription.plan_name)
+    return plan.seat_limits_by_type if plan is not None else {}
 
 
 def _seat_limit(state: SeatBillingState, conn: sa.Connection, key: str) -> int | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from .config_values import choice, non_negative
 from .errors import ConfigurationError
-from .plans import PRORATION_BEHAVIORS, PlanCatalog, Product
+from .plans import PRORATION_BEHAVIORS, SEAT_DECREASES, Plan, PlanCatalog, Product
 from .providers import (
     PROVIDERS,
     ProviderSettings,
@@ -52,6 +52,8 @@ CORE_DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_CELERY_REDIS_URL": None,
     "SEAT_BILLING_CELERY_KEY_PREFIX": "seat_billing",
     "SEAT_BILLING_SWEEP_SECONDS": 30.0,
+    "SEAT_BILLING_SEAT_DECREASE": "immediately",
+    "SEAT_BILLING_SEAT_DECREASE_MARGIN_SECONDS": 3600,
 }
 # The core keys, then every provider's own (``SEAT_BILLING_STRIPE_*``, ``SEAT_BILLING_POLAR_*``).
 DEFAULTS: dict[str, Any] = {**CORE_DEFAULTS, **config_defaults()}
@@ -92,6 +94,8 @@ class Settings:
     celery_redis_url: str | None = None
     celery_key_prefix: str = "seat_billing"
     sweep_seconds: float = 30.0
+    seat_decrease: str = "immediately"
+    seat_decrease_margin_seconds: float = 3600.0
 
 
 def _positive_seconds(config: dict[str, Any], key: str) -> float:
@@ -186,6 +190,10 @@ def read_settings(config: dict[str, Any]) -> Settings:
         celery_redis_url=_optional_text(config, "SEAT_BILLING_CELERY_REDIS_URL"),
         celery_key_prefix=key_prefix,
         sweep_seconds=_positive_seconds(config, "SEAT_BILLING_SWEEP_SECONDS"),
+        seat_decrease=choice(config, "SEAT_BILLING_SEAT_DECREASE", SEAT_DECREASES),
+        seat_decrease_margin_seconds=non_negative(
+            config, "SEAT_BILLING_SEAT_DECREASE_MARGIN_SECONDS", float
+        ),
     )
 
 
@@ -214,7 +222,15 @@ def check_catalog(products: list[Product], provider: str) -> PlanCatalog:
                     f"{plan.proration_behavior!r}; expected one of "
                     f"{', '.join(PRORATION_BEHAVIORS)}."
                 )
+            if plan.seat_decrease is not None and plan.seat_decrease not in SEAT_DECREASES:
+                raise ConfigurationError(
+                    f"Plan {plan.name!r} has unknown seat_decrease {plan.seat_decrease!r}; "
+                    f"expected one of {', '.join(SEAT_DECREASES)}."
+                )
+            _check_seat_types(plan)
             limit = plan.limits.get("seats")
+            if plan.seat_prices and isinstance(limit, dict):
+                limit = None  # checked per type by _check_seat_types
             if limit is not None and (not isinstance(limit, int) or limit < 0):
                 raise ConfigurationError(
                     f"Plan {plan.name!r} has limits['seats'] = {limit!r}; expected a "
@@ -222,5 +238,46 @@ def check_catalog(products: list[Product], provider: str) -> PlanCatalog:
                 )
             if plan.cost < 0:
                 raise ConfigurationError(f"Plan {plan.name!r} has a negative cost.")
-    spec_for(provider).check_plans([plan for product in products for plan in product.plans])
+    spec = spec_for(provider)
+    for product in products:
+        for plan in product.plans:
+            if plan.seat_prices and not spec.capabilities.seat_types:
+                raise ConfigurationError(
+                    f"Plan {plan.name!r} sets seat_prices (several seat types), which "
+                    f"{provider} cannot bill: it has no separate seat prices. Use one seat "
+                    "price per plan there."
+                )
+    spec.check_plans([plan for product in products for plan in product.plans])
     return PlanCatalog(products)
+
+
+def _check_seat_types(plan: Plan) -> None:
+    """``seat_prices``: a non-empty mapping of type names to distinct price ids, apart from the
+    base price and exclusive of ``seat_price_id``; per-type caps only for declared types."""
+    if plan.seat_prices is None:
+        return
+    prices = plan.seat_prices
+    if not isinstance(prices, dict) or not prices or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in prices.items()
+    ):
+        raise ConfigurationError(
+            f"Plan {plan.name!r} has seat_prices = {prices!r}; expected a non-empty mapping of "
+            "seat type names to price ids."
+        )
+    if plan.seat_price_id is not None:
+        raise ConfigurationError(
+            f"Plan {plan.name!r} sets both seat_price_id and seat_prices; use one."
+        )
+    if len(set(prices.values())) != len(prices) or plan.plan_id in prices.values():
+        raise ConfigurationError(
+            f"Plan {plan.name!r}: each seat type needs a price of its own, apart from the "
+            f"base price plan_id {plan.plan_id!r}."
+        )
+    limit = plan.limits.get("seats")
+    if isinstance(limit, dict):
+        for kind, cap in limit.items():
+            if kind not in prices or not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
+                raise ConfigurationError(
+                    f"Plan {plan.name!r} has limits['seats'][{kind!r}] = {cap!r}; expected a "
+                    f"non-negative integer for one of its seat types ({', '.join(sorted(prices))})."
+                )

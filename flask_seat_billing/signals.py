@@ -17,6 +17,10 @@ keyword arguments only, so connect with ``def receiver(app, **kw)``.
   (the new one), ``other_subscription_ids``, ``session_id``.
 - ``seats_changed_externally``: the provider's quantity was changed outside the app.
   ``organization_id``, ``subscription_id``, ``from_seats``, ``to_seats``, ``billable``, ``action``.
+- ``seat_decrease_scheduled``: a decrease waits for the period's end (``"at_period_end"``).
+  ``organization_id``, ``subscription_id``, ``seats_now``, ``seats_from_next_period``,
+  ``takes_effect_at`` (the renewal), ``sent_at`` (when the engine lowers the quantity; None when
+  the provider holds the decrease itself, as Polar does).
 - ``policy_denied``: a before-policy refused. ``hook``, ``policy``, ``code``, ``message``,
   ``details``, ``context``.
 """
@@ -34,12 +38,14 @@ checkout_completed = namespace.signal("checkout-completed")
 duplicate_subscription = namespace.signal("duplicate-subscription")
 seats_changed_externally = namespace.signal("seats-changed-externally")
 policy_denied = namespace.signal("policy-denied")
+seat_decrease_scheduled = namespace.signal("seat-decrease-scheduled")
 
 __all__ = [
     "checkout_completed",
     "duplicate_subscription",
     "namespace",
     "policy_denied",
+    "seat_decrease_scheduled",
     "seat_sync_failed",
     "seats_changed_externally",
     "seats_synced",

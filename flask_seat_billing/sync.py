@@ -10,7 +10,10 @@ One pass, under the organization's lock:
    on the copy: an earlier write timed out, lost its connection or died with its process), or
    a write refused because the copy was stale (the item gone after a plan switch, the
    subscription canceled or paused, an idempotency conflict); a snapshot from a listing
-   (resync) stands in for that read while it still agrees with the copy;
+   (resync) stands in for that read while it still agrees with the copy. The decrease rule
+   (:mod:`.seat_rules`) decides from the copy too; it reads first only when the copy lacks
+   what the rule needs (seat types, Polar's pending update, a period already over: see
+   ``SyncEngine._copy_suffices``);
 3. before the write leaves, the copy records it (``write_seq`` + 1, ``write_key``) in the same
    commit as anything observed: the key, ``fsb:{sub}:{item}:{row}.{seq}:{target}``, is derived
    from that durable number, so it is the same for the SDK's network retries of the call and
@@ -36,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from . import ledger, outbox, ownership, signals, subscriptions
+from . import ledger, outbox, ownership, seat_rules, seat_types, signals, subscriptions
 from .backoff import retry_at, retry_delay
 from .counting import SeatCounter
 from .errors import PermanentProviderError, ProviderError, TransientProviderError
@@ -67,7 +70,8 @@ class SyncResult:
     Actions: ``updated`` (quantity written), ``unchanged`` (already right), ``no_subscription``
     (nothing to bill: none, or it ended), ``held`` (the subscription is not billable now, e.g.
     paused or in dunning; the change stays owed in the outbox), ``not_seat_billed`` (the plan
-    has no seat item), ``retrying``
+    has no seat item), ``scheduled`` (a decrease waits for the period's end, see
+    :mod:`.seat_rules`; ``to_seats`` is what is billed from the renewal), ``retrying``
     (transient failure, retried at ``retry_at``), ``refused`` (permanent failure, recorded).
     """
 
@@ -80,6 +84,8 @@ class SyncResult:
     idempotency_key: str | None = None
     error: str | None = None
     retry_at: datetime | None = None
+    seats_by_type: dict[str, int] | None = None
+    """A plan with seat types: each type's quantity after the pass (:mod:`.seat_types`)."""
 
     @property
     def sent(self) -> bool:
@@ -104,6 +110,7 @@ class SyncEngine:
         catalog: PlanCatalog,
         settings: Settings,
         hooks: Hooks,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -113,6 +120,7 @@ class SyncEngine:
         self.catalog = catalog
         self.settings = settings
         self.hooks = hooks  # the app's after_seats_synced policies run after each write
+        self.clock = clock  # naive UTC now: decides when a waiting decrease is due
 
     # -- public --------------------------------------------------------------------------------
 
@@ -128,7 +136,7 @@ class SyncEngine:
         self, key: str, reason: str, snapshot: RemoteSubscription | None, *, pending_only: bool
     ) -> SyncResult | None:
         """``pending_only``: a drain's pass, which leaves alone a row that is gone (another
-        process synced it) or parked (held, failed): None then."""
+        process synced it), parked (held, failed) or scheduled for later: None then."""
         with organization_lock(self.engine(), key) as conn:
             outcome = self._pass(conn, key, reason, snapshot, pending_only)
             if outcome is None:
@@ -164,7 +172,7 @@ class SyncEngine:
         attempted: set[str] = set()
         while True:
             with self.engine().connect() as conn:
-                due_now = outbox.due_keys(conn, self.tables, utcnow())
+                due_now = outbox.due_keys(conn, self.tables, self.clock())
             due = [k for k in due_now if k not in attempted]
             if not due:
                 return results
@@ -191,7 +199,7 @@ class SyncEngine:
         """One pass; (result, whether a newer change is waiting), or None (nothing to do)."""
         _statements_alone(conn, True)
         entry = outbox.read(conn, self.tables, key)
-        if pending_only and (entry is None or entry.status != outbox.PENDING):
+        if pending_only and not _due(entry, self.clock()):
             return None
         generation = entry.generation if entry else None
         organization_id: Any = key
@@ -207,8 +215,10 @@ class SyncEngine:
             resend = self._resend_key(local, billable)
             if snapshot is None and (local.write_key is None or resend is not None):
                 try:
-                    return self._from_copy(conn, key, generation, reason, local, billable,
-                                           resend)
+                    done = self._from_copy(conn, key, generation, reason, local, billable,
+                                           entry, resend)
+                    if done is not None:
+                        return done
                 except _Replayed:
                     # The write in doubt had landed; what the provider holds now is unknown
                     # (a dashboard edit may have followed it): read, then decide.
@@ -225,7 +235,8 @@ class SyncEngine:
             if refused is not None and _still_current(remote, local):
                 raise refused  # the copy was current: the refusal is the provider's answer
             _statements_alone(conn, False)
-            return self._from_remote(conn, key, generation, reason, local, remote, billable)
+            return self._from_remote(conn, key, generation, reason, local, remote, billable,
+                                     entry)
         except ProviderError as error:
             conn.rollback()
             _statements_alone(conn, False)
@@ -254,34 +265,80 @@ class SyncEngine:
 
     def _from_copy(
         self, conn: sa.Connection, key: str, generation: int | None, reason: str,
-        local: LocalSubscription, billable: int, resend: str | None = None,
-    ) -> tuple[SyncResult, bool]:
-        """Decide from the local copy, which webhooks and every write and read keep current."""
+        local: LocalSubscription, billable: int, entry: outbox.OutboxEntry | None,
+        resend: str | None = None,
+    ) -> tuple[SyncResult, bool] | None:
+        """Decide from the local copy, which webhooks and every write and read keep current.
+
+        The decrease rule (:mod:`.seat_rules`) decides here too: the copy carries the seat
+        item's period (``current_period_start``/``current_period_end``), the status (trialing)
+        and, with the outbox row, a waiting ``scheduled`` decrease, which is all Stripe's rule
+        needs. None (read first, then decide) when the copy lacks what the decision needs: see
+        :meth:`_copy_suffices`.
+        """
         copy = local.billing_state
         state = self.provider.sync_state(copy)
+        if state == BILLABLE and not self._copy_suffices(copy, billable):
+            return None
         organization_id = self.counter.schema.parse_key(key)
-        _statements_alone(conn, state == BILLABLE and copy.seats is not None
-                          and copy.seats != billable)
+        decision = (self._decide(copy, billable, entry)
+                    if state == BILLABLE and copy.seats is not None else None)
+        # Only the write runs its statements alone (autocommit); the record of an explicit
+        # sync (no outbox row) takes more than one statement.
+        _statements_alone(conn, decision is not None and decision.action == seat_rules.WRITE
+                          and generation is not None)
         if state == HELD:
             return self._hold(conn, key, generation, SyncResult(
                 organization_id, "held", billable=billable, subscription_id=copy.id,
                 from_seats=copy.seats), copy), False
-        if state == ENDED or copy.seats is None:
+        if decision is None:  # ended, or no seat item
             action = "no_subscription" if state == ENDED else "not_seat_billed"
             return self._finish(conn, key, generation, SyncResult(
                 organization_id, action, billable=billable, subscription_id=copy.id,
                 from_seats=copy.seats))
-        if copy.seats == billable:
+        if decision.action != seat_rules.WRITE and resend is not None:
+            return None  # a write in doubt that is no longer the one to send: read first
+        if decision.action == seat_rules.SCHEDULE:
+            return self._schedule(conn, key, generation, entry, decision, SyncResult(
+                organization_id, "scheduled", billable=billable, from_seats=copy.seats,
+                to_seats=billable, subscription_id=copy.id), copy), False
+        if decision.action == seat_rules.UNCHANGED:
             return self._finish(conn, key, generation, SyncResult(
                 organization_id, "unchanged", billable=billable, from_seats=copy.seats,
                 to_seats=copy.seats, subscription_id=copy.id))
-        if generation is None:
-            _statements_alone(conn, False)  # the record takes more than one statement
-        return self._write(conn, key, generation, reason, local, copy, billable, resend=resend)
+        return self._write(conn, key, generation, decision.reason or reason, local, copy,
+                           decision.seats, resend=resend, proration=decision.proration)
+
+    def _copy_suffices(self, copy: RemoteSubscription, billable: int) -> bool:
+        """Whether the local copy holds all a decision needs; else the pass reads first.
+
+        The copy does not store (a) each seat type's quantity and item (a plan with
+        ``seat_prices``: a promotion leaves the total unchanged), nor (b) a pending update the
+        provider holds for the renewal (Polar's ``next_period``: ``pending_seats``). So a plan
+        with seat types always reads, and on a provider that holds decreases natively an
+        ``"at_period_end"`` pass that is not an increase reads (an increase is written at once
+        and drops any pending update, which needs no knowledge of it). (c) Elsewhere such a
+        pass reads once the copy's period has ended (below). Everything else the rule needs
+        (the item's period, the status, the ``scheduled`` outbox row) is in the copy.
+        """
+        plan = self.catalog.get(copy.plan_name) if copy.plan_name else None
+        if plan is not None and plan.seat_prices:
+            return False
+        rule = seat_rules.rule_for(self.catalog, copy.plan_name, self.settings.seat_decrease)
+        if (rule != seat_rules.AT_PERIOD_END or copy.seats is None or billable > copy.seats
+                or copy.status == "trialing"):
+            return True
+        if self.provider.capabilities.native_next_period:
+            return False
+        # (c) The copy's period is over: the renewal may have happened unseen (no webhook yet),
+        # and whether it did decides the proration (a missed boundary is credited).
+        end = copy.current_period_end
+        return end is None or self.clock() < end
 
     def _from_remote(
         self, conn: sa.Connection, key: str, generation: int | None, reason: str,
         local: LocalSubscription, remote: RemoteSubscription, billable: int,
+        entry: outbox.OutboxEntry | None,
     ) -> tuple[SyncResult, bool]:
         """Decide from a fresh read of the provider (or a listing's snapshot of it)."""
         organization_id = self.counter.schema.parse_key(key)
@@ -296,8 +353,18 @@ class SyncEngine:
             return self._finish(conn, key, generation, SyncResult(
                 organization_id, action, billable=billable, subscription_id=remote.id,
                 from_seats=remote.seats), remote=remote)
-        if remote.seats == billable:
+        if remote.seats_by_type is not None:  # several seat types: one write for all
+            return seat_types.sync_types(self, conn, key, generation, reason, local, remote,
+                                         local.seats if local.seats != remote.seats else None)
+        decision = self._decide(remote, billable, entry)
+        if decision.action == seat_rules.SCHEDULE:
+            return self._schedule(conn, key, generation, entry, decision, SyncResult(
+                organization_id, "scheduled", billable=billable, from_seats=remote.seats,
+                to_seats=billable, subscription_id=remote.id), remote, store=True), False
+        if decision.action == seat_rules.UNCHANGED:
             observed = local.seats if local.seats != remote.seats else None
+            if seat_rules.applied_at_renewal(conn, self.tables, observed, remote):
+                observed = None  # our own next_period write, already in the ledger
             return self._finish(conn, key, generation, SyncResult(
                 organization_id, "unchanged", billable=billable, from_seats=remote.seats,
                 to_seats=remote.seats, subscription_id=remote.id), remote=remote,
@@ -305,8 +372,9 @@ class SyncEngine:
         # A write that landed but whose answer was lost (or a dashboard edit) moved the
         # provider since our copy: record that step before ours, so the ledger has no gap.
         observed = local.seats if local.seats not in (None, remote.seats) else None
-        return self._write(conn, key, generation, reason, local, remote, billable,
-                           observed_from=observed, read=True)
+        return self._write(conn, key, generation, decision.reason or reason, local, remote,
+                           decision.seats, observed_from=observed, read=True,
+                           proration=decision.proration)
 
     def _write(
         self,
@@ -321,10 +389,13 @@ class SyncEngine:
         observed_from: int | None = None,
         read: bool = False,
         resend: str | None = None,
+        proration: str | None = None,
     ) -> tuple[SyncResult, bool]:
         """Send the quantity; ``read`` says ``remote`` is a provider read, not the local copy;
-        ``resend`` is the key of the write in doubt when it is sent again as it was."""
-        proration = self.provider.proration_for(remote, self.settings.proration_behavior)
+        ``resend`` is the key of the write in doubt when it is sent again as it was;
+        ``proration`` is the decrease rule's (:mod:`.seat_rules`), else the app's."""
+        proration = proration or self.provider.proration_for(
+            remote, self.settings.proration_behavior)
         if read:
             subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
             if observed_from is not None and remote.seats is not None:
@@ -377,6 +448,10 @@ class SyncEngine:
             conn.execute(entry)
             again = self._complete(conn, key, generation)
         conn.commit()
+        if proration == seat_rules.NEXT_PERIOD:  # Polar holds it: billed seats move at renewal
+            seat_rules.announce(self.app, organization_id, remote, seat_rules.Decision(
+                seat_rules.SCHEDULE, billable, proration, None, billable,
+                update.subscription.pending_at or remote.current_period_end))
         self._signal_synced(result, reason)
         return result, again
 
@@ -388,6 +463,36 @@ class SyncEngine:
             return True
         entry = outbox.read(conn, self.tables, key)  # an explicit sync that started with no row
         return entry is not None and entry.status == outbox.PENDING
+
+    def _decide(
+        self, remote: RemoteSubscription, billable: int, entry: outbox.OutboxEntry | None
+    ) -> seat_rules.Decision:
+        """What to send now under the plan's decrease rule (:mod:`.seat_rules`)."""
+        return seat_rules.decide(
+            remote=remote, billable=billable,
+            rule=seat_rules.rule_for(self.catalog, remote.plan_name, self.settings.seat_decrease),
+            proration=self.provider.proration_for(remote, self.settings.proration_behavior),
+            now=self.clock(), margin=timedelta(seconds=self.settings.seat_decrease_margin_seconds),
+            native_next_period=self.provider.capabilities.native_next_period, entry=entry,
+        )
+
+    def _schedule(
+        self, conn: sa.Connection, key: str, generation: int | None,
+        entry: outbox.OutboxEntry | None, decision: seat_rules.Decision, result: SyncResult,
+        remote: RemoteSubscription, *, store: bool = False,
+    ) -> SyncResult:
+        """Keep a decrease for the period's end: the row is due then, the quantity stays.
+
+        ``store``: ``remote`` is a provider read, to be kept as the local copy."""
+        assert decision.due_at is not None and decision.seats_from_next_period is not None
+        _statements_alone(conn, False)
+        if store:
+            subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
+        outbox.schedule(conn, self.tables, key, generation, decision.due_at,
+                        decision.seats_from_next_period)
+        conn.commit()
+        seat_rules.announce(self.app, result.organization_id, remote, decision, entry)
+        return replace(result, retry_at=decision.due_at)
 
     def _finish(
         self,
@@ -521,6 +626,14 @@ def _statements_alone(conn: sa.Connection, alone: bool) -> None:
 
 def _alone(conn: sa.Connection) -> bool:
     return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+
+
+def _due(entry: outbox.OutboxEntry | None, now: datetime) -> bool:
+    """A drain's pass syncs a pending row, or a ``scheduled`` decrease whose time has come."""
+    if entry is None:
+        return False
+    return entry.status == outbox.PENDING or (
+        entry.status == outbox.SCHEDULED and entry.next_attempt_at <= now)
 
 
 def _still_current(snapshot: RemoteSubscription | None, local: LocalSubscription) -> bool:

@@ -105,6 +105,8 @@ def _ledger(metadata: sa.MetaData) -> sa.Table:
         sa.Column("prorated_amount", sa.Integer),
         sa.Column("currency", sa.String(8)),
         sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+        # A plan with seat types: the type this row moved (None: the subscription's only seats).
+        sa.Column("seat_type", sa.String(64)),
     )
 
 

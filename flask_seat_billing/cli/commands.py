@@ -100,12 +100,12 @@ def status_command(orgs: tuple[str, ...], as_json: bool) -> None:
         click.echo(output.to_json([_status_dict(s) for s in statuses]))
         return
     headers = ("organization", "plan", "status", "billable", "provider", "pending",
-               "last error", "last change")
+               "last error", "last change", "next period")
     click.echo(output.table(headers, [
-        (s.organization, s.plan, s.status, s.billable, s.provider_seats,
+        (s.organization, s.plan, s.status, _billable(s), s.provider_seats,
          f"{s.pending.status} x{s.pending.attempts}" if s.pending else None,
          s.pending.last_error if s.pending else None,
-         _change(s.last_change)) for s in statuses]))
+         _change(s.last_change), _decrease(s.decrease)) for s in statuses]))
     queue = queue_status(_state()) if not orgs else None
     if queue is not None:
         for line in queue.lines():
@@ -124,6 +124,23 @@ def sweep_command() -> None:
 
     syncs, events = sweep(state)
     click.echo(f"published {syncs} syncs, {events} webhook events")
+
+
+def _billable(s: Any) -> Any:
+    """``3 (editor 1, viewer 2)`` for a plan with seat types; the count alone otherwise."""
+    if not s.billable_by_type:
+        return s.billable
+    parts = ", ".join(f"{k} {n}" for k, n in sorted(s.billable_by_type.items()))
+    return f"{s.billable} ({parts})"
+
+
+def _decrease(decrease: Any) -> str | None:
+    """``3->2 from 2026-12-30 10:00``: seats now, seats from the renewal, and when it is."""
+    if decrease is None:
+        return None
+    when = decrease.takes_effect_at
+    at = f" from {when.strftime('%Y-%m-%d %H:%M')}" if when is not None else ""
+    return f"{decrease.seats_now}->{decrease.seats_from_next_period}{at}"
 
 
 def _change(change: Any) -> str | None:

@@ -20,12 +20,12 @@ the pull is applied inside the transaction the choice is made in, then rolled ba
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
 
-from .. import outbox, ownership, subscriptions
+from .. import outbox, ownership, seat_types, subscriptions
 from ..providers.base import BILLABLE, RemoteSubscription
 from ..state import SeatBillingState
 from ..subscriptions import LocalSubscription, newest_first
@@ -58,7 +58,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class OrgResync:
-    """One row of the report. ``action``: ok, update (dry run), updated, failed, skip."""
+    """One row of the report. ``action``: ok, update (dry run), updated, failed, skip, or
+    scheduled (a decrease that waits for the period's end, ``"at_period_end"``)."""
 
     organization: str
     plan: str | None
@@ -68,6 +69,8 @@ class OrgResync:
     action: str
     subscription_id: str | None = None
     error: str | None = None
+    billable_by_type: dict[str, int] | None = None
+    """A plan with seat types whose quantities differ from these counts per type."""
 
 
 @dataclass
@@ -111,7 +114,15 @@ class ResyncReport:
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "rows"}
         data.update(drifted=self.drifted, exit_code=self.exit_code, summary=self.summary())
-        return {"organizations": [asdict(r) for r in self.rows], "summary": data}
+        return {"organizations": [_row_dict(r) for r in self.rows], "summary": data}
+
+
+def _row_dict(row: OrgResync) -> dict[str, Any]:
+    """A row as JSON; ``billable_by_type`` only for plans with seat types."""
+    data = asdict(row)
+    if data["billable_by_type"] is None:
+        del data["billable_by_type"]
+    return data
 
 
 def resync(
@@ -145,7 +156,10 @@ def resync(
               for key, row in rows.items() if wanted is None or key in wanted}
     billable = _billable(state, chosen, wanted)
     owed = _owed(state, chosen)
-    drift = [c for c in chosen.values() if _drifted(c, billable.get(c.key)) or c.key in owed]
+    with state.sql_engine().connect() as conn:
+        typed = seat_types.drifted_types(conn, state.counter, state.catalog, chosen.values())
+    drift = [c for c in chosen.values()
+             if _drifted(c, billable.get(c.key)) or c.key in owed or c.key in typed]
     step("pushing", 0, 0 if dry_run else len(drift))
     results: dict[str, SyncResult] = {}
     if not dry_run:
@@ -153,8 +167,9 @@ def resync(
             results[candidate.key] = _push(state, candidate, limiter, max_attempts)
             step("pushing", 1, len(drift))
     for key in sorted(set(chosen) | set(wanted or []), key=_sort_key):
-        report.rows.append(_row(key, chosen.get(key), billable.get(key), results.get(key),
-                                dry_run))
+        row = _row(key, chosen.get(key), billable.get(key), results.get(key), dry_run,
+                   key in typed)
+        report.rows.append(replace(row, billable_by_type=typed.get(key)))
     report.requests, report.slowdowns = limiter.requests, limiter.slowdowns
     return report
 
@@ -301,7 +316,8 @@ def _push(
 
 
 def _row(
-    key: str, c: Candidate | None, billable: int | None, result: SyncResult | None, dry_run: bool
+    key: str, c: Candidate | None, billable: int | None, result: SyncResult | None, dry_run: bool,
+    types_drifted: bool = False,
 ) -> OrgResync:
     if c is None:
         return OrgResync(key, None, None, billable, None, "skip", error="no subscription")
@@ -310,13 +326,14 @@ def _row(
         reason = ("not billable now" if not c.active else "no configured plan"
                   if c.plan is None else "not billed per seat")
         return OrgResync(**{**asdict(row), "action": "skip", "error": reason})
-    if not _drifted(c, billable):
+    if not _drifted(c, billable) and not types_drifted:
         return row
     if result is None:
         return OrgResync(**{**asdict(row), "action": "update" if dry_run else "failed"})
     action = {"updated": "updated", "unchanged": "ok", "no_subscription": "skip",
-              "not_seat_billed": "skip"}.get(result.action, "failed")
-    seats = result.to_seats if result.to_seats is not None else c.seats
+              "not_seat_billed": "skip", "scheduled": "scheduled"}.get(result.action, "failed")
+    # A decrease waiting for the period's end ("at_period_end") leaves the seats as they are.
+    seats = c.seats if action == "scheduled" or result.to_seats is None else result.to_seats
     return OrgResync(**{**asdict(row), "action": action, "provider_seats": seats,
                         "error": result.error if action == "failed" else None})
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from .. import outbox
 from ..ledger import SeatChange
 from ..outbox import OutboxEntry
+from ..seat_rules import PendingDecrease, decrease_of
 from ..state import SeatBillingState
 from ..subscriptions import oldest_first, preference
 from ..sync import SyncResult
@@ -34,6 +35,10 @@ class OrgStatus:
     subscription_id: str | None
     pending: OutboxEntry | None
     last_change: SeatChange | None
+    decrease: PendingDecrease | None = None
+    """A decrease waiting for the period's end (``"at_period_end"``): seats now, from when."""
+    billable_by_type: dict[str, int] | None = None
+    """A plan with seat types: the billable members of each type."""
 
 
 def organization_status(
@@ -50,6 +55,8 @@ def organization_status(
         keys = sorted(set(subs) | set(pending) | set(wanted or []), key=_sort_key)
         ids = _parsed(state, keys)
         billable = state.counter.billable_many(conn, ids.values()) if ids else {}
+        typed = [ids[k] for k, sub in subs.items() if k in ids and _typed(state, sub)]
+        by_type = state.counter.count_by_type_many(conn, typed)
         if wanted is not None:
             unknown = [k for k in wanted if k not in ids or (
                 k not in subs and k not in pending and k not in changes
@@ -65,8 +72,17 @@ def organization_status(
             provider_seats=sub["seats"] if sub else None,
             subscription_id=sub["provider_subscription_id"] if sub else None,
             pending=pending.get(key), last_change=changes.get(key),
+            decrease=decrease_of(
+                key, sub["seats"], sub["current_period_start"], sub["current_period_end"],
+                pending.get(key), changes.get(key)) if sub else None,
+            billable_by_type=by_type.get(key),
         ))
     return result
+
+
+def _typed(state: SeatBillingState, sub: dict[str, Any]) -> bool:
+    plan = state.catalog.get(sub["plan_name"]) if sub["plan_name"] else None
+    return plan is not None and bool(plan.seat_prices)
 
 
 def _subscriptions(

@@ -42,6 +42,11 @@ class Capabilities:
     idempotency_keys: bool
     billing_portal: bool
     invoice_preview: bool
+    native_next_period: bool = False
+    seat_types: bool = False
+    """Several seat prices on one subscription (``Plan.seat_prices``), one item each."""
+    """The provider itself can hold a seat decrease until the renewal (Polar's ``next_period``
+    proration); without it the engine waits and lowers the quantity just before the period's end."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,14 @@ class RemoteSubscription:
     created_at: datetime | None = None
     """When the provider created it: decides "the newest" among equal subscriptions."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    pending_seats: int | None = None
+    """Seats the provider will apply at ``pending_at`` (a Polar ``next_period`` update)."""
+    pending_at: datetime | None = None
+    seats_by_type: dict[str, int] | None = None
+    """A plan with ``seat_prices``: each seat type's quantity (0 when it has no item yet);
+    ``seats`` is then their total."""
+    seat_items_by_type: dict[str, str] | None = None
+    """The item id of each seat type that has an item."""
 
     @property
     def is_active(self) -> bool:
@@ -109,6 +122,8 @@ class CheckoutRequest:
     customer_email: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     """What the provider must put on the subscription server-side: organization, plan, owner."""
+    seats_by_type: dict[str, int] | None = None
+    """A plan with ``seat_prices``: the billable members of each seat type."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +155,10 @@ class SeatPreview:
     prorated_amount: int
     currency: str
     lines: list[dict[str, Any]] = field(default_factory=list)
+    seats_from_next_period: int | None = None
+    """With ``"at_period_end"`` decreases: the seats billed from the renewal on, while
+    ``to_seats`` stays what is billed until then; ``takes_effect_at`` is the renewal."""
+    takes_effect_at: datetime | None = None
 
 
 def shown(value: object) -> str:
@@ -192,6 +211,18 @@ class BillingProvider(ABC):
     def create_portal(self, customer_id: str, return_url: str) -> str:
         """A billing-portal URL for the customer."""
         raise NotImplementedError(f"{self.name} offers no billing portal")
+
+    def update_seat_types(
+        self,
+        subscription: RemoteSubscription,
+        quantities: dict[str, int],
+        *,
+        proration_behavior: str,
+        idempotency_key: str,
+    ) -> SeatUpdate:
+        """Set several seat types' quantities in one request (one proration); a type without an
+        item yet gets one. Only providers with ``capabilities.seat_types``."""
+        raise NotImplementedError(f"{self.name} has no seat types")
 
     def preview_seat_change(
         self, subscription: RemoteSubscription, quantity: int, *, proration_behavior: str

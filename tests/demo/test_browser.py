@@ -188,3 +188,25 @@ def test_subscribe_invite_accept_remove_and_hit_the_cap(
     for target in (tmp_path / "dashboard.png", OUTPUT / "demo-dashboard.png"):
         assert browser.save_screenshot(str(target))
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def test_studio_plan_promotion_moves_a_viewer_seat_to_an_editor_seat(
+    served: tuple[Flask, str], browser: Any
+) -> None:
+    app, base = served
+    acme = org_id(app, "Acme")  # Olivia (owner) and Adam (admin) edit; Mia (member) views
+    page = Page(browser, base)
+
+    page.sign_in("olivia")
+    page.open(f"/orgs/{acme}")
+    page.click("#subscribe-studio")
+    assert "/checkout/cs_" in browser.current_url
+    page.click("#pay")
+    page.click("#back-to-dashboard")
+    assert page.text("#subscription-status") == "active"
+    assert (page.text("#seats-editor"), page.text("#seats-viewer")) == ("2", "1")
+
+    page.click("#promote-mia")
+    assert page.flashes() == ["mia@example.com is now admin."]
+    assert (page.text("#seats-editor"), page.text("#seats-viewer")) == ("3", "0")
+    assert page.text("#seats-billed") == "3"  # one seat moved between types, none added

@@ -12,4 +12,5 @@ CAPABILITIES = Capabilities(
     idempotency_keys=False,
     billing_portal=True,
     invoice_preview=False,
+    native_next_period=True,
 )

@@ -33,11 +33,12 @@ from .errors import call
 from .ids import polar_id
 from .settings import SANDBOX
 
-PolarProration = Literal["invoice", "prorate"]
+PolarProration = Literal["invoice", "prorate", "next_period"]
 PRORATION: dict[str, PolarProration] = {
     "create_prorations": "prorate",
     "always_invoice": "invoice",
     "none": "prorate",  # Polar has no "none": it falls back to prorate, as Polar itself does
+    "next_period": "next_period",  # a seat decrease held by Polar until the renewal
 }
 
 
@@ -83,6 +84,9 @@ class PolarProvider(BillingProvider):
         customer = getattr(sub, "customer", None)
         external_id = getattr(customer, "external_id", None)
         seats = sub.seats
+        pending = getattr(sub, "pending_update", None)
+        pending_seats = getattr(pending, "seats", None)
+        pending_at = getattr(pending, "applies_at", None)
         return RemoteSubscription(
             id=str(sub.id),
             customer_id=sub.customer_id,
@@ -105,6 +109,8 @@ class PolarProvider(BillingProvider):
             organization_hint=metadata.get(ORGANIZATION_KEY),
             created_at=timestamp(sub.created_at),
             raw={"product_id": product_id, "external_customer_id": external_id},
+            pending_seats=int(pending_seats) if pending_seats is not None else None,
+            pending_at=timestamp(pending_at) if pending_seats is not None else None,
         )
 
     def sync_state(self, subscription: RemoteSubscription) -> str:

@@ -12,4 +12,5 @@ CAPABILITIES = Capabilities(
     idempotency_keys=True,
     billing_portal=True,
     invoice_preview=True,
+    seat_types=True,
 )

@@ -27,7 +27,15 @@ def create_checkout(client: stripe.StripeClient, request: CheckoutRequest) -> Ch
     success_url = request.success_url
     if "{CHECKOUT_SESSION_ID}" not in success_url:  # Stripe fills it in for the success page
         success_url += ("&" if "?" in success_url else "?") + "session_id={CHECKOUT_SESSION_ID}"
-    if plan.seat_only:
+    if plan.seat_prices:
+        # One line item per seat type with members (Checkout refuses quantity 0); a type with
+        # none gets its item at the first sync that has a member of it.
+        by_type = request.seats_by_type or {}
+        line_items = [{"price": plan.plan_id, "quantity": 1}] + [
+            {"price": plan.seat_prices[kind], "quantity": by_type[kind]}
+            for kind in sorted(plan.seat_prices) if by_type.get(kind, 0) > 0
+        ]
+    elif plan.seat_only:
         line_items = [{"price": plan.seat_price_id, "quantity": seats}]
     elif plan.seat_price_id:
         line_items = [

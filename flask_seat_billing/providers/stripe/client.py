@@ -85,6 +85,16 @@ class StripeProvider(BillingProvider):
             seat_item = next(
                 (i for i in items if (i.get("price") or {}).get("id") == plan.seat_price_id), None
             )
+        by_type: dict[str, int] | None = None
+        item_of_type: dict[str, str] | None = None
+        if plan is not None and plan.seat_prices:
+            by_price = {str((i.get("price") or {}).get("id")): i for i in items}
+            by_type, item_of_type = {}, {}
+            for kind, price in plan.seat_prices.items():
+                found = by_price.get(price)
+                by_type[kind] = int(found["quantity"]) if found else 0
+                if found:
+                    item_of_type[kind] = str(found["id"])
         period_item = seat_item or (items[0] if items else {})
         metadata = {str(k): str(v) for k, v in (data.get("metadata") or {}).items()}
         customer = data.get("customer")
@@ -98,7 +108,8 @@ class StripeProvider(BillingProvider):
             price_ids=price_ids,
             plan_name=plan.name if plan else None,  # unknown prices: never billed by us
             seat_item_id=seat_item.get("id") if seat_item else None,
-            seats=int(seat_item["quantity"]) if seat_item else None,
+            seats=(sum(by_type.values()) if by_type is not None
+                   else int(seat_item["quantity"]) if seat_item else None),
             currency=data.get("currency"),
             current_period_start=timestamp(period_item.get("current_period_start")),
             current_period_end=timestamp(period_item.get("current_period_end")),
@@ -111,6 +122,8 @@ class StripeProvider(BillingProvider):
             organization_hint=metadata.get(ORGANIZATION_KEY),
             created_at=timestamp(data.get("created")),
             raw=data,
+            seats_by_type=by_type,
+            seat_items_by_type=item_of_type,
         )
 
     def retrieve_subscription(self, subscription_id: str) -> RemoteSubscription:
@@ -174,6 +187,40 @@ class StripeProvider(BillingProvider):
             currency=currency,
             replayed=replayed,
         )
+
+    def update_seat_types(
+        self,
+        subscription: RemoteSubscription,
+        quantities: dict[str, int],
+        *,
+        proration_behavior: str,
+        idempotency_key: str,
+    ) -> SeatUpdate:
+        """One ``POST /v1/subscriptions/{id}`` with an entry per changed seat type: existing
+        items by id, a type without an item by its price, so one membership change (a
+        promotion moves two types) is one proration and one invoice line pair."""
+        plan = self.catalog.get(subscription.plan_name) if subscription.plan_name else None
+        if plan is None or not plan.seat_prices:
+            raise ValueError(f"Subscription {subscription.id} has no seat types.")
+        items: list[dict[str, Any]] = []
+        for kind, quantity in sorted(quantities.items()):
+            item_id = (subscription.seat_items_by_type or {}).get(kind)
+            if item_id is not None:
+                items.append({"id": stripe_id(item_id, "subscription item"),
+                              "quantity": quantity})
+            else:
+                items.append({"price": plan.seat_prices[kind], "quantity": quantity})
+        sub_id = stripe_id(subscription.id, "subscription")
+        # A raw request like ``update_seats``: the key and retries are the SDK's, the answer
+        # plain JSON; ``Idempotent-Replayed`` says it was applied by an earlier request.
+        response = call(lambda: self.client.raw_request(
+            "post", f"/v1/subscriptions/{sub_id}", items=items,
+            proration_behavior=proration_behavior, idempotency_key=idempotency_key,
+        ))
+        headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+        replayed = str(headers.get("idempotent-replayed", "")).lower() == "true"
+        return SeatUpdate(subscription=self.to_remote(response.data),
+                          currency=subscription.currency, replayed=replayed)
 
     # -- checkout, portal, preview ------------------------------------------------------------
 

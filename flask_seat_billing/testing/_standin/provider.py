@@ -22,6 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .base import BaseStandIn
@@ -88,6 +89,11 @@ class StandInCapabilities:
         """The library's ``SEAT_BILLING_PRORATION_BEHAVIOR`` values the provider honours as such
         (``"none"`` is absent on Polar, where it falls back to ``prorate``)."""
         return self.provider.proration_behaviors
+
+    @property
+    def seat_types(self) -> bool:
+        """Several seat prices on one subscription (``Plan.seat_prices``)."""
+        return self.provider.seat_types
 
     def has(self, flag: str) -> bool:
         """``has("pause")``, ``has("invoice_preview")``, ``has("proration:none")``, or
@@ -264,6 +270,19 @@ class ProviderStandIn(BaseStandIn, ABC):
     ) -> dict[str, str]:
         """The headers that make ``payload`` a validly signed delivery of event ``event_id``
         (at ``timestamp``, default now), for posting hand-made events to a receiver."""
+
+    # -- time ----------------------------------------------------------------------------------
+    @abstractmethod
+    def clock(self) -> datetime:
+        """The stand-in's time as naive UTC: pass it as ``init_app(clock=...)`` so the app and
+        the provider agree on the time while a test moves it."""
+
+    @abstractmethod
+    def advance_time(self, seconds: float) -> list[str]:
+        """Move the provider's clock forward, as a Stripe test clock's advance does: every
+        subscription whose period ended by then renews (a pending ``next_period`` update
+        applies, the renewal invoice is made from the quantity at that moment), with its
+        events. Returns the ids of the renewed subscriptions."""
 
     # -- lifecycle -----------------------------------------------------------------------------
     @abstractmethod

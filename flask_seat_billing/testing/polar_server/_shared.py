@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .._standin.provider import SUBSCRIPTION_STATUSES, ProviderStandIn, StandInCapabilities
@@ -39,6 +40,28 @@ class PolarSharedInterface(ProviderStandIn):
     }
     _store: PolarStore
 
+    def clock(self) -> datetime:
+        """The store's clock (aware, as Polar prints it) as naive UTC."""
+        return self._store.clock().astimezone(timezone.utc).replace(tzinfo=None)
+
+    def advance_time(self, seconds: float) -> list[str]:
+        """Shift the store's clock by ``seconds`` and renew every live subscription whose
+        period has ended (``subscription.cycled``: a pending ``next_period`` update applies,
+        a canceling subscription ends), as often as periods ended."""
+        store = self._store
+        renewed: list[str] = []
+        with store.lock:
+            base, delta = store.clock, timedelta(seconds=seconds)
+            store.clock = lambda: base() + delta
+            now = store.clock()
+            for sub in list(store.subscriptions.values()):
+                while sub.status in ("active", "trialing", "past_due") and (
+                    sub.ended_at is None and sub.current_period_end <= now
+                ):
+                    life.cycle(store, sub)
+                    renewed.append(sub.id)
+        return renewed
+
     @property
     def capabilities(self) -> StandInCapabilities:
         from ...providers.polar.capabilities import CAPABILITIES
@@ -55,6 +78,7 @@ class PolarSharedInterface(ProviderStandIn):
                 "invoice_preview": "Polar has no invoice preview for a seat change",
                 "idempotency_keys": "Polar's API takes no idempotency keys",
                 "proration:none": "Polar has no 'none' proration; it falls back to 'prorate'",
+                "seat_types": "Polar has one seat count per subscription, no seat prices per type",
             },
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import secrets
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .._standin.provider import SUBSCRIPTION_STATUSES, ProviderStandIn, StandInCapabilities
@@ -49,6 +50,10 @@ class StripeSharedInterface(ProviderStandIn):
     }
     state: StripeState
     _seat_prices: dict[str, str]  # subscription id -> its seat price
+
+    def clock(self) -> datetime:
+        """The stand-in's clock (``now()``, unix seconds) as naive UTC."""
+        return datetime.fromtimestamp(self.state.now(), timezone.utc).replace(tzinfo=None)
 
     @property
     def capabilities(self) -> StandInCapabilities:

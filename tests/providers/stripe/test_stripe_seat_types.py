@@ -1,0 +1,270 @@
+"""Several seat types on one Stripe subscription (``Plan.seat_prices``): editors and viewers.
+
+Each type is an item of its own price; one membership change is one subscription update that
+carries every type that moved, so a promotion is one write and one proration.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from flask_seat_billing import Plan, Product, signals
+from flask_seat_billing.errors import ConfigurationError, SeatLimitReached
+from tests.apps import AppUnderTest, products
+from tests.conftest import AppFactory
+from tests.helpers import ledger_rows
+
+STUDIO_BASE = "price_studio_m"
+EDITOR = "price_editor_m"
+VIEWER = "price_viewer_m"
+STUDIO = Plan(name="studio-monthly", plan_id=STUDIO_BASE, interval="month", cost=49,
+              seat_prices={"editor": EDITOR, "viewer": VIEWER},
+              limits={"seats": {"editor": 10}})
+
+
+def _item_of(price: str) -> Plan:
+    """The stand-in's set_seats finds the item by the plan's seat price: one type's item."""
+    return Plan(name=f"item {price}", plan_id=STUDIO_BASE, seat_price_id=price)
+
+
+def _catalog() -> list[Product]:
+    return [*products(), Product(id="studio", name="Studio", plans=[STUDIO])]
+
+
+@pytest.fixture
+def typed(make_app: AppFactory, stripe: Any) -> AppUnderTest:
+    product = stripe.create_product(name="Studio")["id"]
+    for price, amount in ((STUDIO_BASE, 4900), (EDITOR, 1500), (VIEWER, 500)):
+        stripe.create_price(id=price, product=product, unit_amount=amount, interval="month")
+    return make_app(products=_catalog(), seat_type=lambda M: M.role)
+
+
+def _members(t: AppUnderTest, org_id: Any, role: str, count: int) -> list[Any]:
+    members = [t.Membership(organization_id=org_id, email=f"{role}{i}@example.com", role=role)
+               for i in range(count)]
+    t.db.session.add_all(members)
+    t.db.session.commit()
+    return members
+
+
+def _subscribe(t: AppUnderTest, stripe: Any, org_id: Any, editors: int, viewers: int) -> str:
+    items = [{"price": STUDIO_BASE, "quantity": 1}, {"price": EDITOR, "quantity": editors}]
+    if viewers:
+        items.append({"price": VIEWER, "quantity": viewers})
+    sub = stripe.create_subscription(
+        items=items, metadata={"organization_id": str(org_id), "plan": STUDIO.name})
+    t.billing.link_subscription(org_id, sub["id"])
+    return str(sub["id"])
+
+
+def _quantities(stripe: Any, sub: str) -> dict[str, int]:
+    items = stripe.subscription(sub)["items"]["data"]
+    names = {EDITOR: "editor", VIEWER: "viewer"}
+    return {names[i["price"]["id"]]: int(i["quantity"]) for i in items
+            if i["price"]["id"] in names}
+
+
+def _subscription_writes(stripe: Any) -> list[Any]:
+    return [r for r in stripe.writes()
+            if r.path.startswith(("/v1/subscriptions/", "/v1/subscription_items/"))]
+
+
+def test_counts_by_type_in_one_query_and_the_total_stays(typed: AppUnderTest) -> None:
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 2)
+        _members(t, org.id, "viewer", 3)
+
+        assert t.billing.billable_seats_by_type(org.id) == {"editor": 2, "viewer": 3}
+        assert t.billing.billable_seats(org.id) == 5
+
+
+def test_a_promotion_moves_both_types_in_one_write(typed: AppUnderTest, stripe: Any) -> None:
+    t = typed
+    seen: list[Any] = []
+
+    def receiver(app: Any, **kw: Any) -> None:
+        seen.append(kw["result"])
+
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        [viewer, _] = _members(t, org.id, "viewer", 2)
+        sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
+        signals.seats_synced.connect(receiver, weak=False)
+        try:
+            viewer.role = "editor"
+            t.db.session.commit()
+        finally:
+            signals.seats_synced.disconnect(receiver)
+
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 1}
+        [write] = _subscription_writes(stripe)
+        assert write.path == f"/v1/subscriptions/{sub}"
+        assert seen[-1].seats_by_type == {"editor": 2, "viewer": 1}
+        rows = ledger_rows(t)
+        assert [(r["seat_type"], r["from_seats"], r["to_seats"]) for r in rows] == [
+            ("editor", 1, 2), ("viewer", 2, 1)]
+        assert rows[0]["idempotency_key"] == rows[1]["idempotency_key"]  # one write
+
+
+def test_a_type_without_an_item_gets_one_in_the_same_write(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 2)
+        sub = _subscribe(t, stripe, org.id, editors=2, viewers=0)
+
+        _members(t, org.id, "viewer", 1)
+
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 1}
+        assert len(_subscription_writes(stripe)) == 1
+        [member] = _members(t, org.id, "intern", 1)  # a type no price bills: total only
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 1}
+        assert t.billing.billable_seats(org.id) == 4
+        assert member.id is not None
+
+
+def test_checkout_has_a_line_item_per_type_with_members(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    t = typed
+    t.billing.authorize(lambda request, organization_id, action: True)
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 2)
+        org_id = org.id
+    answer = t.app.test_client().post(
+        "/billing/checkout", json={"organization_id": org_id, "plan": STUDIO.name},
+        headers={"Accept": "application/json"})
+    assert answer.status_code == 200, answer.text
+    [post] = [r for r in stripe.requests.all() if r.path == "/v1/checkout/sessions"]
+    items = post.params["line_items"]
+    items = [items[k] for k in sorted(items, key=int)] if isinstance(items, dict) else items
+    assert [(i["price"], int(i["quantity"])) for i in items] == [(STUDIO_BASE, 1), (EDITOR, 2)]
+
+
+def test_seat_prices_need_a_seat_type(make_app: AppFactory) -> None:
+    with pytest.raises(ConfigurationError, match="seat_type"):
+        make_app(products=_catalog())
+
+
+@pytest.mark.parametrize(("plan", "message"), [
+    (Plan(name="both", plan_id="price_b", seat_price_id="price_s", seat_prices={"a": "p"}),
+     "both seat_price_id and seat_prices"),
+    (Plan(name="shared", plan_id="price_b", seat_prices={"a": "price_b"}),
+     "price of its own"),
+    (Plan(name="capped", plan_id="price_b", seat_prices={"a": "p"},
+          limits={"seats": {"b": 1}}), r"limits\['seats'\]\['b'\]"),
+])
+def test_bad_seat_prices_are_refused_naming_the_plan(
+    make_app: AppFactory, plan: Plan, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message) as error:
+        make_app(products=[Product(id="x", name="X", plans=[plan])],
+                 seat_type=lambda M: M.role)
+    assert repr(plan.name) in str(error.value)
+
+
+def test_the_seat_cap_applies_per_type(typed: AppUnderTest, stripe: Any) -> None:
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 10)
+        _members(t, org.id, "viewer", 20)
+        _subscribe(t, stripe, org.id, editors=10, viewers=20)
+
+        with pytest.raises(SeatLimitReached) as refused:
+            t.billing.check("before_invitation_accept", organization_id=org.id,
+                            seat_type="editor")
+        t.billing.check("before_invitation_accept", organization_id=org.id,
+                        seat_type="viewer")  # viewers are not capped
+        with pytest.raises(ValueError, match="seat_type="):
+            t.billing.check("before_invitation_accept", organization_id=org.id)
+
+    assert refused.value.details["seat_type"] == "editor"
+    assert (refused.value.details["purchased"], refused.value.details["members"]) == (10, 10)
+
+
+def test_resync_sees_types_that_moved_while_the_total_did_not(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        _members(t, org.id, "viewer", 2)
+        sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
+    # A dashboard edit (no webhook delivered): two editors, one viewer; still three seats.
+    stripe.set_seats(sub, 2, _item_of(EDITOR))
+    stripe.set_seats(sub, 1, _item_of(VIEWER))
+
+    result = t.app.test_cli_runner().invoke(args=["seats", "resync", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert _quantities(stripe, sub) == {"editor": 1, "viewer": 2}
+    [row] = json.loads(result.output)["organizations"]
+    assert row["action"] == "updated"
+    assert row["billable_by_type"] == {"editor": 1, "viewer": 2}
+    again = t.app.test_cli_runner().invoke(args=["seats", "resync", "--json"])
+    assert json.loads(again.output)["organizations"][0]["action"] == "ok"
+
+
+def test_status_shows_billable_seats_per_type(typed: AppUnderTest, stripe: Any) -> None:
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        _members(t, org.id, "viewer", 2)
+        _subscribe(t, stripe, org.id, editors=1, viewers=2)
+
+    text = t.app.test_cli_runner().invoke(args=["seats", "status"])
+    data = t.app.test_cli_runner().invoke(args=["seats", "status", "--json"])
+
+    assert text.exit_code == 0, text.output
+    assert "3 (editor 1, viewer 2)" in text.output
+    assert json.loads(data.output)[0]["billable_by_type"] == {"editor": 1, "viewer": 2}
+
+
+def test_at_period_end_bills_a_promotion_now_and_lowers_the_old_type_at_the_end(
+    make_app: AppFactory, stripe: Any
+) -> None:
+    product = stripe.create_product(name="Studio")["id"]
+    for price, amount in ((STUDIO_BASE, 4900), (EDITOR, 1500), (VIEWER, 500)):
+        stripe.create_price(id=price, product=product, unit_amount=amount, interval="month")
+    t = make_app({"SEAT_BILLING_SEAT_DECREASE": "at_period_end"}, products=_catalog(),
+                 seat_type=lambda M: M.role, clock=stripe.clock)
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        [viewer, _] = _members(t, org.id, "viewer", 2)
+        sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
+
+        viewer.role = "editor"
+        t.db.session.commit()
+
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 2}  # no credit for the viewer
+        pending = t.billing.pending_seat_decrease(org.id)
+        assert pending is not None
+        assert (pending.seats_now, pending.seats_from_next_period) == (4, 3)
+        [write] = _subscription_writes(stripe)
+        assert write.params["proration_behavior"] == "create_prorations"
+
+        end = datetime.fromtimestamp(
+            int(stripe.subscription(sub)["items"]["data"][0]["current_period_end"]),
+            timezone.utc).replace(tzinfo=None)
+        stripe.advance_time((end - timedelta(minutes=30) - stripe.clock()).total_seconds())
+        t.billing.sync_pending()
+        stripe.advance_time((end + timedelta(minutes=1) - stripe.clock()).total_seconds())
+
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 1}
+        lowering = _subscription_writes(stripe)[-1]
+        assert lowering.params["proration_behavior"] == "none"
+        assert t.billing.pending_seat_decrease(org.id) is None
