@@ -249,14 +249,16 @@ def _sync_once(
         # sync of the same row finds it done and costs no provider call.
         with organization_lock(state.sql_engine(), key) as conn:
             entry = outbox.read(conn, state.tables, key)
-        if (entry is None or entry.status != outbox.PENDING
+        if (entry is None or entry.status not in outbox.DUE_STATUSES
                 or (entry.next_attempt_at - utcnow()).total_seconds() > EARLY_SLACK_SECONDS):
             return "noop"
         state.engine.sync(key)
     with state.sql_engine().connect() as conn:
         after = outbox.read(conn, state.tables, key)
     if after is not None and after.status == outbox.PENDING:
-        # A failure waits for its backoff, a change that arrived meanwhile for its window.
+        # A failure waits for its backoff, a change that arrived meanwhile for its window. A
+        # decrease scheduled for the period's end (weeks away) is left to the sweep, which
+        # publishes it once due: no ETA message sits in the broker for a whole period.
         dispatcher.schedule(SYNC, key, (after.next_attempt_at - utcnow()).total_seconds())
     return "ran"
 
@@ -264,7 +266,8 @@ def _sync_once(
 def _due_entry(state: SeatBillingState, key: str) -> outbox.OutboxEntry | None:
     with state.sql_engine().connect() as conn:
         entry = outbox.read(conn, state.tables, key)
-    return entry if entry is not None and entry.status == outbox.PENDING else None
+    due = entry is not None and entry.status in outbox.DUE_STATUSES
+    return entry if due else None
 
 
 @contextmanager
