@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
+from tests.apps import PRO_MONTHLY
 from tests.behaviour.chaos.invariants import database_kind, key_reuse, ledger_doubles, write_summary
 from tests.behaviour.dialects import STRIPE
 from tests.celery.conftest import Cluster, PrivateRedis
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import ledger_rows, outbox_rows, seat_writes, wait_for
-
-SEAT_PRICE = "price_seat_m"
 
 
 def _pending(t: Any) -> list[dict[str, Any]]:
@@ -44,7 +43,7 @@ def test_a_worker_killed_inside_the_write_and_another_finishing(
     status = t.app.test_cli_runner().invoke(args=["seats", "status"])
     assert f"running tasks: 1\n  sync:{org} for" in status.output, status.output
     cluster.kill(first)
-    assert stripe.seats(sub) == 5  # Stripe did it; nobody recorded it
+    assert stripe.seats(sub, PRO_MONTHLY) == 5  # Stripe did it; nobody recorded it
     assert [r["organization_key"] for r in _pending(t)] == [str(org)]
 
     cluster.start_worker(beat=True)  # its sweep finds the due row and publishes it again
@@ -63,7 +62,7 @@ def test_a_worker_killed_inside_the_write_and_another_finishing(
     })
     assert len(applied) == 1  # read first: the landed write is seen, not sent again
     assert [(r["from_seats"], r["to_seats"], r["reason"]) for r in rows] == [(2, 5, "observed")]
-    assert stripe.seats(sub) == 5
+    assert stripe.seats(sub, PRO_MONTHLY) == 5
     assert doubles == []
     assert key_reuse(stripe, STRIPE) == {}
 
@@ -93,7 +92,7 @@ def test_the_broker_down_at_commit_then_back(
     assert all(private_redis.password not in m for m in caplog.messages)
     assert [r["organization_key"] for r in _pending(t)] == [str(org)]
     wait_for(lambda: False, timeout=1.0)
-    assert stripe.seats(sub) == 2  # nobody could run it
+    assert stripe.seats(sub, PRO_MONTHLY) == 2  # nobody could run it
 
     private_redis.start()  # empty: whatever was queued before is gone too
     # A Celery worker that held a message when the broker went away may exit (kombu cannot
@@ -102,7 +101,7 @@ def test_the_broker_down_at_commit_then_back(
     if restarted:
         cluster.start_worker(beat=True)
     assert wait_for(lambda: not _pending(t), timeout=60), cluster.log_of(-1)[-3000:]
-    assert stripe.seats(sub) == 4
+    assert stripe.seats(sub, PRO_MONTHLY) == 4
     writes = len(seat_writes(stripe)) - writes_before
     write_summary("celery-broker-down", "stripe", {
         "database": database_kind(database_url), "commits_while_down": 1,

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.apps import PRO_MONTHLY
 from tests.celery.conftest import Cluster, free_port
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import outbox_rows, wait_for
-
-SEAT_PRICE = "price_seat_m"
 
 
 def _pending(t: Any) -> list[dict[str, Any]]:
@@ -62,7 +61,7 @@ def test_an_unreachable_markers_redis_still_publishes_and_syncs(
     assert wait_for(lambda: not _pending(t), timeout=30), cluster.log_of(0)[-3000:]
     with t.app.app_context():
         t.add_members(org, 3)
-    assert wait_for(lambda: stripe.seats(sub) == 5 and not _pending(t),
+    assert wait_for(lambda: stripe.seats(sub, PRO_MONTHLY) == 5 and not _pending(t),
                     timeout=30), cluster.log_of(0)[-3000:]
     assert _dispatcher(t).claim_failures >= 2  # counted: each commit found Redis away
     assert "redis unreachable" in _cli(t, "status").output
@@ -86,7 +85,7 @@ def test_the_sweep_with_inline_webhooks_needs_no_webhook_queue_table(
     status = _cli(t, "status")
     assert status.exit_code == 0 and "queued tasks:" in status.output, status.output
     cluster.start_worker()
-    assert wait_for(lambda: stripe.seats(sub) == 3 and not _pending(t),
+    assert wait_for(lambda: stripe.seats(sub, PRO_MONTHLY) == 3 and not _pending(t),
                     timeout=30), cluster.log_of(0)[-3000:]
 
 
@@ -102,10 +101,10 @@ def test_manual_sync_mode_is_not_swept(
     cluster.start_worker(beat=True)  # sweeps every second
     assert _cli(t, "sweep").output == "published 0 syncs, 0 webhook events\n"
     wait_for(lambda: False, timeout=3.0)
-    assert stripe.seats(sub) == 2  # waits for sync-pending
+    assert stripe.seats(sub, PRO_MONTHLY) == 2  # waits for sync-pending
     assert [r["organization_key"] for r in _pending(t)] == [str(org)]
     assert _cli(t, "sync-pending").exit_code == 0
-    assert stripe.seats(sub) == 4
+    assert stripe.seats(sub, PRO_MONTHLY) == 4
     assert _pending(t) == []
 
 
@@ -127,4 +126,4 @@ def test_a_running_sync_is_not_published_again_by_the_sweep(
     assert f"running tasks: 1\n  sync:{org} for" in _cli(t, "status").output
     assert _cli(t, "sweep").output == "published 0 syncs, 0 webhook events\n"
     assert wait_for(lambda: not _pending(t), timeout=30), cluster.log_of(0)[-2000:]
-    assert stripe.seats(sub) == 3
+    assert stripe.seats(sub, PRO_MONTHLY) == 3
