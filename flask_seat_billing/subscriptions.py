@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .providers.base import RemoteSubscription
+from .providers.base import NAMESPACE_KEY, RemoteSubscription
 from .tables import Tables, utcnow
 
 
@@ -54,6 +54,8 @@ class LocalSubscription:
     """Seat writes sent so far: the next one's idempotency key is new (``sync.py``)."""
     write_key: str | None = None
     """The key of a write sent whose outcome is not recorded yet: the next sync reads first."""
+    namespace: str | None = None
+    """The namespace the provider's metadata named when last recorded ("" none, None never)."""
 
     @property
     def billing_state(self) -> RemoteSubscription:
@@ -215,6 +217,7 @@ def upsert(
         "canceled_at": remote.canceled_at,
         "ended_at": remote.ended_at,
         "write_key": None,  # what the provider said is known now: no write is in doubt
+        "namespace": remote.metadata.get(NAMESPACE_KEY) or "",
         "updated_at": now,
     }
     if remote.created_at is not None:  # never erase it with a reply that lacks it

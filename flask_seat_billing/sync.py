@@ -205,7 +205,8 @@ class SyncEngine:
                     organization_id, "no_subscription", billable=billable))
             refused: PermanentProviderError | None = None
             resend = self._resend_key(local, billable)
-            if snapshot is None and (local.write_key is None or resend is not None):
+            if snapshot is None and self._copy_is_ours(local) and (
+                    local.write_key is None or resend is not None):
                 try:
                     return self._from_copy(conn, key, generation, reason, local, billable,
                                            resend)
@@ -236,6 +237,19 @@ class SyncEngine:
             log.exception("seat sync of organization %s failed unexpectedly", key)
             wrapped = TransientProviderError(f"{type(error).__name__}: {error}")
             return self._fail(conn, key, entry, organization_id, billable, wrapped), False
+
+    def _copy_is_ours(self, local: LocalSubscription) -> bool:
+        """Whether the copy may decide without a read: the namespace it last recorded agrees
+        with this app's, under :func:`.ownership.namespace_matches` (the rule of the read).
+
+        A copy that never recorded one (rows from before the column) or recorded another
+        namespace (a restored dump of another deployment's database) is read first, and the
+        read decides (``_from_remote`` holds another deployment's subscription).
+        """
+        if local.namespace is None:
+            return False
+        recorded = {NAMESPACE_KEY: local.namespace} if local.namespace else {}
+        return ownership.namespace_matches(recorded, self.settings.namespace)
 
     def _resend_key(self, local: LocalSubscription, billable: int) -> str | None:
         """The key of the write in doubt, when sending that very write again is safe.

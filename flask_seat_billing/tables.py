@@ -66,6 +66,11 @@ def _subscriptions(metadata: sa.MetaData) -> sa.Table:
         # the next record of the provider's state), so that the next sync reads first.
         sa.Column("write_seq", sa.Integer, nullable=False, default=0, server_default="0"),
         sa.Column("write_key", sa.String(255)),
+        # The namespace the provider's metadata named at the last record of its state ("" for
+        # none; NULL: never recorded, so the next sync reads first). The fast path writes from
+        # the copy only while it agrees with SEAT_BILLING_NAMESPACE (a restored dump in another
+        # deployment must not write the subscriptions of the one it was copied from).
+        sa.Column("namespace", sa.String(255)),
         sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
         sa.Column("updated_at", sa.DateTime, nullable=False, default=utcnow),
     )
