@@ -53,7 +53,8 @@ class LocalSubscription:
     write_seq: int = 0
     """Seat writes sent so far: the next one's idempotency key is new (``sync.py``)."""
     write_key: str | None = None
-    """The key of a write sent whose outcome is not recorded yet: the next sync reads first."""
+    """The key of a write sent whose outcome is not recorded yet: the next sync reads first
+    (and resends that very key only if it got no answer at all, see :func:`answered_write`)."""
     namespace: str | None = None
     """The namespace the provider's metadata named when last recorded ("" none, None never)."""
 
@@ -255,6 +256,25 @@ def begin_write(conn: sa.Connection, tables: Tables, local: LocalSubscription, k
     t = tables.subscriptions
     conn.execute(t.update().where(t.c.id == local.id)
                  .values(write_seq=local.write_seq + 1, write_key=key))
+
+
+ANSWERED = "answered:"
+"""Prefix of ``write_key`` once the write got an HTTP error answer (see :func:`answered_write`)."""
+
+
+def answered_write(
+    conn: sa.Connection, tables: Tables, local: LocalSubscription, key: str
+) -> None:
+    """The write with ``key`` got an HTTP error answer (a 5xx, a 4xx): mark it (caller commits).
+
+    Its outcome is still not recorded, so the next sync reads first; but it must not send
+    that key again: Stripe stores the answer of a request whose endpoint began executing,
+    errors included, and replays it to the key for a day. Only a write that got no answer at
+    all (a timeout, a dropped connection) is resent with its own key.
+    """
+    t = tables.subscriptions
+    conn.execute(t.update().where(t.c.id == local.id, t.c.write_key == key)
+                 .values(write_key=ANSWERED + key))
 
 
 def record_write_statement(tables: Tables, local: LocalSubscription, seats: int) -> sa.Update:
