@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .providers.base import RemoteSubscription
+from .providers.base import NAMESPACE_KEY, RemoteSubscription
 from .tables import Tables, utcnow
 
 
@@ -53,7 +53,10 @@ class LocalSubscription:
     write_seq: int = 0
     """Seat writes sent so far: the next one's idempotency key is new (``sync.py``)."""
     write_key: str | None = None
-    """The key of a write sent whose outcome is not recorded yet: the next sync reads first."""
+    """The key of a write sent whose outcome is not recorded yet: the next sync reads first
+    (and resends that very key only if it got no answer at all, see :func:`answered_write`)."""
+    namespace: str | None = None
+    """The namespace the provider's metadata named when last recorded ("" none, None never)."""
 
     @property
     def billing_state(self) -> RemoteSubscription:
@@ -215,6 +218,7 @@ def upsert(
         "canceled_at": remote.canceled_at,
         "ended_at": remote.ended_at,
         "write_key": None,  # what the provider said is known now: no write is in doubt
+        "namespace": remote.metadata.get(NAMESPACE_KEY) or "",
         "updated_at": now,
     }
     if remote.created_at is not None:  # never erase it with a reply that lacks it
@@ -252,6 +256,25 @@ def begin_write(conn: sa.Connection, tables: Tables, local: LocalSubscription, k
     t = tables.subscriptions
     conn.execute(t.update().where(t.c.id == local.id)
                  .values(write_seq=local.write_seq + 1, write_key=key))
+
+
+ANSWERED = "answered:"
+"""Prefix of ``write_key`` once the write got an HTTP error answer (see :func:`answered_write`)."""
+
+
+def answered_write(
+    conn: sa.Connection, tables: Tables, local: LocalSubscription, key: str
+) -> None:
+    """The write with ``key`` got an HTTP error answer (a 5xx, a 4xx): mark it (caller commits).
+
+    Its outcome is still not recorded, so the next sync reads first; but it must not send
+    that key again: Stripe stores the answer of a request whose endpoint began executing,
+    errors included, and replays it to the key for a day. Only a write that got no answer at
+    all (a timeout, a dropped connection) is resent with its own key.
+    """
+    t = tables.subscriptions
+    conn.execute(t.update().where(t.c.id == local.id, t.c.write_key == key)
+                 .values(write_key=ANSWERED + key))
 
 
 def record_write_statement(tables: Tables, local: LocalSubscription, seats: int) -> sa.Update:

@@ -6,8 +6,9 @@ One pass, under the organization's lock:
    (``subscriptions.billing_subscription``, the local copy) and the billable count;
 2. when the copy is current (the common case), decide from it and send at most **one**
    request: the quantity write, addressed with the locally known seat item. The provider is
-   read first only with a reason: no local copy to address, a write in doubt (``write_key``
-   on the copy: an earlier write timed out, lost its connection or died with its process), or
+   read first only with a reason: no local copy to address, a copy of another namespace (or
+   of none recorded yet), a write in doubt (``write_key`` on the copy: an earlier write timed
+   out, lost its connection, died with its process or was answered with an error), or
    a write refused because the copy was stale (the item gone after a plan switch, the
    subscription canceled or paused, an idempotency conflict); a snapshot from a listing
    (resync) stands in for that read while it still agrees with the copy. The decrease rule
@@ -213,7 +214,8 @@ class SyncEngine:
                     organization_id, "no_subscription", billable=billable))
             refused: PermanentProviderError | None = None
             resend = self._resend_key(local, billable)
-            if snapshot is None and (local.write_key is None or resend is not None):
+            if snapshot is None and self._copy_is_ours(local) and (
+                    local.write_key is None or resend is not None):
                 try:
                     done = self._from_copy(conn, key, generation, reason, local, billable,
                                            entry, resend)
@@ -248,11 +250,27 @@ class SyncEngine:
             wrapped = TransientProviderError(f"{type(error).__name__}: {error}")
             return self._fail(conn, key, entry, organization_id, billable, wrapped), False
 
+    def _copy_is_ours(self, local: LocalSubscription) -> bool:
+        """Whether the copy may decide without a read: the namespace it last recorded agrees
+        with this app's, under :func:`.ownership.namespace_matches` (the rule of the read).
+
+        A copy that never recorded one (rows from before the column) or recorded another
+        namespace (a restored dump of another deployment's database) is read first, and the
+        read decides (``_from_remote`` holds another deployment's subscription).
+        """
+        if local.namespace is None:
+            return False
+        recorded = {NAMESPACE_KEY: local.namespace} if local.namespace else {}
+        return ownership.namespace_matches(recorded, self.settings.namespace)
+
     def _resend_key(self, local: LocalSubscription, billable: int) -> str | None:
         """The key of the write in doubt, when sending that very write again is safe.
 
-        With idempotency keys (Stripe), a write whose outcome is unknown is sent again with its
-        own key, if it still is the write to send (same item, same target): the provider
+        With idempotency keys (Stripe), a write that got no answer at all (a timeout, a dropped
+        connection, a crash) is sent again with its own key, if it still is the write to send
+        (same item, same target); one answered with an error never is (its mark says so,
+        ``subscriptions.answered_write``): Stripe stores a 500 or an endpoint's 4xx under the
+        key and replays it, so that pass reads and writes with a new number. The provider
         applies it now if it never did, or answers from its idempotency store if it did. The
         key was never used for anything else (its number was new), so a replayed answer means
         exactly "applied earlier", and the pass then reads to learn what followed it.
@@ -412,9 +430,17 @@ class SyncEngine:
             # next pass read first (or resend this very write) if its outcome is never recorded.
             subscriptions.begin_write(conn, self.tables, local, idempotency_key)
         conn.commit()
-        update = self.provider.update_seats(
-            remote, billable, proration_behavior=proration, idempotency_key=idempotency_key
-        )
+        try:
+            update = self.provider.update_seats(
+                remote, billable, proration_behavior=proration, idempotency_key=idempotency_key
+            )
+        except ProviderError as error:
+            if error.status is not None:
+                # Answered with an error: Stripe may have stored that answer under the key and
+                # replays it to the key for a day, so the next pass reads and writes anew.
+                subscriptions.answered_write(conn, self.tables, local, idempotency_key)
+                conn.commit()
+            raise
         if update.replayed:
             raise _Replayed(f"the provider replayed the answer to {idempotency_key}")
         organization_id = self.counter.schema.parse_key(key)

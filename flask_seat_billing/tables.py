@@ -64,9 +64,15 @@ def _subscriptions(metadata: sa.MetaData) -> sa.Table:
         # The sync engine's write protocol (``sync.py``): ``write_seq`` counts the seat writes
         # sent, so each write's idempotency key is new; ``write_key`` is set, before the
         # request leaves, to the key of a write whose outcome is not recorded yet (cleared by
-        # the next record of the provider's state), so that the next sync reads first.
+        # the next record of the provider's state), so that the next sync reads first; it is
+        # prefixed "answered:" once that write got an HTTP error answer (never resent then).
         sa.Column("write_seq", sa.Integer, nullable=False, default=0, server_default="0"),
         sa.Column("write_key", sa.String(255)),
+        # The namespace the provider's metadata named at the last record of its state ("" for
+        # none; NULL: never recorded, so the next sync reads first). The fast path writes from
+        # the copy only while it agrees with SEAT_BILLING_NAMESPACE (a restored dump in another
+        # deployment must not write the subscriptions of the one it was copied from).
+        sa.Column("namespace", sa.String(255)),
         sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
         sa.Column("updated_at", sa.DateTime, nullable=False, default=utcnow),
     )

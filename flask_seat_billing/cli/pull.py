@@ -17,7 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import ProviderUnavailable, TransientProviderError
-from ..providers.base import SUBSCRIBED_STATUSES, BillingProvider, RemoteSubscription
+from ..providers.base import (
+    NAMESPACE_KEY,
+    SUBSCRIBED_STATUSES,
+    BillingProvider,
+    RemoteSubscription,
+)
 from ..tables import Tables, utcnow
 from .ratelimit import RateLimiter
 
@@ -28,6 +33,7 @@ SYNCED_FIELDS = (
     "provider_customer_id", "plan_name", "seat_item_id", "seats", "status",
     "current_period_start", "current_period_end", "trial_start", "trial_end",
     "cancel_at_period_end", "cancel_at", "canceled_at", "ended_at", "provider_created_at",
+    "namespace",
 )
 Progress = Callable[[int], None]
 
@@ -112,6 +118,7 @@ def _values(remote: RemoteSubscription) -> dict[str, Any]:
         "trial_end": remote.trial_end, "cancel_at_period_end": remote.cancel_at_period_end,
         "cancel_at": remote.cancel_at, "canceled_at": remote.canceled_at,
         "ended_at": remote.ended_at, "provider_created_at": remote.created_at,
+        "namespace": remote.metadata.get(NAMESPACE_KEY) or "",  # the sync's fence (sync.py)
     }
 
 

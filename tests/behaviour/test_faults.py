@@ -54,6 +54,30 @@ def test_provider_500s_then_recovery(
     assert len(provider.seat_writes()) == 1
 
 
+@pytest.mark.parametrize("status", [500, 400])
+def test_a_write_answered_with_an_error_is_sent_again_as_a_new_write(
+    t: AppUnderTest, provider: World, status: int
+) -> None:
+    """Stripe stores the answer of a request whose endpoint began executing, errors included,
+    and replays it to every later request with that idempotency key: the write after an error
+    answer must be a new one, or every retry gets the stored error back. (Polar takes no keys;
+    the same recovery holds there.)"""
+    org = t.add_organization()
+    t.add_members(org.id, 2)
+    sub = provider.subscribe(t, org.id)
+    provider.fail_seat_writes(1, status=status)
+
+    t.add_members(org.id, 1)
+    [row] = outbox_rows(t)
+    assert row["attempts"] == 1 and row["last_error"]
+
+    t.billing.sync_organization(org.id)
+    assert provider.seats(sub) == 3
+    assert outbox_rows(t) == []
+    assert len(provider.seat_writes()) == 1
+    assert [(r["from_seats"], r["to_seats"]) for r in ledger_rows(t)][-1:] == [(2, 3)]
+
+
 def test_network_error_is_retried(t: AppUnderTest, provider: World) -> None:
     org = t.add_organization()
     t.add_members(org.id, 2)

@@ -267,3 +267,28 @@ def test_two_deployments_without_configuration_do_not_own_each_others(
         assert result.exit_code == 0, result.output
         assert second.billing.subscription_for(other.id) is None
     assert provider.writes_to(sub) == []
+
+
+def test_a_restored_dump_in_another_namespace_never_writes_the_subscription(
+    make_app: AppFactory, provider: World
+) -> None:
+    """Production links its subscription; staging runs on a copy of production's database (a
+    restored dump) against the same provider account. Staging's member changes must not reach
+    production's subscription, even though its local copy says it is linked and current."""
+    production = make_app({"SEAT_BILLING_NAMESPACE": "production"})
+    with production.app.app_context():
+        org_id = production.add_organization().id
+        production.add_members(org_id, 2)
+        sub = provider.checkout_subscription(production, org_id)
+        production.billing.link_subscription(org_id, sub)
+        production.add_members(org_id, 1)
+    assert provider.seats(sub) == 3
+    writes = len(provider.writes_to(sub))
+
+    staging = make_app({"SEAT_BILLING_NAMESPACE": "staging"}, create=False)
+    with staging.app.app_context():
+        staging.add_members(org_id, 4)
+        rows = outbox_rows(staging)
+    assert provider.seats(sub) == 3
+    assert len(provider.writes_to(sub)) == writes
+    assert [row["status"] for row in rows] == ["held"], rows

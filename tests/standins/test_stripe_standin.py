@@ -282,15 +282,51 @@ def test_idempotent_replay_and_mismatch(fake: StripeStandIn, client: stripe.Stri
 
 
 # -- faults ---------------------------------------------------------------------------------------
-def test_500_then_success_with_retries(fake: StripeStandIn) -> None:
+def test_an_endpoint_500_is_stored_under_its_key_and_replayed(fake: StripeStandIn) -> None:
+    """Stripe stores the answer of a request whose endpoint began executing, a 500 included,
+    and replays it to every request with the key: the SDK's retries get that 500 back, and
+    only a new key is a new request."""
     sub_id, si = seat_subscription(fake)
     fake.faults.fail_next(1, status=500, path_prefix="/v1/subscription_items")
     client = fake.client(max_network_retries=2)
-    assert client.v1.subscription_items.update(si, {"quantity": 9}).quantity == 9
+    with pytest.raises(stripe.APIError) as info:
+        client.v1.subscription_items.update(si, {"quantity": 9}, {"idempotency_key": "k-500"})
+    assert info.value.http_status == 500
     attempts = fake.requests.requests_to("POST", "/v1/subscription_items")
-    assert [(r.status, r.fault) for r in attempts] == [(500, "fail"), (200, None)]
-    assert attempts[0].idempotency_key == attempts[1].idempotency_key
+    assert [(r.status, r.fault, r.replayed) for r in attempts] == [
+        (500, "fail", False), (500, None, True), (500, None, True)]
+    assert fake.seats(sub_id, SEAT_PLAN) == 5
+    update = client.v1.subscription_items.update(si, {"quantity": 9}, {"idempotency_key": "k-2"})
+    assert update.quantity == 9 and fake.seats(sub_id, SEAT_PLAN) == 9
+
+
+def test_an_endpoint_4xx_is_stored_but_a_parameter_error_is_not(fake: StripeStandIn) -> None:
+    """A 4xx the endpoint raised (no such item) is replayed to its key; a request refused by
+    parameter validation never began executing, so its key stays free."""
+    sub_id, si = seat_subscription(fake)
+    client = fake.client()
+    key = "k-404"
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscription_items.update("si_missing", {"quantity": 9}, {"idempotency_key": key})
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscription_items.update("si_missing", {"quantity": 9}, {"idempotency_key": key})
+    replays = [r.replayed for r in fake.requests.requests_to("POST", "/v1/subscription_items")]
+    assert replays == [False, True]
+    unknown: Any = {"quantity": 9, "seats": 9}  # parameter_unknown: refused before executing
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscription_items.update(si, unknown, {"idempotency_key": "k-bad"})
+    client.v1.subscription_items.update(si, {"quantity": 9}, {"idempotency_key": "k-bad"})
     assert fake.seats(sub_id, SEAT_PLAN) == 9
+
+
+def test_a_dropped_connection_stores_nothing_under_its_key(fake: StripeStandIn) -> None:
+    sub_id, si = seat_subscription(fake)
+    fake.faults.drop_next(1, method="POST")  # not applied, no answer
+    client = fake.client(max_network_retries=1)
+    update = client.v1.subscription_items.update(si, {"quantity": 9}, {"idempotency_key": "k-d"})
+    assert update.quantity == 9 and fake.seats(sub_id, SEAT_PLAN) == 9
+    attempts = fake.requests.requests_to("POST", "/v1/subscription_items")
+    assert [(r.status, r.replayed) for r in attempts] == [(0, False), (200, False)]
 
 
 def test_500_without_retries_raises_api_error(fake: StripeStandIn, client: Any) -> None:

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 from .faults import FaultInjector
-from .middleware import FaultResponder, ParamsParser, StandInMiddleware
+from .middleware import FaultAnswered, FaultResponder, ParamsParser, StandInMiddleware
 from .recording import RecordedRequest, RequestLog
 from .server import StandInServer
 from .webhooks import (
@@ -46,6 +46,7 @@ class BaseStandIn:
         parse_params: ParamsParser | None = None,
         fault_response: FaultResponder | None = None,
         idempotency_header: str | None = "idempotency-key",
+        fault_answered: FaultAnswered | None = None,
         endpoint_prefix: str = "we_",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -60,6 +61,7 @@ class BaseStandIn:
             parse_params=parse_params,
             fault_response=fault_response,
             idempotency_header=idempotency_header,
+            fault_answered=fault_answered,
         )
         self.server = StandInServer(middleware, host=host, port=port)
 

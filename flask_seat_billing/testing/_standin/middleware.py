@@ -31,6 +31,7 @@ __all__ = [
     "ENV_IDEMPOTENCY_KEY",
     "ENV_PARAMS",
     "ENV_REPLAYED",
+    "FaultAnswered",
     "FaultResponder",
     "ParamsParser",
     "StandInMiddleware",
@@ -48,6 +49,11 @@ ParamsParser = Callable[["WSGIEnvironment", bytes], dict[str, Any]]
 
 FaultResponder = Callable[[Fault], tuple[int, dict[str, str], bytes]]
 """Builds (status, headers, body) for an injected error, in the provider's error format."""
+
+FaultAnswered = Callable[[str, str, dict[str, Any], str, int, bytes], None]
+"""Told (method, path, params, idempotency key, status, body) of an injected error that stands
+for the endpoint's own failure (``fail``, an unapplied ``stall``; not a rate limit, not a
+dropped connection), so that a provider which stores such answers by key can store it."""
 
 
 def default_fault_response(fault: Fault) -> tuple[int, dict[str, str], bytes]:
@@ -92,8 +98,10 @@ class StandInMiddleware:
         parse_params: ParamsParser | None = None,
         fault_response: FaultResponder | None = None,
         idempotency_header: str | None = "idempotency-key",
+        fault_answered: FaultAnswered | None = None,
     ) -> None:
         self.app = app
+        self.fault_answered = fault_answered
         self.log = log
         self.faults = faults
         self.parse_params = parse_params or _json_or_query
@@ -158,6 +166,11 @@ class StandInMiddleware:
         if key is None and self.idempotency_header:
             key = headers.get(self.idempotency_header)
         status = 0 if response is None else int(response[0].split(" ", 1)[0])
+        endpoint_error = (fault is not None and not applied and response is not None
+                          and fault.kind in ("fail", "stall"))
+        if endpoint_error and key and self.fault_answered is not None:
+            assert response is not None
+            self.fault_answered(method, path, params, str(key), status, response[2])
         self.log.append(
             RecordedRequest(
                 method=method,

@@ -106,6 +106,10 @@ def _authorized(request: Request) -> StripeError | None:
     return None
 
 
+UNSTORED = frozenset({409, 429})
+"""Answers Stripe never stores under an idempotency key: conflicts and rate limits."""
+
+
 class StripeApp:
     """WSGI app serving ``/v1/...`` (JSON API) and the hosted pages (HTML)."""
 
@@ -173,14 +177,29 @@ class StripeApp:
                         return self._json(400, json.dumps(error.body()).encode(), request_id, key)
                     environ[ENV_REPLAYED] = True
                     return self._json(stored[1], stored[2], request_id, key, replayed=True)
-            status, body = self._execute(
+            status, body, executed = self._execute(
                 handler, schema, params, dict(args), base_url, request_id, key
             )
             if writes and status == 200:
                 environ[ENV_CHANGED] = True
-            if key and request.method == "POST" and (status < 400 or status == 402):
+            if key and request.method == "POST" and executed and status not in UNSTORED:
+                # Stripe stores the first answer once the endpoint began executing, errors
+                # included (a 500, a resource_missing, a card_declined), and replays it to every
+                # request with the key for ~24 hours; a request refused before (parameter
+                # validation, a concurrent request's lock, a rate limit) stores nothing.
                 self.state.idempotency[key] = (fingerprint, status, body)
         return self._json(status, body, request_id, key)
+
+    def store_answer(
+        self, method: str, path: str, params: dict[str, Any], key: str, status: int, body: bytes
+    ) -> None:
+        """Store an injected endpoint failure (the middleware's ``fault_answered``) like one
+        the endpoint raised itself, unless the key already holds an answer."""
+        if method.upper() != "POST" or status in UNSTORED:
+            return
+        with self.state.lock:
+            self.state.idempotency.setdefault(
+                key, (_fingerprint(method.upper(), path, params), status, body))
 
     def _execute(
         self,
@@ -191,14 +210,17 @@ class StripeApp:
         base_url: str,
         request_id: str,
         key: str | None,
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, bool]:
+        """(status, body, whether the endpoint began executing: parameters were valid)."""
         self.state.request = RequestContext(request_id, key)
+        executed = False
         try:
             check_params(params, schema)
+            executed = True
             result = handler(h.Api(self.state, base_url), params, **args)
             body = expand(self.state, json.loads(json.dumps(result)), params.get("expand"))
-            return 200, json.dumps(body).encode()
+            return 200, json.dumps(body).encode(), executed
         except StripeError as exc:
-            return exc.status, json.dumps(exc.body(request_id)).encode()
+            return exc.status, json.dumps(exc.body(request_id)).encode(), executed
         finally:
             self.state.request = RequestContext()

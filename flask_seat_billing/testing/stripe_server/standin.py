@@ -65,6 +65,7 @@ class StripeStandIn(StripeSharedInterface):
             signer=sign_payload,
             parse_params=parse_params,
             fault_response=fault_response,
+            fault_answered=self._fault_answered,
             host=host,
             port=port,
         )
@@ -74,6 +75,11 @@ class StripeStandIn(StripeSharedInterface):
 
     def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self._app(environ, start_response)
+
+    def _fault_answered(
+        self, method: str, path: str, params: dict[str, Any], key: str, status: int, body: bytes
+    ) -> None:
+        self._app.store_answer(method, path, params, key, status, body)
 
     def client(
         self,

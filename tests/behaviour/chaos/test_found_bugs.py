@@ -31,22 +31,24 @@ def test_explicit_sync_keeps_a_change_that_commits_during_it(
 ) -> None:
     """``sync_organization`` with no outbox row must not delete a row created while it runs.
 
-    The explicit sync read no row (generation None); a member joins while its provider read is
-    slow; the sync then completes with the count it read before the join and deletes the
-    outbox row "unconditionally" (``complete(..., generation=None)``), so the join is never
-    synced in deferred or manual mode.
+    The explicit sync read no row (generation None); a member joins while its provider call is
+    slow; the sync then completes with the count it read before the join and must not delete
+    the outbox row the join created (the bug: ``complete(..., generation=None)`` deleted it
+    "unconditionally"), or the join is never synced in deferred or manual mode. The sync's
+    one provider call is its quantity write, so the copy is made to differ from the count (a
+    subscription linked with more seats than members) and that write is the one stalled.
     """
     t = make_app({"SEAT_BILLING_SYNC_MODE": "manual"})
     with t.app.app_context():
         org = t.add_organization()
         t.add_members(org.id, 2)
-        sub = provider.subscribe(t, org.id)
+        t.billing.sync_pending()  # nothing to bill yet: the joins' row is done with
+        sub = provider.subscribe(t, org.id, seats=5)  # the copy says 5, the count is 2
         org_id = org.id
-        t.billing.sync_pending()
         assert outbox_rows(t) == []  # the explicit sync below starts with no row to read
-    provider.stand_in.faults.stall_next(
-        1, seconds=1.5, apply=True, path_prefix=provider.dialect.subscription_path, method="GET"
-    )
+    method, path = provider.dialect.seat_write
+    provider.stand_in.faults.stall_next(1, seconds=1.5, apply=True, path_prefix=path,
+                                        method=method)
     results: list[Any] = []
 
     def explicit() -> None:
@@ -55,11 +57,12 @@ def test_explicit_sync_keeps_a_change_that_commits_during_it(
 
     worker = threading.Thread(target=explicit)
     worker.start()
-    time.sleep(0.5)  # the explicit sync is now waiting on the provider read
+    time.sleep(0.5)  # the explicit sync is now waiting on its quantity write
     with t.app.app_context():
         t.add_members(org_id, 1)  # manual mode: the outbox row is the only record of the join
     worker.join(20)
-    assert results  # "unchanged" with the bug; a fixed engine may take a second pass at once
+    assert results and results[0].action == "updated"
+    assert [r.fault for r in _seat_write_requests(provider)][:1] == ["stall"]
 
     with t.app.app_context():
         t.billing.sync_pending()
