@@ -239,6 +239,11 @@ def _sync_once(
         return "noop"  # synced already (a duplicate task), or held/failed until released
     wait = (entry.next_attempt_at - utcnow()).total_seconds()
     if wait > EARLY_SLACK_SECONDS:
+        if entry.status == outbox.SCHEDULED:
+            # A decrease waiting for the period's end, maybe weeks away: no ETA message waits
+            # that long in the broker (visibility timeouts redeliver it); the sweep publishes
+            # the row once it is due.
+            return "noop"
         dispatcher.schedule(SYNC, key, wait)
         return "early"
     with _cross_process_lock(state, dispatcher, key, beat) as held:

@@ -19,12 +19,19 @@ from tests.conftest import AppFactory, subscribe
 from tests.helpers import ledger_rows, outbox_rows, wait_for
 
 MARGIN = 60.0  # seconds before the period's end that a waiting decrease is sent
-LEAD = 8.0  # the decrease falls due this long after the test starts
+LEAD = 12.0  # the decrease falls due this long after the test starts
 
 
 def _outbox(t: Any) -> list[dict[str, Any]]:
     with t.app.app_context():
         return outbox_rows(t)
+
+
+def _dispatcher(t: Any) -> Any:
+    from flask_seat_billing.state import get_state
+
+    with t.app.app_context():
+        return get_state().dispatcher
 
 
 def _period_length(stripe: Any, sub: str) -> float:
@@ -59,6 +66,16 @@ def test_a_scheduled_decrease_is_swept_and_sent_when_due(
     [row] = _outbox(t)
     assert row["next_attempt_at"] > datetime.utcnow()  # not due yet: the quantity waits
     assert stripe.seats(sub, PRO_MONTHLY) == 3
+
+    # A second task for the organization (a duplicate, or a commit's task that finds the
+    # decrease already scheduled) leaves the row to the sweep: it does not publish itself again
+    # for the period's end, a message that would wait weeks in the broker.
+    dispatcher = _dispatcher(t)
+    before = dispatcher.markers.counters()
+    assert dispatcher.schedule("sync", str(org), 0.0) == "enqueued"
+    assert wait_for(lambda: dispatcher.markers.counters().get("noop", 0) > before.get("noop", 0),
+                    timeout=20), cluster.log_of(0)[-3000:]
+    assert dispatcher.markers.counters().get("early", 0) == before.get("early", 0)
 
     lowered = wait_for(lambda: stripe.seats(sub, PRO_MONTHLY) == 2 and not _outbox(t),
                        timeout=LEAD + 40)
