@@ -83,11 +83,20 @@ def dashboard(org_id: int) -> str:
         members=org.memberships,
         invitations=[i for i in org.invitations if i.is_live],
         changes=seat_billing.seat_changes(org.id, limit=20),
-        by_type=seat_billing.billable_seats_by_type(org.id) if plan and plan.seat_prices else {},
+        by_type=_seats_by_type(org.id, plan),
         studio=configured_plan(STUDIO_PLAN),
         preview=preview,
         preview_error=preview_error,
     )
+
+
+def _seats_by_type(org_id: int, plan: Plan | None) -> dict[str, int]:
+    """Every seat type of the plan with its billable count: a type nobody holds shows 0 (the
+    library leaves it out of ``billable_seats_by_type``)."""
+    if plan is None or not plan.seat_prices:
+        return {}
+    counts = seat_billing.billable_seats_by_type(org_id)
+    return {kind: counts.get(kind, 0) for kind in plan.seat_prices}
 
 
 def configured_plan(name: str | None) -> Plan | None:
