@@ -4,7 +4,9 @@ Due times live in the outbox table, not in this thread's memory, so a crash lose
 next process's worker (or ``flask seats sync-pending``) finds the rows and acts on them. The
 thread only decides when to look: at the earliest due row, when nudged after a commit, and at
 least every ``SEAT_BILLING_POLL_SECONDS`` while rows remain. After a few empty polls it exits;
-the next nudge starts it again.
+the next nudge starts it again. A decrease ``scheduled`` for the period's end is a row that
+remains, so while one waits the thread keeps polling (every ``SEAT_BILLING_POLL_SECONDS``) until
+it is due.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ class BillingProvider(ABC):
 
     @abstractmethod
     def retrieve_subscription(self, subscription_id: str) -> RemoteSubscription:
-        """The subscription as the provider holds it now (read-before-write)."""
+        """The subscription as the provider holds it now (read when the local copy can't decide)."""
 
     @abstractmethod
     def update_seats(

@@ -2,8 +2,9 @@
 
 Seats live on the subscription itself (no seat item, no separate seat price): a plan's ``plan_id``
 is the Polar product id, and a write sends ``seats`` alone, as Polar refuses seats combined with
-other changes. Polar has no idempotency keys and the SDK no retries; the engine's read-before-write
-and backoff are what make a retried write safe, so the key the engine passes is not sent.
+other changes. Polar has no idempotency keys and the SDK no retries; the engine reads first
+after a write whose outcome is unknown, and backs off, which is what makes a retried write safe,
+so the key the engine passes is not sent.
 """
 
 from __future__ import annotations
