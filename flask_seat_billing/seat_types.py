@@ -52,18 +52,24 @@ def changes(remote: RemoteSubscription, wanted: dict[str, int]) -> dict[str, int
 def sync_types(
     engine: SyncEngine, conn: sa.Connection, key: str, generation: int | None, reason: str,
     local: LocalSubscription, remote: RemoteSubscription, observed_from: int | None,
+    *, read: bool = True,
 ) -> tuple[SyncResult, bool]:
-    """One pass for a subscription with seat types; called by the engine under the lock, with
-    ``remote`` a provider read (the local copy has no quantities per type, so these passes
-    always read first: that read is also what settles a write in doubt, as on Polar).
+    """One pass for a subscription with seat types; called by the engine under the lock.
 
-    The write follows the engine's protocol: the copy records it (``write_seq`` + 1,
-    ``write_key``) in a commit before the request leaves, and the key is derived from that
-    number and the quantities sent (``fsb:{sub}:types:{row}.{seq}:{type=n,...}``), so the
-    SDK's retries of the call share it and no later write does; the outcome (copy, ledger rows,
-    outbox) is recorded in one transaction after the answer.
+    ``read``: ``remote`` is a provider read (kept as the copy before the write); else it is the
+    local copy (``LocalSubscription.billing_state``, with each type's quantity and item), and
+    the pass sends at most one request, as the engine's fast path does for one quantity: the
+    engine reads first under the same rules (no copy of the types yet, a write in doubt, which
+    is settled by that read rather than resent, a write refused on a stale copy).
+
+    The write follows the engine's protocol (``SyncEngine._send``): the copy records it
+    (``write_seq`` + 1, ``write_key``) in a commit before the request leaves, and the key is
+    derived from that number and the quantities sent (``fsb:{sub}:types:{row}.{seq}:{type=n,
+    ...}``), so the SDK's retries of the call share it and no later write does; the outcome
+    (copy with each type's new quantity and item, ledger rows, outbox) is recorded in one
+    transaction after the answer.
     """
-    from .sync import SyncResult, _Replayed
+    from .sync import SyncResult, _key
 
     organization_id = engine.counter.schema.parse_key(key)
     wanted = targets(engine, conn, organization_id, remote)
@@ -73,7 +79,7 @@ def sync_types(
         return engine._finish(conn, key, generation, SyncResult(
             organization_id, "unchanged", billable=total, from_seats=remote.seats,
             to_seats=remote.seats, subscription_id=remote.id,
-            seats_by_type=dict(remote.seats_by_type or {})), remote=remote,
+            seats_by_type=dict(remote.seats_by_type or {})), remote=remote if read else None,
             observed_from=observed_from)
     proration = engine.provider.proration_for(remote, engine.settings.proration_behavior)
     entry = outbox.read(conn, engine.tables, key)
@@ -82,21 +88,16 @@ def sync_types(
     if not moving:  # only decreases, and they wait for the period's end
         assert due is not None
         return _schedule(engine, conn, key, generation, entry, remote, organization_id,
-                         total, due), False
-    # Keep what the read saw (and the step it shows) before the write leaves.
-    subscriptions.upsert(conn, engine.tables, engine.provider.name, remote, key)
-    if observed_from is not None and remote.seats is not None:
-        ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
-                      from_seats=observed_from, to_seats=remote.seats, reason="observed")
+                         total, due, store=read), False
+    if read:  # keep what the read saw (and the step it shows) before the write leaves
+        subscriptions.upsert(conn, engine.tables, engine.provider.name, remote, key)
+        if observed_from is not None and remote.seats is not None:
+            ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
+                          from_seats=observed_from, to_seats=remote.seats, reason="observed")
     spelled = ",".join(f"{k}={n}" for k, n in sorted(moving.items()))
-    idempotency_key = f"fsb:{remote.id}:types:{local.id}.{local.write_seq + 1}:{spelled}"[:255]
-    subscriptions.begin_write(conn, engine.tables, local, idempotency_key)
-    conn.commit()
-    update = engine.provider.update_seat_types(
-        remote, moving, proration_behavior=proration, idempotency_key=idempotency_key
-    )
-    if update.replayed:  # the key's number is new: an earlier write cannot have used it
-        raise _Replayed(f"the provider replayed the answer to {idempotency_key}")
+    idempotency_key = _key(remote.id, "types", local, local.write_seq + 1, spelled)
+    update = engine._send(conn, local, idempotency_key, lambda: engine.provider.update_seat_types(
+        remote, moving, proration_behavior=proration, idempotency_key=idempotency_key))
     after = update.subscription
     result = SyncResult(
         organization_id, "updated", billable=total, from_seats=remote.seats,
@@ -152,11 +153,13 @@ def _period_end(
 def _schedule(
     engine: SyncEngine, conn: sa.Connection, key: str, generation: int | None,
     entry: outbox.OutboxEntry | None, remote: RemoteSubscription, organization_id: Any,
-    total: int, due: datetime,
+    total: int, due: datetime, *, store: bool = True,
 ) -> SyncResult:
+    """Keep the decreases for the period's end; ``store``: ``remote`` is a provider read."""
     from .sync import SyncResult
 
-    subscriptions.upsert(conn, engine.tables, engine.provider.name, remote, key)
+    if store:
+        subscriptions.upsert(conn, engine.tables, engine.provider.name, remote, key)
     outbox.schedule(conn, engine.tables, key, generation, due, total)
     conn.commit()
     decision = seat_rules.Decision(seat_rules.SCHEDULE, int(remote.seats or 0), "", due, total,

@@ -57,6 +57,23 @@ class LocalSubscription:
     (and resends that very key only if it got no answer at all, see :func:`answered_write`)."""
     namespace: str | None = None
     """The namespace the provider's metadata named when last recorded ("" none, None never)."""
+    seat_types: dict[str, Any] | None = None
+    """A plan with seat types: ``{"seats": {type: n}, "items": {type: item id}}`` as last
+    recorded (None: no seat types, or never recorded: the next sync reads first)."""
+
+    @property
+    def seats_by_type(self) -> dict[str, int] | None:
+        """Each seat type's quantity as last recorded (see ``seat_types``)."""
+        if self.seat_types is None:
+            return None
+        return {str(k): int(v) for k, v in (self.seat_types.get("seats") or {}).items()}
+
+    @property
+    def seat_items_by_type(self) -> dict[str, str] | None:
+        """The item of each seat type that had one when last recorded."""
+        if self.seat_types is None:
+            return None
+        return {str(k): str(v) for k, v in (self.seat_types.get("items") or {}).items()}
 
     @property
     def billing_state(self) -> RemoteSubscription:
@@ -71,6 +88,7 @@ class LocalSubscription:
             trial_end=self.trial_end, cancel_at_period_end=self.cancel_at_period_end,
             cancel_at=self.cancel_at, canceled_at=self.canceled_at, ended_at=self.ended_at,
             organization_hint=self.organization_key, created_at=self.provider_created_at,
+            seats_by_type=self.seats_by_type, seat_items_by_type=self.seat_items_by_type,
         )
 
 
@@ -219,6 +237,7 @@ def upsert(
         "ended_at": remote.ended_at,
         "write_key": None,  # what the provider said is known now: no write is in doubt
         "namespace": remote.metadata.get(NAMESPACE_KEY) or "",
+        "seat_types": seat_types_of(remote),
         "updated_at": now,
     }
     if remote.created_at is not None:  # never erase it with a reply that lacks it
@@ -236,6 +255,13 @@ def upsert(
         return None, after
     conn.execute(t.update().where(t.c.id == before.id).values(**values))
     return before, replace(before, **values)
+
+
+def seat_types_of(remote: RemoteSubscription) -> dict[str, Any] | None:
+    """What the copy keeps of a subscription's seat types (the ``seat_types`` column)."""
+    if remote.seats_by_type is None:
+        return None
+    return {"seats": dict(remote.seats_by_type), "items": dict(remote.seat_items_by_type or {})}
 
 
 def set_seats(conn: sa.Connection, tables: Tables, subscription_id: str, seats: int) -> None:

@@ -55,6 +55,7 @@ from .providers.base import (
     NAMESPACE_KEY,
     BillingProvider,
     RemoteSubscription,
+    SeatUpdate,
 )
 from .settings import Settings
 from .subscriptions import LocalSubscription
@@ -299,16 +300,20 @@ class SyncEngine:
         if state == BILLABLE and not self._copy_suffices(copy, billable):
             return None
         organization_id = self.counter.schema.parse_key(key)
+        typed = state == BILLABLE and copy.seats_by_type is not None
         decision = (self._decide(copy, billable, entry)
-                    if state == BILLABLE and copy.seats is not None else None)
+                    if state == BILLABLE and copy.seats is not None and not typed else None)
         # Only the write runs its statements alone (autocommit); the record of an explicit
-        # sync (no outbox row) takes more than one statement.
+        # sync (no outbox row) takes more than one statement, as does a typed write's.
         _statements_alone(conn, decision is not None and decision.action == seat_rules.WRITE
                           and generation is not None)
         if state == HELD:
             return self._hold(conn, key, generation, SyncResult(
                 organization_id, "held", billable=billable, subscription_id=copy.id,
                 from_seats=copy.seats), copy), False
+        if typed:  # several seat types: the copy holds each type's quantity and item
+            return seat_types.sync_types(self, conn, key, generation, reason, local, copy,
+                                         None, read=False)
         if decision is None:  # ended, or no seat item
             action = "no_subscription" if state == ENDED else "not_seat_billed"
             return self._finish(conn, key, generation, SyncResult(
@@ -330,21 +335,24 @@ class SyncEngine:
     def _copy_suffices(self, copy: RemoteSubscription, billable: int) -> bool:
         """Whether the local copy holds all a decision needs; else the pass reads first.
 
-        The copy does not store (a) each seat type's quantity and item (a plan with
-        ``seat_prices``: a promotion leaves the total unchanged), nor (b) a pending update the
-        provider holds for the renewal (Polar's ``next_period``: ``pending_seats``). So a plan
-        with seat types always reads, and on a provider that holds decreases natively an
-        ``"at_period_end"`` pass that is not an increase reads (an increase is written at once
-        and drops any pending update, which needs no knowledge of it). (c) Elsewhere such a
-        pass reads once the copy's period has ended (below). Everything else the rule needs
-        (the item's period, the status, the ``scheduled`` outbox row) is in the copy.
+        (a) A plan with seat types (``seat_prices``) decides from each type's quantity and item
+        (``seat_types`` on the copy): a copy recorded without them (before the column) reads.
+        The copy does not store (b) a pending update the provider holds for the renewal
+        (Polar's ``next_period``: ``pending_seats``). So on a provider that holds decreases
+        natively an ``"at_period_end"`` pass that is not an increase reads (an increase is
+        written at once and drops any pending update, which needs no knowledge of it). (c)
+        Elsewhere such a pass reads once the copy's period has ended (below); with seat types
+        any pass may lower a type (a promotion keeps the total), so the total cannot tell.
+        Everything else the rule needs (the item's period, the status, the ``scheduled``
+        outbox row) is in the copy.
         """
         plan = self.catalog.get(copy.plan_name) if copy.plan_name else None
-        if plan is not None and plan.seat_prices:
+        typed = plan is not None and bool(plan.seat_prices)
+        if typed and copy.seats_by_type is None:
             return False
         rule = seat_rules.rule_for(self.catalog, copy.plan_name, self.settings.seat_decrease)
-        if (rule != seat_rules.AT_PERIOD_END or copy.seats is None or billable > copy.seats
-                or copy.status == "trialing"):
+        if (rule != seat_rules.AT_PERIOD_END or copy.seats is None
+                or (billable > copy.seats and not typed) or copy.status == "trialing"):
             return True
         if self.provider.capabilities.native_next_period:
             return False
@@ -421,28 +429,11 @@ class SyncEngine:
                     conn, self.tables, organization_key=key, subscription_id=remote.id,
                     from_seats=observed_from, to_seats=remote.seats, reason="observed",
                 )
-        if resend is not None:
-            idempotency_key = resend  # already recorded as the write in doubt
-        else:
-            idempotency_key = _key(remote.id, remote.seat_item_id, local, local.write_seq + 1,
-                                   billable)
-            # Durable before the request leaves: the key's number, and the mark that makes the
-            # next pass read first (or resend this very write) if its outcome is never recorded.
-            subscriptions.begin_write(conn, self.tables, local, idempotency_key)
-        conn.commit()
-        try:
-            update = self.provider.update_seats(
-                remote, billable, proration_behavior=proration, idempotency_key=idempotency_key
-            )
-        except ProviderError as error:
-            if error.status is not None:
-                # Answered with an error: Stripe may have stored that answer under the key and
-                # replays it to the key for a day, so the next pass reads and writes anew.
-                subscriptions.answered_write(conn, self.tables, local, idempotency_key)
-                conn.commit()
-            raise
-        if update.replayed:
-            raise _Replayed(f"the provider replayed the answer to {idempotency_key}")
+        idempotency_key = resend or _key(remote.id, remote.seat_item_id, local,
+                                         local.write_seq + 1, billable)
+        update = self._send(conn, local, idempotency_key, lambda: self.provider.update_seats(
+            remote, billable, proration_behavior=proration, idempotency_key=idempotency_key
+        ), resend=resend is not None)
         organization_id = self.counter.schema.parse_key(key)
         result = SyncResult(
             organization_id, "updated", billable=billable, from_seats=remote.seats,
@@ -480,6 +471,32 @@ class SyncEngine:
                 update.subscription.pending_at or remote.current_period_end))
         self._signal_synced(result, reason)
         return result, again
+
+    def _send(
+        self, conn: sa.Connection, local: LocalSubscription, idempotency_key: str,
+        request: Callable[[], SeatUpdate], *, resend: bool = False,
+    ) -> SeatUpdate:
+        """Send a seat write (one quantity, or several seat types) under the write protocol.
+
+        Durable before the request leaves: the key's number, and the mark that makes the next
+        pass read first (or resend this very write) if its outcome is never recorded; a
+        ``resend`` is already recorded as the write in doubt. The caller records the answer.
+        """
+        if not resend:
+            subscriptions.begin_write(conn, self.tables, local, idempotency_key)
+        conn.commit()
+        try:
+            update = request()
+        except ProviderError as error:
+            if error.status is not None:
+                # Answered with an error: Stripe may have stored that answer under the key and
+                # replays it to the key for a day, so the next pass reads and writes anew.
+                subscriptions.answered_write(conn, self.tables, local, idempotency_key)
+                conn.commit()
+            raise
+        if update.replayed:  # the key's number is new: an earlier write cannot have used it
+            raise _Replayed(f"the provider replayed the answer to {idempotency_key}")
+        return update
 
     def _complete(self, conn: sa.Connection, key: str, generation: int | None) -> bool:
         """Delete the outbox row if no newer change arrived; True when one did (another pass)."""
@@ -627,11 +644,13 @@ class _Replayed(TransientProviderError):
 
 def _key(
     subscription_id: str, item_id: str | None, local: LocalSubscription, number: int,
-    target: int,
+    target: int | str,
 ) -> str:
     """``fsb:{subscription}:{item}:{row}.{write number}:{target}``: derived from what the copy
-    recorded before the write left, so the same write has the same key, and no other has."""
-    return f"fsb:{subscription_id}:{item_id or 'seats'}:{local.id}.{number}:{target}"
+    recorded before the write left, so the same write has the same key, and no other has.
+    Seat types: ``item`` is ``types`` and ``target`` spells every type sent (``editor=2,...``).
+    """
+    return f"fsb:{subscription_id}:{item_id or 'seats'}:{local.id}.{number}:{target}"[:255]
 
 
 def _statements_alone(conn: sa.Connection, alone: bool) -> None:
@@ -679,4 +698,7 @@ def _still_current(snapshot: RemoteSubscription | None, local: LocalSubscription
         and snapshot.plan_name == local.plan_name
         and snapshot.cancel_at_period_end == local.cancel_at_period_end
         and snapshot.ended_at == local.ended_at
+        and (local.seat_types is None or (
+            snapshot.seats_by_type == local.seats_by_type
+            and (snapshot.seat_items_by_type or {}) == local.seat_items_by_type))
     )

@@ -73,6 +73,11 @@ def _subscriptions(metadata: sa.MetaData) -> sa.Table:
         # the copy only while it agrees with SEAT_BILLING_NAMESPACE (a restored dump in another
         # deployment must not write the subscriptions of the one it was copied from).
         sa.Column("namespace", sa.String(255)),
+        # A plan with seat types (``Plan.seat_prices``): each type's quantity and item as last
+        # recorded, ``{"seats": {type: n}, "items": {type: item id}}`` (NULL: none, or never
+        # recorded yet, so the next sync reads first). With it the engine writes a typed change
+        # from the copy in one request, as it does a single seat quantity.
+        sa.Column("seat_types", sa.JSON),
         sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
         sa.Column("updated_at", sa.DateTime, nullable=False, default=utcnow),
     )

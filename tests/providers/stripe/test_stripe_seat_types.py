@@ -268,3 +268,124 @@ def test_at_period_end_bills_a_promotion_now_and_lowers_the_old_type_at_the_end(
         lowering = _subscription_writes(stripe)[-1]
         assert lowering.params["proration_behavior"] == "none"
         assert t.billing.pending_seat_decrease(org.id) is None
+
+
+# -- one request per typed change (issue 16's fast path) ---------------------------------------
+
+
+def _sent(stripe: Any, before: int) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in stripe.requests.all()[before:]]
+
+
+def test_a_typed_change_to_a_current_copy_sends_one_request_the_write(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    """The copy holds each type's quantity and item: a join and a promotion are one request
+    each, the subscription update, with a key derived from the copy's write number."""
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        [viewer, _] = _members(t, org.id, "viewer", 2)
+        sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
+        row = t.billing.subscription_for(org.id)
+        assert row is not None and row.seats_by_type == {"editor": 1, "viewer": 2}
+        before = len(stripe.requests.all())
+
+        _members(t, org.id, "viewer", 1)
+        viewer.role = "editor"
+        t.db.session.commit()
+
+        assert _sent(stripe, before) == [("POST", f"/v1/subscriptions/{sub}")] * 2
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 2}
+        rows = ledger_rows(t)
+        assert [(r["seat_type"], r["from_seats"], r["to_seats"]) for r in rows] == [
+            ("viewer", 2, 3), ("editor", 1, 2), ("viewer", 3, 2)]
+        assert rows[0]["idempotency_key"] == f"fsb:{sub}:types:{row.id}.1:viewer=3"
+        assert rows[1]["idempotency_key"] == f"fsb:{sub}:types:{row.id}.2:editor=2,viewer=2"
+        after = t.billing.subscription_for(org.id)
+        assert after is not None
+        assert (after.seats_by_type, after.seats, after.write_key) == (
+            {"editor": 2, "viewer": 2}, 4, None)
+        assert t.billing.pending_syncs() == []
+
+
+def test_a_typed_write_refused_on_a_stale_copy_reads_and_writes_again(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    """The viewers' item removed in the dashboard, its webhook not delivered yet: the write
+    addressed to that item is refused, the sync reads, and writes the viewers anew (by price)."""
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        _members(t, org.id, "viewer", 2)
+        sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
+        [gone] = [i["id"] for i in stripe.subscription(sub)["items"]["data"]
+                  if i["price"]["id"] == VIEWER]
+        stripe.client().v1.subscriptions.update(sub, params={
+            "items": [{"id": gone, "deleted": True}], "proration_behavior": "none"})
+        before = len(stripe.requests.all())
+
+        _members(t, org.id, "viewer", 1)
+
+        assert _sent(stripe, before) == [("POST", f"/v1/subscriptions/{sub}"),
+                                         ("GET", f"/v1/subscriptions/{sub}"),
+                                         ("POST", f"/v1/subscriptions/{sub}")]
+        assert _quantities(stripe, sub) == {"editor": 1, "viewer": 3}
+        retried = _subscription_writes(stripe)[-1].params["items"]
+        retried = [retried[k] for k in sorted(retried, key=int)] if isinstance(
+            retried, dict) else retried
+        assert [(i.get("price"), int(i["quantity"])) for i in retried] == [(VIEWER, 3)]
+        row = t.billing.subscription_for(org.id)
+        assert row is not None and row.seats_by_type == {"editor": 1, "viewer": 3}
+        assert row.seat_items_by_type is not None and gone not in row.seat_items_by_type.values()
+        assert t.billing.pending_syncs() == []
+
+
+def test_a_copy_without_its_seat_types_reads_once_then_writes_from_the_copy(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    """A row recorded before the ``seat_types`` column: its first sync reads (and fills it), the
+    next one is the write alone."""
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        sub = _subscribe(t, stripe, org.id, editors=1, viewers=0)
+        table = t.db.metadata.tables["seat_billing_subscriptions"]
+        with t.db.engine.begin() as conn:
+            conn.execute(table.update().values(seat_types=None))
+        before = len(stripe.requests.all())
+
+        _members(t, org.id, "viewer", 1)
+        middle = len(stripe.requests.all())
+        _members(t, org.id, "viewer", 1)
+
+        assert _sent(stripe, before)[: middle - before] == [
+            ("GET", f"/v1/subscriptions/{sub}"), ("POST", f"/v1/subscriptions/{sub}")]
+        assert _sent(stripe, middle) == [("POST", f"/v1/subscriptions/{sub}")]
+        assert _quantities(stripe, sub) == {"editor": 1, "viewer": 2}
+
+
+def test_a_typed_write_in_doubt_is_settled_by_a_read(typed: AppUnderTest, stripe: Any) -> None:
+    """A write answered with a 500 (its outcome unknown to the engine): the next sync reads
+    first, then writes with a new key."""
+    t = typed
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 1)
+        sub = _subscribe(t, stripe, org.id, editors=1, viewers=0)
+        stripe.faults.fail_next(1, status=500, path_prefix=f"/v1/subscriptions/{sub}",
+                                method="POST")
+        _members(t, org.id, "viewer", 1)
+        assert _quantities(stripe, sub) == {"editor": 1}
+        before = len(stripe.requests.all())
+
+        t.billing.sync_organization(org.id)
+
+        assert _sent(stripe, before) == [("GET", f"/v1/subscriptions/{sub}"),
+                                         ("POST", f"/v1/subscriptions/{sub}")]
+        assert _quantities(stripe, sub) == {"editor": 1, "viewer": 1}
+        keys = [r["idempotency_key"] for r in ledger_rows(t)]
+        assert len(keys) == 1 and keys[0].endswith(".2:viewer=1")
