@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask
 
-from . import checkout, ledger, outbox, reconcile, seat_rules, subscriptions
+from . import checkout, ledger, outbox, reconcile, seat_rules, seat_types, subscriptions
 from .capture import listeners, marks_at_commit
 from .cli import seats as seats_group
 from .counting import SeatCount, SeatCounter, SeatRule
@@ -323,30 +323,43 @@ class SeatBilling:
         """Record a completed checkout now (for the success page), before its webhook lands."""
         return checkout.complete_checkout(get_state(), session_id)
 
-    def preview_seat_change(self, organization_id: Any, seats: int) -> SeatPreview:
+    def preview_seat_change(
+        self, organization_id: Any, seats: int | Mapping[str, int]
+    ) -> SeatPreview:
         """What moving the organization to ``seats`` would cost now (the prorated amount).
 
         Raises ``NotImplementedError`` where the provider cannot preview
-        (``provider.capabilities.invoice_preview``) or the plan has seat types, and
-        ``LookupError`` without a subscription.
+        (``provider.capabilities.invoice_preview``), and ``LookupError`` without a
+        subscription.
         With ``"at_period_end"`` decreases, a lower ``seats`` costs nothing now: the preview
         keeps ``to_seats`` at today's seats and says when ``seats_from_next_period`` begins
         (``takes_effect_at``), on every provider, without a provider call.
+
+        A plan with seat types takes ``seats`` as a mapping of some of its types to quantities
+        (``seats={"editor": 3, "viewer": 1}``: a promotion is both; types not named keep
+        theirs), priced as the one write a sync would send, with the decrease rule per type;
+        the preview then also has ``from_seats_by_type``, ``to_seats_by_type`` and
+        ``seats_from_next_period_by_type`` (``from_seats``/``to_seats`` are the totals). An
+        unknown type, or an int for such a plan, raises ``ValueError``/``TypeError`` naming
+        its types; a mapping for a plan of one seat price raises ``TypeError``.
         """
         state = get_state()
         local = self.subscription_for(organization_id)
         if local is None or local.status not in ACTIVE_STATUSES:
             raise LookupError(f"Organization {organization_id} has no active subscription.")
+        plan = state.catalog.get(local.plan_name) if local.plan_name else None
+        if plan is not None and plan.seat_prices:
+            wanted = seat_types.checked_quantities(plan, seats)
+            return seat_types.preview(state.provider, state.catalog, state.settings,
+                                      organization_id, local, wanted)
+        if isinstance(seats, Mapping):
+            raise TypeError(f"Plan {local.plan_name!r} has no seat types: pass seats as a "
+                            "number.")
         waiting = seat_rules.preview_decrease(state.catalog, state.settings, local, seats)
         if waiting is not None:
             return replace(waiting, organization_id=organization_id)
         if not state.provider.capabilities.invoice_preview:
             raise NotImplementedError(f"{state.provider.name} cannot preview a seat change.")
-        plan = state.catalog.get(local.plan_name) if local.plan_name else None
-        if plan is not None and plan.seat_prices:
-            raise NotImplementedError(
-                f"Plan {plan.name!r} has seat types; previewing one type's change is not "
-                "supported yet.")
         remote = state.provider.retrieve_subscription(local.provider_subscription_id)
         proration = state.provider.proration_for(remote, state.settings.proration_behavior)
         preview = state.provider.preview_seat_change(remote, seats, proration_behavior=proration)

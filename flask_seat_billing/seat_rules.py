@@ -203,22 +203,30 @@ def announce(
     )
 
 
+def decrease_waits(
+    catalog: PlanCatalog, settings: Settings, local: LocalSubscription, current: int, seats: int
+) -> bool:
+    """Whether a move from ``current`` to ``seats`` (the subscription's seats, or one seat
+    type's) waits for the renewal under the plan's rule, for a preview."""
+    rule = rule_for(catalog, local.plan_name, settings.seat_decrease)
+    return rule == AT_PERIOD_END and seats < current and local.status != "trialing"
+
+
 def preview_decrease(
     catalog: PlanCatalog, settings: Settings, local: LocalSubscription, seats: int
 ) -> SeatPreview | None:
     """The preview of a move to ``seats`` that would wait for the renewal, or None when the
     change would be billed (or credited) now and the provider must price it."""
-    rule = rule_for(catalog, local.plan_name, settings.seat_decrease)
     current = local.seats
-    if rule != AT_PERIOD_END or current is None or seats >= current or local.status == "trialing":
+    if current is None or not decrease_waits(catalog, settings, local, current, seats):
         return None
     return SeatPreview(
         organization_id=local.organization_key, from_seats=current, to_seats=current,
-        amount_due_now=0, prorated_amount=0, currency=_currency(catalog, local.plan_name),
+        amount_due_now=0, prorated_amount=0, currency=plan_currency(catalog, local.plan_name),
         seats_from_next_period=seats, takes_effect_at=local.current_period_end,
     )
 
 
-def _currency(catalog: PlanCatalog, plan_name: str | None) -> str:
+def plan_currency(catalog: PlanCatalog, plan_name: str | None) -> str:
     product = catalog.product_of.get(plan_name) if plan_name else None
     return (product.currency if product else "usd").lower()

@@ -16,7 +16,8 @@ write's idempotency key); the quantities per type after the write are also in th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +25,9 @@ import sqlalchemy as sa
 
 from . import ledger, outbox, seat_rules, subscriptions
 from .counting import SeatCounter
-from .plans import PlanCatalog
-from .providers.base import RemoteSubscription
+from .plans import Plan, PlanCatalog
+from .providers.base import BillingProvider, RemoteSubscription, SeatPreview
+from .settings import Settings
 from .subscriptions import LocalSubscription
 
 if TYPE_CHECKING:
@@ -195,3 +197,77 @@ def drifted_types(
         if snapshot is None or snapshot.seats_by_type is None or changes(snapshot, wanted):
             drifted[c.key] = wanted
     return drifted
+
+
+def checked_quantities(plan: Plan, seats: object) -> dict[str, int]:
+    """``seats`` of a preview for a plan with seat types: a mapping of some of its types to
+    quantities (types not named keep theirs); refused, naming the plan's types, otherwise."""
+    known = ", ".join(repr(k) for k in plan.seat_types)
+    if not isinstance(seats, Mapping):
+        raise TypeError(
+            f"Plan {plan.name!r} has seat types ({known}): pass seats as a mapping of types to "
+            f"quantities, e.g. seats={{{plan.seat_types[0]!r}: 3}}, not {seats!r}.")
+    unknown = [k for k in seats if k not in plan.seat_types]
+    if unknown:
+        raise ValueError(f"Plan {plan.name!r} has no seat type {unknown[0]!r}; its types are "
+                         f"{known}.")
+    wanted: dict[str, int] = {}
+    for kind, quantity in seats.items():
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+            raise ValueError(f"Seats of type {kind!r} must be a whole number >= 0, not "
+                             f"{quantity!r}.")
+        wanted[str(kind)] = quantity
+    return wanted
+
+
+def preview(
+    provider: BillingProvider, catalog: PlanCatalog, settings: Settings, organization_id: Any,
+    local: LocalSubscription, wanted: dict[str, int],
+) -> SeatPreview:
+    """What moving these seat types to ``wanted`` would cost now, as one write would send it.
+
+    The rule per type, as a sync applies it: an increase (and, under ``"immediately"``, a
+    decrease) is priced by the provider in one preview of all of them; under
+    ``"at_period_end"`` a decrease costs nothing now (``to_seats_by_type`` keeps the type's
+    quantity) and shows in ``seats_from_next_period_by_type`` from ``takes_effect_at``. The
+    quantities now are the local copy's; the provider is read when a change must be priced
+    (or the copy has no quantities per type yet), and the preview is made from that read.
+    """
+    current = local.seats_by_type
+    remote: RemoteSubscription | None = None
+    if current is None:
+        remote = provider.retrieve_subscription(local.provider_subscription_id)
+        current = remote.seats_by_type or {}
+
+    def split(now: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+        moving = {k: n for k, n in wanted.items() if n != now.get(k, 0)}
+        waiting = {k: n for k, n in moving.items()
+                   if seat_rules.decrease_waits(catalog, settings, local, now.get(k, 0), n)}
+        return {k: n for k, n in moving.items() if k not in waiting}, waiting
+
+    billed, waiting = split(current)
+    if billed and remote is None:  # priced by the provider: from what it holds now
+        remote = provider.retrieve_subscription(local.provider_subscription_id)
+        current = remote.seats_by_type or {}
+        billed, waiting = split(current)
+    plan = catalog.get(local.plan_name) if local.plan_name else None
+    before = {k: current.get(k, 0) for k in (plan.seat_types if plan else current)}
+    if billed:
+        assert remote is not None
+        if not provider.capabilities.invoice_preview:
+            raise NotImplementedError(f"{provider.name} cannot preview a seat change.")
+        proration = provider.proration_for(remote, settings.proration_behavior)
+        priced = provider.preview_seat_types(remote, billed, proration_behavior=proration)
+    else:
+        priced = SeatPreview(
+            organization_id=None, from_seats=sum(before.values()),
+            to_seats=sum(before.values()), amount_due_now=0, prorated_amount=0,
+            currency=seat_rules.plan_currency(catalog, local.plan_name))
+    now = {**before, **billed}
+    later = {**now, **waiting} if waiting else None
+    end = remote.current_period_end if remote is not None else local.current_period_end
+    return replace(
+        priced, organization_id=organization_id, from_seats=sum(before.values()),
+        to_seats=sum(now.values()), from_seats_by_type=before, to_seats_by_type=now,
+        seats_from_next_period=sum(later.values()) if later else None,
+        seats_from_next_period_by_type=later, takes_effect_at=end if later else None)

@@ -159,6 +159,13 @@ class SeatPreview:
     """With ``"at_period_end"`` decreases: the seats billed from the renewal on, while
     ``to_seats`` stays what is billed until then; ``takes_effect_at`` is the renewal."""
     takes_effect_at: datetime | None = None
+    from_seats_by_type: dict[str, int] | None = None
+    """A plan with seat types: each type's quantity now (``from_seats`` is their total)."""
+    to_seats_by_type: dict[str, int] | None = None
+    """Each type's quantity billed from now on until the renewal (a decrease that waits for
+    the period's end keeps today's), ``to_seats`` their total."""
+    seats_from_next_period_by_type: dict[str, int] | None = None
+    """With ``"at_period_end"`` decreases: each type's quantity from the renewal on."""
 
 
 def shown(value: object) -> str:
@@ -228,6 +235,14 @@ class BillingProvider(ABC):
         self, subscription: RemoteSubscription, quantity: int, *, proration_behavior: str
     ) -> SeatPreview:
         raise NotImplementedError(f"{self.name} cannot preview a seat change")
+
+    def preview_seat_types(
+        self, subscription: RemoteSubscription, quantities: dict[str, int], *,
+        proration_behavior: str,
+    ) -> SeatPreview:
+        """What setting several seat types' quantities in one write would cost now (the
+        write of :meth:`update_seat_types`); ``to_seats`` is the total after it."""
+        raise NotImplementedError(f"{self.name} cannot preview a change of seat types")
 
     def sync_state(self, subscription: RemoteSubscription) -> str:
         """``billable``, ``held`` or ``ended``: may a seat quantity be sent to it now?

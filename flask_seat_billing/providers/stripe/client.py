@@ -199,17 +199,7 @@ class StripeProvider(BillingProvider):
         """One ``POST /v1/subscriptions/{id}`` with an entry per changed seat type: existing
         items by id, a type without an item by its price, so one membership change (a
         promotion moves two types) is one proration and one invoice line pair."""
-        plan = self.catalog.get(subscription.plan_name) if subscription.plan_name else None
-        if plan is None or not plan.seat_prices:
-            raise ValueError(f"Subscription {subscription.id} has no seat types.")
-        items: list[dict[str, Any]] = []
-        for kind, quantity in sorted(quantities.items()):
-            item_id = (subscription.seat_items_by_type or {}).get(kind)
-            if item_id is not None:
-                items.append({"id": stripe_id(item_id, "subscription item"),
-                              "quantity": quantity})
-            else:
-                items.append({"price": plan.seat_prices[kind], "quantity": quantity})
+        items = self._type_items(subscription, quantities)
         sub_id = stripe_id(subscription.id, "subscription")
         # A raw request like ``update_seats``: the key and retries are the SDK's, the answer
         # plain JSON; ``Idempotent-Replayed`` says it was applied by an earlier request.
@@ -221,6 +211,24 @@ class StripeProvider(BillingProvider):
         replayed = str(headers.get("idempotent-replayed", "")).lower() == "true"
         return SeatUpdate(subscription=self.to_remote(response.data),
                           currency=subscription.currency, replayed=replayed)
+
+    def _type_items(
+        self, subscription: RemoteSubscription, quantities: dict[str, int]
+    ) -> list[dict[str, Any]]:
+        """``items`` entries setting these seat types: an existing item by id, a type without
+        one by its price (Stripe adds the item)."""
+        plan = self.catalog.get(subscription.plan_name) if subscription.plan_name else None
+        if plan is None or not plan.seat_prices:
+            raise ValueError(f"Subscription {subscription.id} has no seat types.")
+        items: list[dict[str, Any]] = []
+        for kind, quantity in sorted(quantities.items()):
+            item_id = (subscription.seat_items_by_type or {}).get(kind)
+            if item_id is not None:
+                items.append({"id": stripe_id(item_id, "subscription item"),
+                              "quantity": quantity})
+            else:
+                items.append({"price": plan.seat_prices[kind], "quantity": quantity})
+        return items
 
     # -- checkout, portal, preview ------------------------------------------------------------
 
@@ -242,6 +250,21 @@ class StripeProvider(BillingProvider):
         return preview.preview_seat_change(
             self.client, subscription, quantity, proration_behavior=proration_behavior
         )
+
+    def preview_seat_types(
+        self, subscription: RemoteSubscription, quantities: dict[str, int], *,
+        proration_behavior: str,
+    ) -> SeatPreview:
+        """The invoice preview of :meth:`update_seat_types`'s request, against one that
+        leaves the same items as they are (see :func:`.preview.preview_items`)."""
+        current = subscription.seats_by_type or {}
+        unchanged = {k: current.get(k, 0) for k in quantities
+                     if k in (subscription.seat_items_by_type or {})}
+        total = sum({**current, **quantities}.values())
+        return preview.preview_items(
+            self.client, subscription, self._type_items(subscription, unchanged),
+            self._type_items(subscription, quantities), to_seats=total,
+            proration_behavior=proration_behavior)
 
     # -- resync paging and check-config ---------------------------------------------------------
 

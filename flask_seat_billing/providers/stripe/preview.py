@@ -32,23 +32,39 @@ def preview_seat_change(
     item_id = subscription.seat_item_id
     if item_id is None:
         raise ValueError(f"Subscription {subscription.id} has no seat item to preview.")
+    now = subscription.seats if subscription.seats is not None else quantity
+    return preview_items(
+        client, subscription, [{"id": item_id, "quantity": now}],
+        [{"id": item_id, "quantity": quantity}], to_seats=quantity,
+        proration_behavior=proration_behavior)
+
+
+def preview_items(
+    client: stripe.StripeClient, subscription: RemoteSubscription,
+    unchanged_items: list[dict[str, Any]], changed_items: list[dict[str, Any]], *,
+    to_seats: int, proration_behavior: str,
+) -> SeatPreview:
+    """The proration lines that ``changed_items`` (``subscription_details[items]`` entries:
+    one seat item, or several seat types, a new type by its price) adds to a preview that
+    sends ``unchanged_items`` (the same items at their quantities now) at the same
+    ``proration_date``: see :func:`preview_seat_change`."""
     proration_date = int(time.time())
     behavior = proration_behavior if proration_behavior != "none" else "create_prorations"
 
-    def preview(seats: int) -> dict[str, Any]:
+    def preview(items: list[dict[str, Any]]) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "proration_behavior": behavior, "proration_date": proration_date}
+        if items:  # a change that only adds items: the preview of the subscription as it is
+            details["items"] = items
         params: dict[str, Any] = {
             "customer": subscription.customer_id,
             "subscription": subscription.id,
-            "subscription_details": {
-                "items": [{"id": item_id, "quantity": seats}],
-                "proration_behavior": behavior,
-                "proration_date": proration_date,
-            },
+            "subscription_details": details,
         }
         return plain(call(lambda: client.v1.invoices.create_preview(params=params)))  # type: ignore[arg-type]
 
-    unchanged = preview(subscription.seats if subscription.seats is not None else quantity)
-    invoice = preview(quantity)
+    unchanged = preview(unchanged_items)
+    invoice = preview(changed_items)
     already = Counter(_line_key(line) for line in _proration_lines(client, unchanged))
     change_lines = []
     for line in _proration_lines(client, invoice):
@@ -63,7 +79,7 @@ def preview_seat_change(
     return SeatPreview(
         organization_id=None,
         from_seats=subscription.seats or 0,
-        to_seats=quantity,
+        to_seats=to_seats,
         amount_due_now=prorated if proration_behavior == "always_invoice" else 0,
         prorated_amount=prorated,
         currency=str(invoice.get("currency") or subscription.currency or "usd"),

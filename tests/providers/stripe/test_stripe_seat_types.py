@@ -15,7 +15,7 @@ import pytest
 from flask_seat_billing import Plan, Product, signals
 from flask_seat_billing.errors import ConfigurationError, SeatLimitReached
 from tests.apps import AppUnderTest, products
-from tests.conftest import AppFactory
+from tests.conftest import AppFactory, subscribe
 from tests.helpers import ledger_rows
 
 STUDIO_BASE = "price_studio_m"
@@ -35,12 +35,19 @@ def _catalog() -> list[Product]:
     return [*products(), Product(id="studio", name="Studio", plans=[STUDIO])]
 
 
-@pytest.fixture
-def typed(make_app: AppFactory, stripe: Any) -> AppUnderTest:
+def _studio_app(
+    make_app: AppFactory, stripe: Any, config: dict[str, Any] | None = None, **options: Any
+) -> AppUnderTest:
+    """An app with the studio plan, its prices created in the stand-in."""
     product = stripe.create_product(name="Studio")["id"]
     for price, amount in ((STUDIO_BASE, 4900), (EDITOR, 1500), (VIEWER, 500)):
         stripe.create_price(id=price, product=product, unit_amount=amount, interval="month")
-    return make_app(products=_catalog(), seat_type=lambda M: M.role)
+    return make_app(config, products=_catalog(), seat_type=lambda M: M.role, **options)
+
+
+@pytest.fixture
+def typed(make_app: AppFactory, stripe: Any) -> AppUnderTest:
+    return _studio_app(make_app, stripe)
 
 
 def _members(t: AppUnderTest, org_id: Any, role: str, count: int) -> list[Any]:
@@ -59,6 +66,15 @@ def _subscribe(t: AppUnderTest, stripe: Any, org_id: Any, editors: int, viewers:
         items=items, metadata={"organization_id": str(org_id), "plan": STUDIO.name})
     t.billing.link_subscription(org_id, sub["id"])
     return str(sub["id"])
+
+
+def _typed_org(t: AppUnderTest, stripe: Any, editors: int, viewers: int) -> tuple[Any, str, Any]:
+    """An organization of ``editors`` and ``viewers``, subscribed: (org, subscription, viewers)."""
+    org = t.add_organization()
+    _members(t, org.id, "editor", editors)
+    found = _members(t, org.id, "viewer", viewers) if viewers else []
+    sub = _subscribe(t, stripe, org.id, editors=editors, viewers=viewers)
+    return org, sub, found
 
 
 def _quantities(stripe: Any, sub: str) -> dict[str, int]:
@@ -236,11 +252,8 @@ def test_status_shows_billable_seats_per_type(typed: AppUnderTest, stripe: Any) 
 def test_at_period_end_bills_a_promotion_now_and_lowers_the_old_type_at_the_end(
     make_app: AppFactory, stripe: Any
 ) -> None:
-    product = stripe.create_product(name="Studio")["id"]
-    for price, amount in ((STUDIO_BASE, 4900), (EDITOR, 1500), (VIEWER, 500)):
-        stripe.create_price(id=price, product=product, unit_amount=amount, interval="month")
-    t = make_app({"SEAT_BILLING_SEAT_DECREASE": "at_period_end"}, products=_catalog(),
-                 seat_type=lambda M: M.role, clock=stripe.clock)
+    t = _studio_app(make_app, stripe, {"SEAT_BILLING_SEAT_DECREASE": "at_period_end"},
+                    clock=stripe.clock)
     with t.app.app_context():
         org = t.add_organization()
         _members(t, org.id, "editor", 1)
@@ -284,10 +297,7 @@ def test_a_typed_change_to_a_current_copy_sends_one_request_the_write(
     each, the subscription update, with a key derived from the copy's write number."""
     t = typed
     with t.app.app_context():
-        org = t.add_organization()
-        _members(t, org.id, "editor", 1)
-        [viewer, _] = _members(t, org.id, "viewer", 2)
-        sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
+        org, sub, [viewer, _] = _typed_org(t, stripe, editors=1, viewers=2)
         row = t.billing.subscription_for(org.id)
         assert row is not None and row.seats_by_type == {"editor": 1, "viewer": 2}
         before = len(stripe.requests.all())
@@ -317,10 +327,7 @@ def test_a_typed_write_refused_on_a_stale_copy_reads_and_writes_again(
     addressed to that item is refused, the sync reads, and writes the viewers anew (by price)."""
     t = typed
     with t.app.app_context():
-        org = t.add_organization()
-        _members(t, org.id, "editor", 1)
-        _members(t, org.id, "viewer", 2)
-        sub = _subscribe(t, stripe, org.id, editors=1, viewers=2)
+        org, sub, _ = _typed_org(t, stripe, editors=1, viewers=2)
         [gone] = [i["id"] for i in stripe.subscription(sub)["items"]["data"]
                   if i["price"]["id"] == VIEWER]
         stripe.client().v1.subscriptions.update(sub, params={
@@ -350,9 +357,7 @@ def test_a_copy_without_its_seat_types_reads_once_then_writes_from_the_copy(
     next one is the write alone."""
     t = typed
     with t.app.app_context():
-        org = t.add_organization()
-        _members(t, org.id, "editor", 1)
-        sub = _subscribe(t, stripe, org.id, editors=1, viewers=0)
+        org, sub, _ = _typed_org(t, stripe, editors=1, viewers=0)
         table = t.db.metadata.tables["seat_billing_subscriptions"]
         with t.db.engine.begin() as conn:
             conn.execute(table.update().values(seat_types=None))
@@ -373,9 +378,7 @@ def test_a_typed_write_in_doubt_is_settled_by_a_read(typed: AppUnderTest, stripe
     first, then writes with a new key."""
     t = typed
     with t.app.app_context():
-        org = t.add_organization()
-        _members(t, org.id, "editor", 1)
-        sub = _subscribe(t, stripe, org.id, editors=1, viewers=0)
+        org, sub, _ = _typed_org(t, stripe, editors=1, viewers=0)
         stripe.faults.fail_next(1, status=500, path_prefix=f"/v1/subscriptions/{sub}",
                                 method="POST")
         _members(t, org.id, "viewer", 1)
@@ -389,3 +392,101 @@ def test_a_typed_write_in_doubt_is_settled_by_a_read(typed: AppUnderTest, stripe
         assert _quantities(stripe, sub) == {"editor": 1, "viewer": 1}
         keys = [r["idempotency_key"] for r in ledger_rows(t)]
         assert len(keys) == 1 and keys[0].endswith(".2:viewer=1")
+
+
+# -- preview_seat_change with seat types ---------------------------------------------------------
+
+
+def test_a_promotion_is_previewed_as_the_one_write_that_bills_it(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    """Editor +1 and viewer -1 priced together, by Stripe's invoice preview: what the preview
+    says is what the promotion then adds to the next invoice."""
+    t = typed
+    with t.app.app_context():
+        org, sub, [viewer, _] = _typed_org(t, stripe, editors=1, viewers=2)
+
+        preview = t.billing.preview_seat_change(org.id, {"editor": 2, "viewer": 1})
+
+        assert (preview.from_seats, preview.to_seats) == (3, 3)
+        assert preview.from_seats_by_type == {"editor": 1, "viewer": 2}
+        assert preview.to_seats_by_type == {"editor": 2, "viewer": 1}
+        assert preview.seats_from_next_period is None
+        assert abs(preview.prorated_amount - (1500 - 500)) <= 2
+        assert sorted(line["amount"] for line in preview.lines) == pytest.approx(
+            [-500, 1500], abs=2)
+        assert _subscription_writes(stripe) == []  # a preview changes nothing
+
+        viewer.role = "editor"
+        t.db.session.commit()
+
+        billed = stripe.invoice_items(sub, pending=True)
+        assert sum(int(i["amount"]) for i in billed) == pytest.approx(
+            preview.prorated_amount, abs=2)
+
+
+def test_a_type_without_an_item_is_previewed_by_its_price(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    t = typed
+    with t.app.app_context():
+        org, sub, _ = _typed_org(t, stripe, editors=2, viewers=0)
+
+        preview = t.billing.preview_seat_change(org.id, {"viewer": 2})
+
+        assert preview.to_seats_by_type == {"editor": 2, "viewer": 2}
+        assert (preview.from_seats, preview.to_seats) == (2, 4)
+        assert abs(preview.prorated_amount - 2 * 500) <= 2
+        [line] = preview.lines
+        assert line["quantity"] == 2
+        assert _quantities(stripe, sub) == {"editor": 2}
+
+
+def test_at_period_end_previews_a_promotion_as_billed_now_and_lowered_at_the_renewal(
+    make_app: AppFactory, stripe: Any
+) -> None:
+    t = _studio_app(make_app, stripe, {"SEAT_BILLING_SEAT_DECREASE": "at_period_end"},
+                    clock=stripe.clock)
+    with t.app.app_context():
+        org, sub, _ = _typed_org(t, stripe, editors=1, viewers=2)
+        end = datetime.fromtimestamp(
+            int(stripe.subscription(sub)["items"]["data"][0]["current_period_end"]),
+            timezone.utc).replace(tzinfo=None)
+
+        promotion = t.billing.preview_seat_change(org.id, {"editor": 2, "viewer": 1})
+        before = len(stripe.requests.all())
+        decrease = t.billing.preview_seat_change(org.id, {"viewer": 0})
+
+        assert promotion.to_seats_by_type == {"editor": 2, "viewer": 2}  # no credit now
+        assert promotion.seats_from_next_period_by_type == {"editor": 2, "viewer": 1}
+        assert (promotion.to_seats, promotion.seats_from_next_period) == (4, 3)
+        assert promotion.takes_effect_at == end
+        assert abs(promotion.prorated_amount - 1500) <= 2  # the editor alone
+        assert [line["amount"] for line in promotion.lines] == pytest.approx([1500], abs=2)
+
+        assert (decrease.prorated_amount, decrease.amount_due_now) == (0, 0)
+        assert decrease.to_seats_by_type == {"editor": 1, "viewer": 2}
+        assert decrease.seats_from_next_period_by_type == {"editor": 1, "viewer": 0}
+        assert decrease.takes_effect_at == end
+        assert stripe.requests.all()[before:] == []  # decided from the local copy
+
+
+def test_a_preview_names_the_plans_seat_types_when_asked_wrongly(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    with typed.app.app_context():
+        single = typed.add_organization()
+        typed.add_members(single.id, 2)
+        subscribe(typed, stripe, single.id)
+        org, _, _ = _typed_org(typed, stripe, editors=1, viewers=1)
+        t = typed
+
+        with pytest.raises(ValueError, match="no seat type 'admin'.*'editor', 'viewer'"):
+            t.billing.preview_seat_change(org.id, {"admin": 1})
+        with pytest.raises(TypeError, match=r"seat types \('editor', 'viewer'\)"):
+            t.billing.preview_seat_change(org.id, 3)
+        with pytest.raises(ValueError, match="whole number"):
+            t.billing.preview_seat_change(org.id, {"editor": -1})
+        with pytest.raises(TypeError, match="has no seat types"):
+            t.billing.preview_seat_change(single.id, {"editor": 1})
+        assert t.billing.preview_seat_change(single.id, 3).to_seats == 3  # as before
