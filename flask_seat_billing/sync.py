@@ -13,8 +13,9 @@ One pass, under the organization's lock:
    subscription canceled or paused, an idempotency conflict); a snapshot from a listing
    (resync) stands in for that read while it still agrees with the copy. The decrease rule
    (:mod:`.seat_rules`) decides from the copy too; it reads first only when the copy lacks
-   what the rule needs (seat types, Polar's pending update, a period already over: see
-   ``SyncEngine._copy_suffices``);
+   what the rule needs (Polar's pending update, a period already over, quantities per seat
+   type not recorded yet: see ``SyncEngine._copy_suffices``). A plan with seat types is the
+   same pass, its one write carrying every type that moved (:mod:`.seat_types`);
 3. before the write leaves, the copy records it (``write_seq`` + 1, ``write_key``) in the same
    commit as anything observed: the key, ``fsb:{sub}:{item}:{row}.{seq}:{target}``, is derived
    from that durable number, so it is the same for the SDK's network retries of the call and
