@@ -108,6 +108,15 @@ def sync_types(
     )
     subscriptions.upsert(conn, engine.tables, engine.provider.name, after, key)
     before = remote.seats_by_type or {}
+    # Written from the copy, the answer (the whole subscription) is the read: a type it shows
+    # elsewhere than the copy said moved unseen (a dashboard edit whose webhook is not in):
+    # its step goes in the ledger, and another pass, from the answer now kept, corrects it.
+    unseen = {} if read else {k: n for k, n in (after.seats_by_type or {}).items()
+                              if k not in moving and n != before.get(k, 0)}
+    for kind, quantity in sorted(unseen.items()):
+        ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
+                      from_seats=before.get(kind, 0), to_seats=quantity, reason="observed",
+                      seat_type=kind)
     for kind, quantity in sorted(moving.items()):  # one row per type the write moved
         ledger.append(
             conn, engine.tables, organization_key=key, subscription_id=remote.id,
@@ -120,6 +129,9 @@ def sync_types(
         outbox.schedule(conn, engine.tables, key, generation, due, total)
     else:
         again = engine._complete(conn, key, generation)
+    if unseen and not again:
+        outbox.mark(conn, engine.tables, [key])
+        again = True
     conn.commit()
     engine._signal_synced(result, reason)
     return result, again

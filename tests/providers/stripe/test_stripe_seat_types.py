@@ -490,3 +490,28 @@ def test_a_preview_names_the_plans_seat_types_when_asked_wrongly(
         with pytest.raises(TypeError, match="has no seat types"):
             t.billing.preview_seat_change(single.id, {"editor": 1})
         assert t.billing.preview_seat_change(single.id, 3).to_seats == 3  # as before
+
+
+def test_a_type_moved_unseen_shows_in_the_answer_and_is_corrected_next(
+    typed: AppUnderTest, stripe: Any
+) -> None:
+    """A dashboard promotion whose webhook is not in (the copy still says 1 editor, 2 viewers),
+    then a viewer joins: the write from the copy moves the viewers; its answer, the whole
+    subscription, shows the editors moved too, which is recorded and corrected by a second
+    write, as the read-first pass did."""
+    t = typed
+    with t.app.app_context():
+        org, sub, _ = _typed_org(t, stripe, editors=1, viewers=2)
+        stripe.set_seats(sub, 2, _item_of(EDITOR))
+        stripe.set_seats(sub, 1, _item_of(VIEWER))
+        before = len(stripe.requests.all())
+
+        _members(t, org.id, "viewer", 1)
+
+        assert _sent(stripe, before) == [("POST", f"/v1/subscriptions/{sub}")] * 2
+        assert _quantities(stripe, sub) == {"editor": 1, "viewer": 3}
+        rows = [(r["seat_type"], r["from_seats"], r["to_seats"], r["reason"])
+                for r in ledger_rows(t)]
+        assert rows == [("editor", 1, 2, "observed"), ("viewer", 2, 3, "membership"),
+                        ("editor", 2, 1, "membership")]
+        assert t.billing.pending_syncs() == []
