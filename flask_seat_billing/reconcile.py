@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
-from . import ledger, outbox, ownership, seat_rules, signals, subscriptions
+from . import ledger, outbox, ownership, seat_rules, seat_types, signals, subscriptions
 from .fresh_reads import READS
 from .locks import organization_lock
 from .providers.base import BILLABLE, HELD, RemoteSubscription
@@ -250,7 +250,13 @@ def _store(
     # ledger, as a ``next_period`` write) is not a change made elsewhere.
     external = external and not seat_rules.applied_at_renewal(
         conn, state.tables, before.seats if before else None, remote)
-    if external and owner:
+    # Seat types: one row per type that moved (a promotion in the dashboard keeps the total).
+    moved = seat_types.steps(before, remote) if billable_now and owner else {}
+    for kind, (was, now) in moved.items():
+        assert owner is not None
+        ledger.append(conn, state.tables, organization_key=owner, subscription_id=remote.id,
+                      from_seats=was, to_seats=now, reason="external", seat_type=kind)
+    if external and owner and not moved:
         ledger.append(
             conn, state.tables, organization_key=owner,
             subscription_id=remote.id, from_seats=before.seats if before else None,
@@ -298,8 +304,12 @@ def _owed_or_drifted(
         return True
     if state.settings.external_change != "correct":
         return False
-    billable = state.counter.billable(conn, state.schema.parse_key(key))
-    return remote.seats != billable
+    organization_id = state.schema.parse_key(key)
+    if remote.seats_by_type is not None:  # seat types: a move between types is drift too
+        wanted = seat_types.wanted_by_type(state.counter, state.catalog, conn, organization_id,
+                                           remote)
+        return bool(seat_types.changes(remote, wanted))
+    return remote.seats != state.counter.billable(conn, organization_id)
 
 
 def _announce(state: SeatBillingState, applied: Applied, source: str) -> None:

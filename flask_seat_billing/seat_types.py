@@ -37,10 +37,28 @@ if TYPE_CHECKING:
 def targets(engine: SyncEngine, conn: sa.Connection, organization_id: Any,
             remote: RemoteSubscription) -> dict[str, int]:
     """The quantity each of the plan's seat types should have now."""
-    plan = engine.catalog.get(remote.plan_name) if remote.plan_name else None
+    return wanted_by_type(engine.counter, engine.catalog, conn, organization_id, remote)
+
+
+def wanted_by_type(counter: SeatCounter, catalog: PlanCatalog, conn: sa.Connection,
+                   organization_id: Any, remote: RemoteSubscription) -> dict[str, int]:
+    """:func:`targets` from the counter and the catalog (for an observation, a webhook)."""
+    plan = catalog.get(remote.plan_name) if remote.plan_name else None
     kinds = plan.seat_types if plan is not None else ()
-    counts = engine.counter.count_by_type(conn, organization_id)
+    counts = counter.count_by_type(conn, organization_id)
     return {kind: counts.get(kind, 0) for kind in kinds}
+
+
+def steps(
+    before: LocalSubscription | None, remote: RemoteSubscription
+) -> dict[str, tuple[int, int]]:
+    """The seat types an observation shows moved since the copy recorded them, (from, to)
+    each; empty when either side has no quantities per type."""
+    was = before.seats_by_type if before is not None else None
+    now = remote.seats_by_type
+    if was is None or now is None:
+        return {}
+    return {k: (was.get(k, 0), n) for k, n in sorted(now.items()) if was.get(k, 0) != n}
 
 
 def changes(remote: RemoteSubscription, wanted: dict[str, int]) -> dict[str, int]:
@@ -53,8 +71,7 @@ def changes(remote: RemoteSubscription, wanted: dict[str, int]) -> dict[str, int
 
 def sync_types(
     engine: SyncEngine, conn: sa.Connection, key: str, generation: int | None, reason: str,
-    local: LocalSubscription, remote: RemoteSubscription, observed_from: int | None,
-    *, read: bool = True,
+    local: LocalSubscription, remote: RemoteSubscription, *, read: bool = True,
 ) -> tuple[SyncResult, bool]:
     """One pass for a subscription with seat types; called by the engine under the lock.
 
@@ -69,11 +86,14 @@ def sync_types(
     derived from that number and the quantities sent (``fsb:{sub}:types:{row}.{seq}:{type=n,
     ...}``), so the SDK's retries of the call share it and no later write does; the outcome
     (copy with each type's new quantity and item, ledger rows, outbox) is recorded in one
-    transaction after the answer.
+    transaction after the answer. What a read shows moved since the copy (a write whose answer
+    was lost, a dashboard edit) goes in the ledger first, a row per type, so it has no gap.
     """
     from .sync import SyncResult, _key
 
     organization_id = engine.counter.schema.parse_key(key)
+    if read:
+        _observe(engine, conn, key, local, remote)
     wanted = targets(engine, conn, organization_id, remote)
     total = sum(wanted.values())
     moving = changes(remote, wanted)
@@ -81,8 +101,7 @@ def sync_types(
         return engine._finish(conn, key, generation, SyncResult(
             organization_id, "unchanged", billable=total, from_seats=remote.seats,
             to_seats=remote.seats, subscription_id=remote.id,
-            seats_by_type=dict(remote.seats_by_type or {})), remote=remote if read else None,
-            observed_from=observed_from)
+            seats_by_type=dict(remote.seats_by_type or {})), remote=remote if read else None)
     proration = engine.provider.proration_for(remote, engine.settings.proration_behavior)
     entry = outbox.read(conn, engine.tables, key)
     held, due, proration = _period_end(engine, remote, moving, entry, proration)
@@ -91,11 +110,8 @@ def sync_types(
         assert due is not None
         return _schedule(engine, conn, key, generation, entry, remote, organization_id,
                          total, due, store=read), False
-    if read:  # keep what the read saw (and the step it shows) before the write leaves
+    if read:  # keep what the read saw before the write leaves
         subscriptions.upsert(conn, engine.tables, engine.provider.name, remote, key)
-        if observed_from is not None and remote.seats is not None:
-            ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
-                          from_seats=observed_from, to_seats=remote.seats, reason="observed")
     spelled = ",".join(f"{k}={n}" for k, n in sorted(moving.items()))
     idempotency_key = _key(remote.id, "types", local, local.write_seq + 1, spelled)
     update = engine._send(conn, local, idempotency_key, lambda: engine.provider.update_seat_types(
@@ -135,6 +151,21 @@ def sync_types(
     conn.commit()
     engine._signal_synced(result, reason)
     return result, again
+
+
+def _observe(
+    engine: SyncEngine, conn: sa.Connection, key: str, local: LocalSubscription,
+    remote: RemoteSubscription,
+) -> None:
+    """Ledger rows for what a read shows moved since the copy: one per seat type, or the
+    total when the copy has no quantities per type (recorded before the column)."""
+    moved = steps(local, remote)
+    for kind, (was, now) in moved.items():
+        ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
+                      from_seats=was, to_seats=now, reason="observed", seat_type=kind)
+    if not moved and local.seats is not None and remote.seats not in (None, local.seats):
+        ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
+                      from_seats=local.seats, to_seats=int(remote.seats or 0), reason="observed")
 
 
 def _period_end(

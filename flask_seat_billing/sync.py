@@ -314,7 +314,7 @@ class SyncEngine:
                 from_seats=copy.seats), copy), False
         if typed:  # several seat types: the copy holds each type's quantity and item
             return seat_types.sync_types(self, conn, key, generation, reason, local, copy,
-                                         None, read=False)
+                                         read=False)
         if decision is None:  # ended, or no seat item
             action = "no_subscription" if state == ENDED else "not_seat_billed"
             return self._finish(conn, key, generation, SyncResult(
@@ -381,8 +381,7 @@ class SyncEngine:
                 organization_id, action, billable=billable, subscription_id=remote.id,
                 from_seats=remote.seats), remote=remote)
         if remote.seats_by_type is not None:  # several seat types: one write for all
-            return seat_types.sync_types(self, conn, key, generation, reason, local, remote,
-                                         local.seats if local.seats != remote.seats else None)
+            return seat_types.sync_types(self, conn, key, generation, reason, local, remote)
         decision = self._decide(remote, billable, entry)
         if decision.action == seat_rules.SCHEDULE:
             return self._schedule(conn, key, generation, entry, decision, SyncResult(

@@ -14,6 +14,7 @@ import pytest
 
 from flask_seat_billing import Plan, Product, signals
 from flask_seat_billing.errors import ConfigurationError, SeatLimitReached
+from tests import web_helpers
 from tests.apps import AppUnderTest, products
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import ledger_rows
@@ -347,6 +348,10 @@ def test_a_typed_write_refused_on_a_stale_copy_reads_and_writes_again(
         row = t.billing.subscription_for(org.id)
         assert row is not None and row.seats_by_type == {"editor": 1, "viewer": 3}
         assert row.seat_items_by_type is not None and gone not in row.seat_items_by_type.values()
+        # the read's step first (the viewers' item gone), then the write: no gap
+        assert [(r["seat_type"], r["from_seats"], r["to_seats"], r["reason"])
+                for r in ledger_rows(t)] == [("viewer", 2, 0, "observed"),
+                                             ("viewer", 0, 3, "membership")]
         assert t.billing.pending_syncs() == []
 
 
@@ -515,3 +520,32 @@ def test_a_type_moved_unseen_shows_in_the_answer_and_is_corrected_next(
         assert rows == [("editor", 1, 2, "observed"), ("viewer", 2, 3, "membership"),
                         ("editor", 2, 1, "membership")]
         assert t.billing.pending_syncs() == []
+
+
+@pytest.mark.parametrize("mode", ["accept", "correct"])
+def test_a_dashboard_promotion_is_in_the_ledger_per_type_and_corrected_if_asked(
+    make_app: AppFactory, stripe: Any, mode: str
+) -> None:
+    """Its webhook delivered: one external row per type (the total did not move), and under
+    ``SEAT_BILLING_EXTERNAL_CHANGE = "correct"`` a sync that puts the types back."""
+    for web in web_helpers.serve_app(
+            lambda config: _studio_app(make_app, stripe, config), stripe,
+            SEAT_BILLING_EXTERNAL_CHANGE=mode):
+        t = web.t
+        org, sub, _ = _typed_org(t, stripe, editors=1, viewers=2)
+        assert all(d.ok for d in stripe.deliver_pending())
+        stripe.set_seats(sub, 2, _item_of(EDITOR))
+        stripe.set_seats(sub, 1, _item_of(VIEWER))
+
+        assert all(d.ok for d in stripe.deliver_pending())
+        t.billing.sync_pending()
+
+        rows = [(r["seat_type"], r["from_seats"], r["to_seats"], r["reason"])
+                for r in ledger_rows(t)]
+        assert rows[:2] == [("editor", 1, 2, "external"), ("viewer", 2, 1, "external")]
+        if mode == "accept":
+            assert _quantities(stripe, sub) == {"editor": 2, "viewer": 1}
+            assert rows[2:] == []
+        else:
+            assert _quantities(stripe, sub) == {"editor": 1, "viewer": 2}
+            assert [r[:3] for r in rows[2:]] == [("editor", 2, 1), ("viewer", 1, 2)]
