@@ -222,8 +222,9 @@ def drifted_types(
     from the counts per type (one grouped query for all), by key, with those counts.
 
     A promotion leaves the total unchanged, so comparing totals would miss it. Without the
-    listing's snapshot the quantities per type are not known locally: such a subscription is
-    reported too, and the engine reads it and decides (nothing is sent if it is right).
+    listing's snapshot the local copy's quantities per type are compared (``recorded``); a
+    copy recorded without them is reported too, and the engine reads it and decides (nothing
+    is sent if it is right).
     """
     typed = [c for c in candidates if c.billable and c.plan is not None
              and (plan := catalog.get(c.plan)) is not None and plan.seat_prices]
@@ -236,7 +237,7 @@ def drifted_types(
         plan = catalog.get(c.plan)
         assert plan is not None
         wanted = {k: counts.get(c.key, {}).get(k, 0) for k in plan.seat_types}
-        snapshot: RemoteSubscription | None = c.snapshot
+        snapshot: RemoteSubscription | None = c.snapshot or c.recorded
         if snapshot is None or snapshot.seats_by_type is None or changes(snapshot, wanted):
             drifted[c.key] = wanted
     return drifted

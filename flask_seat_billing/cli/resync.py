@@ -50,6 +50,8 @@ class Candidate:
     seats: int | None
     snapshot: RemoteSubscription | None = None
     billable: bool = False  # the provider accepts a seat write now (``sync_state``)
+    recorded: RemoteSubscription | None = None
+    """Without a snapshot: the local copy's state (its seat types), to compare, never to sync."""
 
     @property
     def active(self) -> bool:
@@ -224,7 +226,8 @@ def _candidate(
                          state.provider.sync_state(remote) == BILLABLE)
     return Candidate(key, row.provider_subscription_id, row.plan_name, row.status, row.seats,
                      None, _billable_status(state, row.provider_subscription_id, row.status,
-                                            row.cancel_at_period_end, row.ended_at))
+                                            row.cancel_at_period_end, row.ended_at),
+                     row.billing_state)
 
 
 def _billable_status(

@@ -549,3 +549,27 @@ def test_a_dashboard_promotion_is_in_the_ledger_per_type_and_corrected_if_asked(
         else:
             assert _quantities(stripe, sub) == {"editor": 1, "viewer": 2}
             assert [r[:3] for r in rows[2:]] == [("editor", 2, 1), ("viewer", 1, 2)]
+
+
+def test_resync_from_the_local_copy_compares_the_types_it_recorded(
+    make_app: AppFactory, stripe: Any
+) -> None:
+    """``--no-pull``: the copy's quantities per type decide; a right subscription is no drift,
+    one whose types the copy shows apart from the counts (a promotion not synced yet, in
+    manual mode) is, though its total is right."""
+    t = _studio_app(make_app, stripe, {"SEAT_BILLING_SYNC_MODE": "manual"})
+    with t.app.app_context():
+        org, sub, [viewer, _] = _typed_org(t, stripe, editors=1, viewers=2)
+        before = len(stripe.requests.all())
+
+        right = t.app.test_cli_runner().invoke(args=["seats", "resync", "--no-pull", "--check"])
+        viewer.role = "editor"
+        t.db.session.commit()
+        wrong = t.app.test_cli_runner().invoke(
+            args=["seats", "resync", "--no-pull", "--check", "--json"])
+
+        assert _sent(stripe, before) == []
+    assert right.exit_code == 0, right.output
+    assert wrong.exit_code == 1, wrong.output
+    [row] = json.loads(wrong.output)["organizations"]
+    assert row["billable_by_type"] == {"editor": 2, "viewer": 1}
