@@ -67,8 +67,13 @@ def dashboard(org_id: int) -> str:
     billable = seat_billing.billable_seats(org.id)
     preview, preview_error = None, None
     if live and me.can_manage:
+        # One more seat: an invitation is for the "member" role, a viewer seat on the studio
+        # plan (its seats are priced per type), and the plan's only seat price elsewhere.
+        more: int | dict[str, int] = billable + 1
+        if plan is not None and plan.seat_prices:
+            more = {"viewer": seat_billing.billable_seats_by_type(org.id).get("viewer", 0) + 1}
         try:
-            preview = seat_billing.preview_seat_change(org.id, billable + 1)
+            preview = seat_billing.preview_seat_change(org.id, more)
         except (LookupError, NotImplementedError, ProviderError) as error:
             preview_error = str(error)
     return render_template(

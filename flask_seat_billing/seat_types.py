@@ -127,12 +127,7 @@ def sync_types(
     # Written from the copy, the answer (the whole subscription) is the read: a type it shows
     # elsewhere than the copy said moved unseen (a dashboard edit whose webhook is not in):
     # its step goes in the ledger, and another pass, from the answer now kept, corrects it.
-    unseen = {} if read else {k: n for k, n in (after.seats_by_type or {}).items()
-                              if k not in moving and n != before.get(k, 0)}
-    for kind, quantity in sorted(unseen.items()):
-        ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
-                      from_seats=before.get(kind, 0), to_seats=quantity, reason="observed",
-                      seat_type=kind)
+    unseen = {} if read else _observe(engine, conn, key, local, after, besides=moving)
     for kind, quantity in sorted(moving.items()):  # one row per type the write moved
         ledger.append(
             conn, engine.tables, organization_key=key, subscription_id=remote.id,
@@ -155,17 +150,21 @@ def sync_types(
 
 def _observe(
     engine: SyncEngine, conn: sa.Connection, key: str, local: LocalSubscription,
-    remote: RemoteSubscription,
-) -> None:
-    """Ledger rows for what a read shows moved since the copy: one per seat type, or the
-    total when the copy has no quantities per type (recorded before the column)."""
-    moved = steps(local, remote)
+    remote: RemoteSubscription, *, besides: Iterable[str] = (),
+) -> dict[str, tuple[int, int]]:
+    """Ledger rows for what a read shows moved since the copy, but the types ``besides``
+    (those our write just set): one per seat type, or the total when the copy has no
+    quantities per type (recorded before the column). The types' steps, (from, to) each."""
+    skip = set(besides)
+    moved = {k: step for k, step in steps(local, remote).items() if k not in skip}
     for kind, (was, now) in moved.items():
         ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
                       from_seats=was, to_seats=now, reason="observed", seat_type=kind)
-    if not moved and local.seats is not None and remote.seats not in (None, local.seats):
+    if (not moved and not skip and local.seats is not None
+            and remote.seats not in (None, local.seats)):
         ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
                       from_seats=local.seats, to_seats=int(remote.seats or 0), reason="observed")
+    return moved
 
 
 def _period_end(

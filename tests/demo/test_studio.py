@@ -46,6 +46,8 @@ def test_a_promotion_moves_a_viewer_seat_to_an_editor_seat(
     assert _quantities(demo, sub)[OFFLINE_VIEWER_PRICE] == 1
     page = client.get(f"/orgs/{acme}").get_data(as_text=True)
     assert (text_of(page, "seats-editor"), text_of(page, "seats-viewer")) == ("2", "1")
+    # an invitation (the member role) would take one more viewer seat: priced per type
+    assert text_of(page, "preview-amount").startswith("$5.00")
     writes_before = len(stand_in(demo).writes())
 
     promote = re.search(r'action="([^"]+/role)"[^<]*<input[^>]+value="admin"[^<]*'
