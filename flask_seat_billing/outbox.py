@@ -11,6 +11,10 @@ momentarily not billable: the change stays owed, and :func:`release` makes it du
 subscription is seen billable), and ``scheduled`` (a seat decrease that waits for the end of the
 billing period, due at ``next_attempt_at``; any new membership change makes the row ``pending``
 and due at once, so an addition is never held back by a waiting decrease).
+
+A row's ``created_at`` is the time of the oldest change it holds, by the app's clock: nothing
+but its insert writes it, and a sync deletes the row once every change in it is settled. The
+decrease rule reads it to tell a change that a renewal came after (:func:`owed_before`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class OutboxEntry:
     next_attempt_at: datetime
     last_error: str | None
     target_seats: int | None
+    created_at: datetime
 
 
 def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
@@ -56,6 +61,7 @@ def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
         next_attempt_at=m["next_attempt_at"],
         last_error=m["last_error"],
         target_seats=m["target_seats"],
+        created_at=m["created_at"],
     )
 
 
@@ -135,26 +141,34 @@ def mark_template(dialect: sa.Dialect, table: sa.Table) -> tuple[str, ...] | Non
     return template
 
 
-def mark_times(delay: float) -> tuple[datetime, datetime]:
-    """(now, due): when a mark is written, and when its sync becomes due."""
-    now = utcnow()
+def mark_times(delay: float, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """(now, due): when a mark is written, and when its sync becomes due.
+
+    ``now`` is the app's clock (``init_app(clock=...)``) when given: a row's ``created_at`` is
+    compared with the provider's period (:func:`owed_before`), so both must read one clock.
+    """
+    now = utcnow() if now is None else now
     return now, now + timedelta(seconds=delay)
 
 
-def _mark_params(keys: Iterable[str], delay: float) -> list[dict[str, Any]]:
-    now, due = mark_times(delay)
+def _mark_params(keys: Iterable[str], delay: float, now: datetime | None) -> list[dict[str, Any]]:
+    now, due = mark_times(delay, now)
     # A fixed order: concurrent transactions lock the rows alike and cannot deadlock.
     return [{"key": key, "due": due, "now": now} for key in sorted(set(keys))]
 
 
-def mark(conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float = 0.0) -> None:
+def mark(
+    conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float = 0.0,
+    now: datetime | None = None,
+) -> None:
     """Record that these organizations need a sync: one row each, however often called.
 
     ``delay`` is the debounce window of deferred mode: the row becomes due that much later. A
     row already waiting for its first attempt keeps its due time, so a steady stream of changes
-    still syncs once per window instead of being pushed back forever.
+    still syncs once per window instead of being pushed back forever. A row already there keeps
+    its ``created_at``: the time of the oldest change it holds (see :func:`owed_before`).
     """
-    params = _mark_params(keys, delay)
+    params = _mark_params(keys, delay, now)
     if not params:
         return
     table = tables.outbox
@@ -175,6 +189,16 @@ def mark(conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float 
             conn.execute(table.insert().values(
                 organization_key=key, generation=1, status=PENDING, attempts=0,
                 next_attempt_at=due, created_at=now, updated_at=now))
+
+
+def owed_before(entry: OutboxEntry | None, moment: datetime | None) -> bool:
+    """True when the row holds a change made before ``moment`` (a period's start).
+
+    A row lives from the first change a sync has not settled until a sync settles every change
+    it holds (it is deleted then), so its ``created_at`` is the time of the oldest change still
+    owed, whatever marks, failures, holds or schedules came since.
+    """
+    return entry is not None and moment is not None and entry.created_at < moment
 
 
 def read(conn: sa.Connection, tables: Tables, key: str) -> OutboxEntry | None:
@@ -218,6 +242,7 @@ def record_failure(
     next_attempt_at: datetime,
     permanent: bool,
     target_seats: int | None,
+    now: datetime | None = None,
 ) -> int:
     """Keep the row with the failure; return the attempt count. Creates the row if it was absent.
 
@@ -240,7 +265,7 @@ def record_failure(
         newer = read(conn, tables, key)
         if newer is not None:
             return newer.attempts
-        mark(conn, tables, [key])
+        mark(conn, tables, [key], now=now)
         conn.execute(table.update().where(table.c.organization_key == key).values(values))
         entry = read(conn, tables, key)
         return entry.attempts if entry else 1
@@ -252,7 +277,7 @@ def record_failure(
         if newer is not None:
             # A newer change arrived meanwhile: its fresh row already asks for a sync.
             return newer.attempts
-        mark(conn, tables, [key])  # an explicit sync had no row: keep the failure durable
+        mark(conn, tables, [key], now=now)  # an explicit sync had no row: keep the failure durable
         conn.execute(table.update().where(table.c.organization_key == key).values(values))
     entry = read(conn, tables, key)
     return entry.attempts if entry else 1
@@ -260,7 +285,7 @@ def record_failure(
 
 def hold(
     conn: sa.Connection, tables: Tables, key: str, generation: int | None, reason: str,
-    target_seats: int | None,
+    target_seats: int | None, now: datetime | None = None,
 ) -> None:
     """Keep the row, not due, while the subscription cannot be billed; ``reason`` says why.
 
@@ -273,7 +298,7 @@ def hold(
     if generation is not None:
         stmt = stmt.where(table.c.generation == generation)
     elif read(conn, tables, key) is None:
-        mark(conn, tables, [key])
+        mark(conn, tables, [key], now=now)
     conn.execute(stmt.values(values))
 
 
@@ -289,7 +314,7 @@ def defer(conn: sa.Connection, tables: Tables, key: str, until: datetime) -> Non
 
 def schedule(
     conn: sa.Connection, tables: Tables, key: str, generation: int | None, due: datetime,
-    target_seats: int,
+    target_seats: int, now: datetime | None = None,
 ) -> None:
     """Keep the row as a decrease due at ``due`` (the end of the billing period, less a margin).
 
@@ -303,7 +328,7 @@ def schedule(
     if generation is not None:
         stmt = stmt.where(table.c.generation == generation)
     elif read(conn, tables, key) is None:
-        mark(conn, tables, [key])
+        mark(conn, tables, [key], now=now)
     conn.execute(stmt.values(values))
 
 

@@ -260,7 +260,8 @@ def _store(
     if owner and billable_now and after.plan_name is not None and remote.seats is not None:
         queue = _owed_or_drifted(conn, state, before, remote, owner) or follow_up_sync
     if queue and owner:
-        outbox.mark(conn, state.tables, [owner], delay=state.mark_delay)
+        outbox.mark(conn, state.tables, [owner], delay=state.mark_delay,
+                    now=state.engine.clock())
     elif owner and follow_up_sync and after.plan_name is not None and remote.seats is not None:
         _hold_follow_up(conn, state, remote, owner)
     return Applied(False, before, after, external, queue, first_completion)
@@ -280,7 +281,7 @@ def _hold_follow_up(
         return
     reason = (f"subscription {remote.id} is {remote.status}: seat change held until it is "
               "billable")
-    outbox.hold(conn, state.tables, key, None, reason, billable)
+    outbox.hold(conn, state.tables, key, None, reason, billable, now=state.engine.clock())
 
 
 def _owed_or_drifted(

@@ -114,7 +114,7 @@ def sync_types(
         )
     again = False
     if held and due is not None:  # additions went now; the decreases wait for the end
-        outbox.schedule(conn, engine.tables, key, generation, due, total)
+        outbox.schedule(conn, engine.tables, key, generation, due, total, now=engine.clock())
     else:
         again = engine._complete(conn, key, generation)
     conn.commit()
@@ -139,9 +139,7 @@ def _period_end(
     if rule != seat_rules.AT_PERIOD_END or not lowering or end is None or (
             remote.status == "trialing"):
         return {}, None, proration
-    if (entry is not None and entry.status == outbox.SCHEDULED
-            and remote.current_period_start is not None
-            and entry.next_attempt_at < remote.current_period_start):
+    if seat_rules.missed_renewal(entry, remote):
         return {}, None, proration  # the renewal came first: credit its excess
     due = end - timedelta(seconds=engine.settings.seat_decrease_margin_seconds)
     if engine.clock() >= due:
@@ -157,7 +155,7 @@ def _schedule(
     from .sync import SyncResult
 
     subscriptions.upsert(conn, engine.tables, engine.provider.name, remote, key)
-    outbox.schedule(conn, engine.tables, key, generation, due, total)
+    outbox.schedule(conn, engine.tables, key, generation, due, total, now=engine.clock())
     conn.commit()
     decision = seat_rules.Decision(seat_rules.SCHEDULE, int(remote.seats or 0), "", due, total,
                                    remote.current_period_end)

@@ -215,3 +215,32 @@ def test_resync_leaves_a_waiting_decrease_waiting(provider: World) -> None:
     with t.app.app_context():
         pending = t.billing.pending_seat_decrease(org_id)
     assert pending is not None and pending.seats_from_next_period == 2
+
+
+def test_a_decrease_no_sync_sent_before_the_renewal_is_credited_after_it(
+    provider: World,
+) -> None:
+    """No worker ran from the removal until after the renewal: the renewal billed a seat no
+    longer used. The next sync lowers the quantity with the plan's proration (a credit), not
+    for the end of the new period, on both providers; a change made after the renewal and
+    before that sync does not hide the debt."""
+    t = _app(provider, {"SEAT_BILLING_SYNC_MODE": "manual"})
+    with t.app.app_context():
+        org = t.add_organization()
+        members = t.add_members(org.id, 4)
+        sub = provider.subscribe(t, org.id)
+        t.billing.sync_pending()
+        _remove(t, members[0])  # owed from this period, never sent
+        _advance_to(provider, _period_end(t, org.id) + timedelta(minutes=5))  # the renewal
+        assert provider.seats(sub) == 4  # what it billed
+        t.add_members(org.id, 1)  # after the renewal: the row only gets newer changes
+        _remove(t, members[1])
+
+        t.billing.sync_pending()
+
+        assert provider.seats(sub) == 3
+        last = ledger_rows(t)[-1]
+        assert (last["from_seats"], last["to_seats"], last["reason"]) == (4, 3, "period_end")
+        assert last["proration_behavior"] not in ("none", "next_period")
+        assert t.billing.pending_seat_decrease(org.id) is None
+        assert outbox_rows(t) == []
