@@ -11,6 +11,15 @@ momentarily not billable: the change stays owed, and :func:`release` makes it du
 subscription is seen billable), and ``scheduled`` (a seat decrease that waits for the end of the
 billing period, due at ``next_attempt_at``; any new membership change makes the row ``pending``
 and due at once, so an addition is never held back by a waiting decrease).
+
+A scheduled decrease is also kept apart from the status, in ``decrease_due_at`` (when it was
+first due) and ``decrease_seats`` (what it lowers to): :func:`mark`, :func:`record_failure` and
+:func:`hold` rewrite ``status``, ``next_attempt_at`` and ``target_seats`` and leave those two
+alone. So a decrease whose due time passed before the renewal (no worker ran) is still known as
+owed, and credited, when a membership change or a failed write came in between; and a pass
+that schedules the same decrease again after a mark does not announce it again. They go with
+the row (:func:`complete`), or with :func:`settle` when a pass settled the quantity while a
+newer change keeps the row.
 """
 
 from __future__ import annotations
@@ -44,6 +53,15 @@ class OutboxEntry:
     next_attempt_at: datetime
     last_error: str | None
     target_seats: int | None
+    decrease_due_at: datetime | None = None
+    """When the waiting decrease was (first) due; None: no decrease waits."""
+    decrease_seats: int | None = None
+    """The seats the waiting decrease lowers to, as last scheduled."""
+
+    def decrease_missed(self, period_start: datetime | None) -> bool:
+        """Whether a decrease was due before ``period_start`` (the renewal came first)."""
+        return (self.decrease_due_at is not None and period_start is not None
+                and self.decrease_due_at < period_start)
 
 
 def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
@@ -56,6 +74,8 @@ def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
         next_attempt_at=m["next_attempt_at"],
         last_error=m["last_error"],
         target_seats=m["target_seats"],
+        decrease_due_at=m["decrease_due_at"],
+        decrease_seats=m["decrease_seats"],
     )
 
 
@@ -295,16 +315,31 @@ def schedule(
 
     With no row (an explicit sync) one is created, so the decrease is not forgotten. A change
     that arrived since ``generation`` was read is left pending: it is synced first.
+    ``decrease_due_at`` keeps the earliest due time of a decrease not yet written (a row
+    scheduled again after a mark keeps the time its decrease was first due).
     """
     table = tables.outbox
     values = {"status": SCHEDULED, "attempts": 0, "next_attempt_at": due, "last_error": None,
-              "target_seats": target_seats, "updated_at": utcnow()}
+              "target_seats": target_seats, "updated_at": utcnow(),
+              "decrease_due_at": sa.func.coalesce(table.c.decrease_due_at, due),
+              "decrease_seats": target_seats}
     stmt = table.update().where(table.c.organization_key == key)
     if generation is not None:
         stmt = stmt.where(table.c.generation == generation)
     elif read(conn, tables, key) is None:
         mark(conn, tables, [key])
     conn.execute(stmt.values(values))
+
+
+def settle(conn: sa.Connection, tables: Tables, key: str) -> None:
+    """Forget a waiting decrease: a pass wrote the quantity (or found it right) while a newer
+    change kept the row, which now only asks for a sync of that change."""
+    table = tables.outbox
+    conn.execute(
+        table.update()
+        .where(table.c.organization_key == key, table.c.decrease_due_at.is_not(None))
+        .values(decrease_due_at=None, decrease_seats=None)
+    )
 
 
 def due_keys(conn: sa.Connection, tables: Tables, now: datetime, limit: int = 500) -> list[str]:

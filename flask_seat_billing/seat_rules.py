@@ -19,7 +19,10 @@ How the lowering lands before the renewal invoice:
   invoice, made at the period's end from the item's quantity, bills the lower number. Inside the
   margin a decrease is sent at once, the same way. A row whose due time was missed (no worker
   ran until after the renewal) is sent with the plan's proration, so the seats the renewal
-  billed in excess are credited.
+  billed in excess are credited. The row keeps when its decrease was due apart from its status
+  (``decrease_due_at``, see :mod:`.outbox`): a member change or a failed write after the missed
+  boundary makes the row ``pending`` again, and the decrease is still credited, not scheduled
+  anew for the new period's end.
 - Polar holds a decrease itself: the write carries ``proration_behavior="next_period"`` and
   Polar applies it at the renewal (the subscription's ``pending_update``).
 
@@ -111,13 +114,9 @@ def decide(
         return Decision(UNCHANGED, current, proration)
     if end is None:  # no period known: nothing to wait for
         return Decision(WRITE, billable, proration)
-    if (
-        entry is not None
-        and entry.status == outbox.SCHEDULED
-        and remote.current_period_start is not None
-        and entry.next_attempt_at < remote.current_period_start
-    ):
-        # The renewal came before the lowering: credit what it billed in excess.
+    if entry is not None and entry.decrease_missed(remote.current_period_start):
+        # The renewal came before the lowering: credit what it billed in excess. (Whatever
+        # marks, failures or holds did to the row's status since: the decrease is still owed.)
         return Decision(WRITE, billable, proration, reason=PERIOD_END_REASON)
     due = end - margin
     if now >= due:
@@ -152,12 +151,18 @@ def decrease_of(
     key: str, seats: int | None, period_start: datetime | None, period_end: datetime | None,
     entry: OutboxEntry | None, last: SeatChange | None,
 ) -> PendingDecrease | None:
-    """Stripe's waiting decrease is the ``scheduled`` outbox row; Polar's is the last
-    ``next_period`` write of the current period whose seats the local copy does not show yet."""
+    """Stripe's waiting decrease is the outbox row's (``decrease_seats``, due at
+    ``decrease_due_at``: kept while a mark, a failure or a hold makes the row pending, held or
+    failed); Polar's is the last ``next_period`` write of the current period whose seats the
+    local copy does not show yet."""
     if seats is None:
         return None
-    if entry is not None and entry.status == outbox.SCHEDULED and entry.target_seats is not None:
-        return PendingDecrease(key, seats, entry.target_seats, period_end, entry.next_attempt_at)
+    if (entry is not None and entry.decrease_seats is not None
+            and entry.decrease_due_at is not None):
+        if entry.decrease_seats >= seats:
+            return None  # settled by a write the row has not been told of yet
+        return PendingDecrease(key, seats, entry.decrease_seats, period_end,
+                               entry.decrease_due_at)
     if last is None or last.proration_behavior != NEXT_PERIOD or last.to_seats >= seats:
         return None
     if period_start is not None and last.created_at < period_start:
@@ -190,11 +195,12 @@ def announce(
     entry: OutboxEntry | None = None,
 ) -> None:
     """Send ``seat_decrease_scheduled`` for a decrease that now waits for the renewal (once per
-    target: a pass that finds the same decrease already scheduled stays quiet)."""
+    target: a pass that finds the same decrease already waiting stays quiet, also when a mark,
+    a failure or a hold rewrote the row's status meanwhile)."""
     if decision.seats_from_next_period is None:
         return
-    if (entry is not None and entry.status == outbox.SCHEDULED
-            and entry.target_seats == decision.seats_from_next_period):
+    if (entry is not None and entry.decrease_due_at is not None
+            and entry.decrease_seats == decision.seats_from_next_period):
         return
     signals.seat_decrease_scheduled.send(
         app, organization_id=organization_id, subscription_id=remote.id,

@@ -139,9 +139,7 @@ def _period_end(
     if rule != seat_rules.AT_PERIOD_END or not lowering or end is None or (
             remote.status == "trialing"):
         return {}, None, proration
-    if (entry is not None and entry.status == outbox.SCHEDULED
-            and remote.current_period_start is not None
-            and entry.next_attempt_at < remote.current_period_start):
+    if entry is not None and entry.decrease_missed(remote.current_period_start):
         return {}, None, proration  # the renewal came first: credit its excess
     due = end - timedelta(seconds=engine.settings.seat_decrease_margin_seconds)
     if engine.clock() >= due:
