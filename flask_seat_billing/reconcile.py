@@ -298,7 +298,8 @@ def _owed_or_drifted(
         return True
     if state.settings.external_change != "correct":
         return False
-    billable = state.counter.billable(conn, state.schema.parse_key(key))
+    plan = state.catalog.get(remote.plan_name) if remote.plan_name else None
+    billable = state.counter.billable_for(conn, state.schema.parse_key(key), plan)
     if remote.seats == billable:
         return False
     # Under "at_period_end" a decrease waiting for the renewal leaves more seats billed than
