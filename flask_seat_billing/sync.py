@@ -390,6 +390,8 @@ class SyncEngine:
         # A write that landed but whose answer was lost (or a dashboard edit) moved the
         # provider since our copy: record that step before ours, so the ledger has no gap.
         observed = local.seats if local.seats not in (None, remote.seats) else None
+        if seat_rules.applied_at_renewal(conn, self.tables, observed, remote):
+            observed = None  # the renewal applied our own next_period write (Polar)
         return self._write(conn, key, generation, decision.reason or reason, local, remote,
                            decision.seats, observed_from=observed, read=True,
                            proration=decision.proration)
