@@ -254,3 +254,33 @@ def test_the_renewal_event_of_a_missed_boundary_gets_it_credited_when_correcting
     assert stripe.seats(sub, PRO_MONTHLY) == 2
     [credit] = _credits(stripe, sub)
     assert credit["quantity"] == 1
+
+
+def test_a_missed_boundary_is_credited_after_a_hold(make_app: AppFactory, stripe: Any) -> None:
+    """After the unseen renewal the subscription is paused: the pass holds the row instead of
+    writing. Once it is billable again the decrease is still owed from before the renewal, and
+    credited."""
+    t = _app(make_app, stripe)
+    with t.app.app_context():
+        t.billing.stop_worker()
+        org = t.add_organization()
+        members = t.add_members(org.id, 3)
+        sub = subscribe(t, stripe, org.id)
+        _remove_one(t, members)  # 3 -> 2, waits
+        _advance_to(stripe, _period_end(t, org.id) + timedelta(hours=2))
+        stripe.pause_subscription(sub)
+
+        assert t.billing.sync_organization(org.id).action == "held"
+        [row] = outbox_rows(t)
+        assert row["status"] == "held"
+
+        stripe.resume_subscription(sub)
+        t.billing.link_subscription(org.id, sub)  # seen billable: the held change is released
+        t.billing.sync_pending()
+
+        assert outbox_rows(t) == []
+    assert stripe.seats(sub, PRO_MONTHLY) == 2
+    [write] = seat_writes(stripe)
+    assert write.params["proration_behavior"] == "create_prorations"
+    [credit] = _credits(stripe, sub)
+    assert credit["quantity"] == 1
