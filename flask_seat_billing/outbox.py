@@ -15,6 +15,13 @@ and due at once, so an addition is never held back by a waiting decrease).
 A row's ``created_at`` is the time of the oldest change it holds, by the app's clock: nothing
 but its insert writes it, and a sync deletes the row once every change in it is settled. The
 decrease rule reads it to tell a change that a renewal came after (:func:`owed_before`).
+
+A scheduled decrease is also kept apart from the status, in ``decrease_due_at`` (when it was
+first due) and ``decrease_seats`` (what it lowers to): :func:`mark`, :func:`record_failure` and
+:func:`hold` rewrite ``status``, ``next_attempt_at`` and ``target_seats`` and leave those two
+alone, so a pass that schedules the same decrease again after a mark does not announce it
+again, and status still shows it. They go with the row (:func:`complete`), or with
+:func:`settle` when a pass settled the quantity while a newer change keeps the row.
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ class OutboxEntry:
     last_error: str | None
     target_seats: int | None
     created_at: datetime
+    decrease_due_at: datetime | None = None
+    """When the waiting decrease was (first) due; None: no decrease waits."""
+    decrease_seats: int | None = None
+    """The seats the waiting decrease lowers to, as last scheduled."""
 
 
 def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
@@ -62,6 +73,8 @@ def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
         last_error=m["last_error"],
         target_seats=m["target_seats"],
         created_at=m["created_at"],
+        decrease_due_at=m["decrease_due_at"],
+        decrease_seats=m["decrease_seats"],
     )
 
 
@@ -320,16 +333,31 @@ def schedule(
 
     With no row (an explicit sync) one is created, so the decrease is not forgotten. A change
     that arrived since ``generation`` was read is left pending: it is synced first.
+    ``decrease_due_at`` keeps the earliest due time of a decrease not yet written (a row
+    scheduled again after a mark keeps the time its decrease was first due).
     """
     table = tables.outbox
     values = {"status": SCHEDULED, "attempts": 0, "next_attempt_at": due, "last_error": None,
-              "target_seats": target_seats, "updated_at": utcnow()}
+              "target_seats": target_seats, "updated_at": utcnow(),
+              "decrease_due_at": sa.func.coalesce(table.c.decrease_due_at, due),
+              "decrease_seats": target_seats}
     stmt = table.update().where(table.c.organization_key == key)
     if generation is not None:
         stmt = stmt.where(table.c.generation == generation)
     elif read(conn, tables, key) is None:
         mark(conn, tables, [key], now=now)
     conn.execute(stmt.values(values))
+
+
+def settle(conn: sa.Connection, tables: Tables, key: str) -> None:
+    """Forget a waiting decrease: a pass wrote the quantity (or found it right) while a newer
+    change kept the row, which now only asks for a sync of that change."""
+    table = tables.outbox
+    conn.execute(
+        table.update()
+        .where(table.c.organization_key == key, table.c.decrease_due_at.is_not(None))
+        .values(decrease_due_at=None, decrease_seats=None)
+    )
 
 
 def due_keys(conn: sa.Connection, tables: Tables, now: datetime, limit: int = 500) -> list[str]:

@@ -299,8 +299,33 @@ def _owed_or_drifted(
         return True
     if state.settings.external_change != "correct":
         return False
-    billable = state.counter.billable(conn, state.schema.parse_key(key))
-    return remote.seats != billable
+    plan = state.catalog.get(remote.plan_name) if remote.plan_name else None
+    billable = state.counter.billable_for(conn, state.schema.parse_key(key), plan)
+    if remote.seats == billable:
+        return False
+    # Under "at_period_end" a decrease waiting for the renewal leaves more seats billed than
+    # are billable, as the rule wants: that is not drift, and re-marking on every event would
+    # re-read and re-announce it. A quantity the event shows moved (a dashboard edit), or one
+    # below the billable count, still is.
+    unmoved = before is not None and before.seats == remote.seats
+    return not (unmoved and remote.seats is not None and remote.seats > billable
+                and _decrease_waits(state, remote, entry, billable))
+
+
+def _decrease_waits(
+    state: SeatBillingState, remote: RemoteSubscription, entry: outbox.OutboxEntry | None,
+    billable: int,
+) -> bool:
+    """Whether a decrease to ``billable`` legitimately waits for this period's end: Polar
+    holds it (``pending_seats``), or (Stripe) the outbox row keeps one not yet due, whose
+    renewal has not come (an overdue one is owed now: a sync credits it)."""
+    rule = seat_rules.rule_for(state.catalog, remote.plan_name, state.settings.seat_decrease)
+    if rule != seat_rules.AT_PERIOD_END:
+        return False
+    if remote.pending_seats is not None:
+        return remote.pending_seats == billable
+    return (entry is not None and entry.decrease_seats == billable
+            and not seat_rules.missed_renewal(entry, remote))
 
 
 def _announce(state: SeatBillingState, applied: Applied, source: str) -> None:

@@ -165,12 +165,18 @@ def decrease_of(
     key: str, seats: int | None, period_start: datetime | None, period_end: datetime | None,
     entry: OutboxEntry | None, last: SeatChange | None,
 ) -> PendingDecrease | None:
-    """Stripe's waiting decrease is the ``scheduled`` outbox row; Polar's is the last
-    ``next_period`` write of the current period whose seats the local copy does not show yet."""
+    """Stripe's waiting decrease is the outbox row's (``decrease_seats``, due at
+    ``decrease_due_at``: kept while a mark, a failure or a hold makes the row pending, held or
+    failed); Polar's is the last ``next_period`` write of the current period whose seats the
+    local copy does not show yet."""
     if seats is None:
         return None
-    if entry is not None and entry.status == outbox.SCHEDULED and entry.target_seats is not None:
-        return PendingDecrease(key, seats, entry.target_seats, period_end, entry.next_attempt_at)
+    if (entry is not None and entry.decrease_seats is not None
+            and entry.decrease_due_at is not None):
+        if entry.decrease_seats >= seats:
+            return None  # settled by a write the row has not been told of yet
+        return PendingDecrease(key, seats, entry.decrease_seats, period_end,
+                               entry.decrease_due_at)
     if last is None or last.proration_behavior != NEXT_PERIOD or last.to_seats >= seats:
         return None
     if period_start is not None and last.created_at < period_start:
@@ -203,11 +209,12 @@ def announce(
     entry: OutboxEntry | None = None,
 ) -> None:
     """Send ``seat_decrease_scheduled`` for a decrease that now waits for the renewal (once per
-    target: a pass that finds the same decrease already scheduled stays quiet)."""
+    target: a pass that finds the same decrease already waiting stays quiet, also when a mark,
+    a failure or a hold rewrote the row's status meanwhile)."""
     if decision.seats_from_next_period is None:
         return
-    if (entry is not None and entry.status == outbox.SCHEDULED
-            and entry.target_seats == decision.seats_from_next_period):
+    if (entry is not None and entry.decrease_due_at is not None
+            and entry.decrease_seats == decision.seats_from_next_period):
         return
     signals.seat_decrease_scheduled.send(
         app, organization_id=organization_id, subscription_id=remote.id,

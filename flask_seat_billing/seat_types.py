@@ -34,10 +34,11 @@ if TYPE_CHECKING:
 
 def targets(engine: SyncEngine, conn: sa.Connection, organization_id: Any,
             remote: RemoteSubscription) -> dict[str, int]:
-    """The quantity each of the plan's seat types should have now."""
+    """The quantity each of the plan's seat types should have now (its members, less its
+    included seats, never below its minimum)."""
     plan = engine.catalog.get(remote.plan_name) if remote.plan_name else None
     kinds = plan.seat_types if plan is not None else ()
-    counts = engine.counter.count_by_type(conn, organization_id)
+    counts = engine.counter.billable_by_type(conn, organization_id, plan)
     return {kind: counts.get(kind, 0) for kind in kinds}
 
 
@@ -185,7 +186,8 @@ def drifted_types(
     for c in typed:
         plan = catalog.get(c.plan)
         assert plan is not None
-        wanted = {k: counts.get(c.key, {}).get(k, 0) for k in plan.seat_types}
+        billed = plan.billable_by_type(counts.get(c.key, {}))
+        wanted = {k: billed.get(k, 0) for k in plan.seat_types}
         snapshot: RemoteSubscription | None = c.snapshot
         if snapshot is None or snapshot.seats_by_type is None or changes(snapshot, wanted):
             drifted[c.key] = wanted

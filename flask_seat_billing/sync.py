@@ -468,6 +468,8 @@ class SyncEngine:
                 entry.returning(self.tables.ledger.c.id).cte("seat_billing_entry"),
             ).returning(self.tables.outbox.c.organization_key)
             again = conn.execute(done).first() is None
+            if again:  # a newer change keeps the row: the decrease it waited for is written
+                outbox.settle(conn, self.tables, key)
         else:
             subscriptions.record_write(conn, self.tables, local, seats)
             conn.execute(entry)
@@ -481,9 +483,13 @@ class SyncEngine:
         return result, again
 
     def _complete(self, conn: sa.Connection, key: str, generation: int | None) -> bool:
-        """Delete the outbox row if no newer change arrived; True when one did (another pass)."""
+        """Delete the outbox row if no newer change arrived; True when one did (another pass).
+
+        The pass wrote the quantity or found it right, so a decrease the row waited for is
+        settled either way: a row kept for a newer change forgets it (``outbox.settle``)."""
         if outbox.complete(conn, self.tables, key, generation):
             return False
+        outbox.settle(conn, self.tables, key)
         if generation is not None:
             return True
         entry = outbox.read(conn, self.tables, key)  # an explicit sync that started with no row
