@@ -88,8 +88,9 @@ def _open_checkout(
     state: SeatBillingState, conn: sa.Connection, organization_id: Any, key: str, plan: Plan,
     success_url: str, cancel_url: str, customer_email: str | None,
 ) -> CheckoutSession:
-    seats = max(1, state.counter.billable(conn, organization_id))
-    by_type = state.counter.count_by_type(conn, organization_id) if plan.seat_prices else None
+    seats = max(1, state.counter.billable_for(conn, organization_id, plan))
+    by_type = (state.counter.billable_by_type(conn, organization_id, plan)
+               if plan.seat_prices else None)
     customer = subscriptions.customer_for_organization(conn, state.tables, key)
     tag = ownership.new_tag(conn, state.tables, state.provider.name, key)
     conn.commit()

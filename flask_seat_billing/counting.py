@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from .errors import InvalidOrganizationKey
 from .keys import to_key
 from .membership import MembershipSchema
+from .plans import Plan
 from .tables import utcnow
 
 
@@ -111,8 +112,10 @@ class SeatCounter:
         """Billable members of one organization per seat type, in one grouped query.
 
         Types come from ``init_app(seat_type=...)``; a member whose type is NULL is left out
-        (it still counts in :meth:`billable`, the total). Pending invitations, included and
-        minimum seats apply to the total only. Empty without a seat type expression.
+        (it still counts in :meth:`billable`, the total). Pending invitations and the app's
+        included and minimum seats apply to the total only; a plan's included and minimum
+        seats per type apply in :meth:`billable_by_type`. Empty without a seat type
+        expression.
         """
         kind = self.schema.seat_type
         if kind is None:
@@ -125,6 +128,26 @@ class SeatCounter:
             .group_by(kind)
         )
         return {str(k): int(n) for k, n in rows if k is not None}
+
+    def billable_by_type(
+        self, conn: sa.Connection, organization_id: Any, plan: Plan | None
+    ) -> dict[str, int]:
+        """:meth:`count_by_type` with ``plan``'s included and minimum seats per type applied
+        (:meth:`.Plan.billable_by_type`): the quantities a sync writes, one per seat type."""
+        counts = self.count_by_type(conn, organization_id)
+        return plan.billable_by_type(counts) if plan is not None else counts
+
+    def billable_for(self, conn: sa.Connection, organization_id: Any, plan: Plan | None) -> int:
+        """:meth:`billable` (the total) for an organization on ``plan``: with included or
+        minimum seats per type, the total moves by what they take from (or add to) the types'
+        counts, so it stays the sum of what the types bill plus the members of no priced type
+        (and the app's own included, minimum and rule). Without them, :meth:`billable`."""
+        total = self.billable(conn, organization_id)
+        if plan is None or not (plan.included_seats or plan.minimum_seats):
+            return total
+        counts = self.count_by_type(conn, organization_id)
+        billed = plan.billable_by_type(counts)
+        return max(0, total + sum(billed.get(k, 0) - counts.get(k, 0) for k in plan.seat_types))
 
     def count_by_type_many(
         self, conn: sa.Connection, organization_ids: Iterable[Any]

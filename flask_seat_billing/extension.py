@@ -244,14 +244,20 @@ class SeatBilling:
         """What the organization's subscription should be billed for now (committed rows)."""
         state = get_state()
         with state.sql_engine().connect() as conn:
-            return state.counter.billable(conn, state.schema.parse_key(organization_id))
+            organization_id = state.schema.parse_key(organization_id)
+            plan = _typed_plan(state, conn, organization_id)
+            return state.counter.billable_for(conn, organization_id, plan)
 
     def billable_seats_by_type(self, organization_id: Any) -> dict[str, int]:
-        """Billable members per seat type (``init_app(seat_type=...)``), in one grouped query;
-        types with no member are absent. ``billable_seats`` stays the total."""
+        """Billable seats per seat type (``init_app(seat_type=...)``), in one grouped query:
+        the members of each type, less the included seats of the organization's plan for that
+        type, never below its minimum (``Plan.included_seats``/``minimum_seats``). Types with
+        no member (and no minimum) are absent. ``billable_seats`` stays the total."""
         state = get_state()
         with state.sql_engine().connect() as conn:
-            return state.counter.count_by_type(conn, state.schema.parse_key(organization_id))
+            organization_id = state.schema.parse_key(organization_id)
+            plan = _typed_plan(state, conn, organization_id)
+            return state.counter.billable_by_type(conn, organization_id, plan)
 
     def seat_count(self, organization_id: Any) -> SeatCount:
         """The parts of the default count: members, pending invitations, included, minimum."""
@@ -437,3 +443,13 @@ def _start_worker_once() -> None:
         state.extras["worker_started"] = True
         state.dispatcher.nudge()
 
+
+
+def _typed_plan(state: SeatBillingState, conn: sa.Connection, organization_id: Any) -> Plan | None:
+    """The organization's plan when it sets included or minimum seats per seat type (what
+    changes its counts); None otherwise, without a query when no plan of the app sets them."""
+    if not any(p.included_seats or p.minimum_seats for p in state.catalog.plans):
+        return None
+    key = state.schema.key(organization_id)
+    local = subscriptions.billing_subscription(conn, state.tables, key)
+    return state.catalog.get(local.plan_name) if local and local.plan_name else None

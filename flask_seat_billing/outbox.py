@@ -11,6 +11,17 @@ momentarily not billable: the change stays owed, and :func:`release` makes it du
 subscription is seen billable), and ``scheduled`` (a seat decrease that waits for the end of the
 billing period, due at ``next_attempt_at``; any new membership change makes the row ``pending``
 and due at once, so an addition is never held back by a waiting decrease).
+
+A row's ``created_at`` is the time of the oldest change it holds, by the app's clock: nothing
+but its insert writes it, and a sync deletes the row once every change in it is settled. The
+decrease rule reads it to tell a change that a renewal came after (:func:`owed_before`).
+
+A scheduled decrease is also kept apart from the status, in ``decrease_due_at`` (when it was
+first due) and ``decrease_seats`` (what it lowers to): :func:`mark`, :func:`record_failure` and
+:func:`hold` rewrite ``status``, ``next_attempt_at`` and ``target_seats`` and leave those two
+alone, so a pass that schedules the same decrease again after a mark does not announce it
+again, and status still shows it. They go with the row (:func:`complete`), or with
+:func:`settle` when a pass settled the quantity while a newer change keeps the row.
 """
 
 from __future__ import annotations
@@ -44,6 +55,11 @@ class OutboxEntry:
     next_attempt_at: datetime
     last_error: str | None
     target_seats: int | None
+    created_at: datetime
+    decrease_due_at: datetime | None = None
+    """When the waiting decrease was (first) due; None: no decrease waits."""
+    decrease_seats: int | None = None
+    """The seats the waiting decrease lowers to, as last scheduled."""
 
 
 def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
@@ -56,6 +72,9 @@ def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
         next_attempt_at=m["next_attempt_at"],
         last_error=m["last_error"],
         target_seats=m["target_seats"],
+        created_at=m["created_at"],
+        decrease_due_at=m["decrease_due_at"],
+        decrease_seats=m["decrease_seats"],
     )
 
 
@@ -135,26 +154,34 @@ def mark_template(dialect: sa.Dialect, table: sa.Table) -> tuple[str, ...] | Non
     return template
 
 
-def mark_times(delay: float) -> tuple[datetime, datetime]:
-    """(now, due): when a mark is written, and when its sync becomes due."""
-    now = utcnow()
+def mark_times(delay: float, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """(now, due): when a mark is written, and when its sync becomes due.
+
+    ``now`` is the app's clock (``init_app(clock=...)``) when given: a row's ``created_at`` is
+    compared with the provider's period (:func:`owed_before`), so both must read one clock.
+    """
+    now = utcnow() if now is None else now
     return now, now + timedelta(seconds=delay)
 
 
-def _mark_params(keys: Iterable[str], delay: float) -> list[dict[str, Any]]:
-    now, due = mark_times(delay)
+def _mark_params(keys: Iterable[str], delay: float, now: datetime | None) -> list[dict[str, Any]]:
+    now, due = mark_times(delay, now)
     # A fixed order: concurrent transactions lock the rows alike and cannot deadlock.
     return [{"key": key, "due": due, "now": now} for key in sorted(set(keys))]
 
 
-def mark(conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float = 0.0) -> None:
+def mark(
+    conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float = 0.0,
+    now: datetime | None = None,
+) -> None:
     """Record that these organizations need a sync: one row each, however often called.
 
     ``delay`` is the debounce window of deferred mode: the row becomes due that much later. A
     row already waiting for its first attempt keeps its due time, so a steady stream of changes
-    still syncs once per window instead of being pushed back forever.
+    still syncs once per window instead of being pushed back forever. A row already there keeps
+    its ``created_at``: the time of the oldest change it holds (see :func:`owed_before`).
     """
-    params = _mark_params(keys, delay)
+    params = _mark_params(keys, delay, now)
     if not params:
         return
     table = tables.outbox
@@ -175,6 +202,16 @@ def mark(conn: sa.Connection, tables: Tables, keys: Iterable[str], delay: float 
             conn.execute(table.insert().values(
                 organization_key=key, generation=1, status=PENDING, attempts=0,
                 next_attempt_at=due, created_at=now, updated_at=now))
+
+
+def owed_before(entry: OutboxEntry | None, moment: datetime | None) -> bool:
+    """True when the row holds a change made before ``moment`` (a period's start).
+
+    A row lives from the first change a sync has not settled until a sync settles every change
+    it holds (it is deleted then), so its ``created_at`` is the time of the oldest change still
+    owed, whatever marks, failures, holds or schedules came since.
+    """
+    return entry is not None and moment is not None and entry.created_at < moment
 
 
 def read(conn: sa.Connection, tables: Tables, key: str) -> OutboxEntry | None:
@@ -218,6 +255,7 @@ def record_failure(
     next_attempt_at: datetime,
     permanent: bool,
     target_seats: int | None,
+    now: datetime | None = None,
 ) -> int:
     """Keep the row with the failure; return the attempt count. Creates the row if it was absent.
 
@@ -240,7 +278,7 @@ def record_failure(
         newer = read(conn, tables, key)
         if newer is not None:
             return newer.attempts
-        mark(conn, tables, [key])
+        mark(conn, tables, [key], now=now)
         conn.execute(table.update().where(table.c.organization_key == key).values(values))
         entry = read(conn, tables, key)
         return entry.attempts if entry else 1
@@ -252,7 +290,7 @@ def record_failure(
         if newer is not None:
             # A newer change arrived meanwhile: its fresh row already asks for a sync.
             return newer.attempts
-        mark(conn, tables, [key])  # an explicit sync had no row: keep the failure durable
+        mark(conn, tables, [key], now=now)  # an explicit sync had no row: keep the failure durable
         conn.execute(table.update().where(table.c.organization_key == key).values(values))
     entry = read(conn, tables, key)
     return entry.attempts if entry else 1
@@ -260,7 +298,7 @@ def record_failure(
 
 def hold(
     conn: sa.Connection, tables: Tables, key: str, generation: int | None, reason: str,
-    target_seats: int | None,
+    target_seats: int | None, now: datetime | None = None,
 ) -> None:
     """Keep the row, not due, while the subscription cannot be billed; ``reason`` says why.
 
@@ -273,7 +311,7 @@ def hold(
     if generation is not None:
         stmt = stmt.where(table.c.generation == generation)
     elif read(conn, tables, key) is None:
-        mark(conn, tables, [key])
+        mark(conn, tables, [key], now=now)
     conn.execute(stmt.values(values))
 
 
@@ -289,22 +327,37 @@ def defer(conn: sa.Connection, tables: Tables, key: str, until: datetime) -> Non
 
 def schedule(
     conn: sa.Connection, tables: Tables, key: str, generation: int | None, due: datetime,
-    target_seats: int,
+    target_seats: int, now: datetime | None = None,
 ) -> None:
     """Keep the row as a decrease due at ``due`` (the end of the billing period, less a margin).
 
     With no row (an explicit sync) one is created, so the decrease is not forgotten. A change
     that arrived since ``generation`` was read is left pending: it is synced first.
+    ``decrease_due_at`` keeps the earliest due time of a decrease not yet written (a row
+    scheduled again after a mark keeps the time its decrease was first due).
     """
     table = tables.outbox
     values = {"status": SCHEDULED, "attempts": 0, "next_attempt_at": due, "last_error": None,
-              "target_seats": target_seats, "updated_at": utcnow()}
+              "target_seats": target_seats, "updated_at": utcnow(),
+              "decrease_due_at": sa.func.coalesce(table.c.decrease_due_at, due),
+              "decrease_seats": target_seats}
     stmt = table.update().where(table.c.organization_key == key)
     if generation is not None:
         stmt = stmt.where(table.c.generation == generation)
     elif read(conn, tables, key) is None:
-        mark(conn, tables, [key])
+        mark(conn, tables, [key], now=now)
     conn.execute(stmt.values(values))
+
+
+def settle(conn: sa.Connection, tables: Tables, key: str) -> None:
+    """Forget a waiting decrease: a pass wrote the quantity (or found it right) while a newer
+    change kept the row, which now only asks for a sync of that change."""
+    table = tables.outbox
+    conn.execute(
+        table.update()
+        .where(table.c.organization_key == key, table.c.decrease_due_at.is_not(None))
+        .values(decrease_due_at=None, decrease_seats=None)
+    )
 
 
 def due_keys(conn: sa.Connection, tables: Tables, now: datetime, limit: int = 500) -> list[str]:

@@ -40,6 +40,12 @@ class Plan:
     ``{"editor": "price_editor_m", "viewer": "price_viewer_m"}``; members are sorted into
     types by ``init_app(seat_type=...)``. Excludes ``seat_price_id``; ``plan_id`` is the base
     price. ``limits["seats"]`` may then be a mapping of caps per type."""
+    included_seats: dict[str, int] | None = None
+    """With ``seat_prices``: seats of a type that the plan's price includes, e.g.
+    ``{"editor": 1}`` (the first editor is not billed as a seat). Types left out include none."""
+    minimum_seats: dict[str, int] | None = None
+    """With ``seat_prices``: the fewest seats of a type billed, e.g. ``{"editor": 1}`` (the
+    type's item never goes below 1). Applied after ``included_seats``; types left out: 0."""
 
     @property
     def seat_only(self) -> bool:
@@ -57,6 +63,22 @@ class Plan:
     def seat_types(self) -> tuple[str, ...]:
         """The plan's seat types, in a fixed order (empty for a plan of one seat price)."""
         return tuple(sorted(self.seat_prices)) if self.seat_prices else ()
+
+    def billable_by_type(self, counts: dict[str, int]) -> dict[str, int]:
+        """Members per seat type (``counts``) as billed: for each of the plan's types, the
+        members less its ``included_seats``, never below its ``minimum_seats``. Types the plan
+        does not price are returned as counted; a type of the plan with no member is present
+        only when its minimum bills it."""
+        if not self.seat_prices:
+            return dict(counts)
+        included = self.included_seats or {}
+        minimum = self.minimum_seats or {}
+        result = dict(counts)
+        for kind in self.seat_types:
+            n = max(minimum.get(kind, 0), counts.get(kind, 0) - included.get(kind, 0), 0)
+            if n or kind in counts:
+                result[kind] = n
+        return result
 
     @property
     def seat_limits_by_type(self) -> dict[str, int]:

@@ -266,7 +266,8 @@ def _store(
     if owner and billable_now and after.plan_name is not None and remote.seats is not None:
         queue = _owed_or_drifted(conn, state, before, remote, owner) or follow_up_sync
     if queue and owner:
-        outbox.mark(conn, state.tables, [owner], delay=state.mark_delay)
+        outbox.mark(conn, state.tables, [owner], delay=state.mark_delay,
+                    now=state.engine.clock())
     elif owner and follow_up_sync and after.plan_name is not None and remote.seats is not None:
         _hold_follow_up(conn, state, remote, owner)
     return Applied(False, before, after, external, queue, first_completion)
@@ -286,7 +287,7 @@ def _hold_follow_up(
         return
     reason = (f"subscription {remote.id} is {remote.status}: seat change held until it is "
               "billable")
-    outbox.hold(conn, state.tables, key, None, reason, billable)
+    outbox.hold(conn, state.tables, key, None, reason, billable, now=state.engine.clock())
 
 
 def _owed_or_drifted(
@@ -305,11 +306,44 @@ def _owed_or_drifted(
     if state.settings.external_change != "correct":
         return False
     organization_id = state.schema.parse_key(key)
+    plan = state.catalog.get(remote.plan_name) if remote.plan_name else None
     if remote.seats_by_type is not None:  # seat types: a move between types is drift too
         wanted = seat_types.wanted_by_type(state.counter, state.catalog, conn, organization_id,
                                            remote)
-        return bool(seat_types.changes(remote, wanted))
-    return remote.seats != state.counter.billable(conn, organization_id)
+        moving = seat_types.changes(remote, wanted)
+        if not moving:
+            return False
+        # As below, per type: decreases waiting for the renewal, the types as the copy had them.
+        lowering = all(n < (remote.seats_by_type or {}).get(k, 0) for k, n in moving.items())
+        unmoved = before is not None and before.seats_by_type == remote.seats_by_type
+        return not (unmoved and lowering
+                    and _decrease_waits(state, remote, entry, sum(wanted.values())))
+    billable = state.counter.billable_for(conn, organization_id, plan)
+    if remote.seats == billable:
+        return False
+    # Under "at_period_end" a decrease waiting for the renewal leaves more seats billed than
+    # are billable, as the rule wants: that is not drift, and re-marking on every event would
+    # re-read and re-announce it. A quantity the event shows moved (a dashboard edit), or one
+    # below the billable count, still is.
+    unmoved = before is not None and before.seats == remote.seats
+    return not (unmoved and remote.seats is not None and remote.seats > billable
+                and _decrease_waits(state, remote, entry, billable))
+
+
+def _decrease_waits(
+    state: SeatBillingState, remote: RemoteSubscription, entry: outbox.OutboxEntry | None,
+    billable: int,
+) -> bool:
+    """Whether a decrease to ``billable`` legitimately waits for this period's end: Polar
+    holds it (``pending_seats``), or (Stripe) the outbox row keeps one not yet due, whose
+    renewal has not come (an overdue one is owed now: a sync credits it)."""
+    rule = seat_rules.rule_for(state.catalog, remote.plan_name, state.settings.seat_decrease)
+    if rule != seat_rules.AT_PERIOD_END:
+        return False
+    if remote.pending_seats is not None:
+        return remote.pending_seats == billable
+    return (entry is not None and entry.decrease_seats == billable
+            and not seat_rules.missed_renewal(entry, remote))
 
 
 def _announce(state: SeatBillingState, applied: Applied, source: str) -> None:

@@ -17,11 +17,13 @@ How the lowering lands before the renewal invoice:
   ``SEAT_BILLING_SEAT_DECREASE_MARGIN_SECONDS`` (1 hour). The worker or ``sync_pending`` sends
   it then with ``proration_behavior="none"``: no credit for the last hour, and the renewal
   invoice, made at the period's end from the item's quantity, bills the lower number. Inside the
-  margin a decrease is sent at once, the same way. A row whose due time was missed (no worker
-  ran until after the renewal) is sent with the plan's proration, so the seats the renewal
-  billed in excess are credited.
+  margin a decrease is sent at once, the same way.
 - Polar holds a decrease itself: the write carries ``proration_behavior="next_period"`` and
   Polar applies it at the renewal (the subscription's ``pending_update``).
+- On both, a renewal that came before the decrease was sent (no worker ran across it, or the
+  write kept failing) billed seats no longer used: :func:`missed_renewal` sees it from the outbox
+  row's ``created_at`` (the oldest change it holds), and the decrease goes at once with the
+  plan's proration, crediting the excess.
 
 A trialing subscription is billed nothing until the trial ends, so its decreases go at once.
 """
@@ -49,6 +51,9 @@ AT_PERIOD_END = "at_period_end"
 NEXT_PERIOD = "next_period"  # the proration name of a decrease held until the renewal
 NO_PRORATION = "none"
 PERIOD_END_REASON = "period_end"
+# A period that starts this long after the subscription was created began at a renewal (a
+# subscription's first period starts when it is created, to the second or closer).
+RENEWED_AFTER = timedelta(minutes=1)
 
 WRITE = "write"
 UNCHANGED = "unchanged"
@@ -100,6 +105,11 @@ def decide(
         if billable == current and pending in (None, current):
             return Decision(UNCHANGED, current, proration)
         return Decision(WRITE, billable, proration)  # on Polar this also drops a pending update
+    if billable < current and missed_renewal(entry, remote):
+        # A change of an earlier period that no sync sent before its renewal (no worker ran
+        # across it, or the write kept failing): the renewal billed seats that were no longer
+        # used, so the write credits them now, with the plan's proration, on either provider.
+        return Decision(WRITE, billable, proration, reason=PERIOD_END_REASON)
     end = remote.current_period_end
     if native_next_period:
         if billable == current and pending in (None, current):
@@ -111,18 +121,21 @@ def decide(
         return Decision(UNCHANGED, current, proration)
     if end is None:  # no period known: nothing to wait for
         return Decision(WRITE, billable, proration)
-    if (
-        entry is not None
-        and entry.status == outbox.SCHEDULED
-        and remote.current_period_start is not None
-        and entry.next_attempt_at < remote.current_period_start
-    ):
-        # The renewal came before the lowering: credit what it billed in excess.
-        return Decision(WRITE, billable, proration, reason=PERIOD_END_REASON)
     due = end - margin
     if now >= due:
         return Decision(WRITE, billable, NO_PRORATION, reason=PERIOD_END_REASON)
     return Decision(SCHEDULE, current, proration, due, billable, end, PERIOD_END_REASON)
+
+
+def missed_renewal(entry: OutboxEntry | None, remote: RemoteSubscription) -> bool:
+    """True when the row holds a change made before the subscription's current period began
+    at a renewal (not at its creation: a change older than the subscription was never billed
+    by a renewal), so the renewal billed from a quantity that was already owed a change."""
+    start = remote.current_period_start
+    if start is None or not outbox.owed_before(entry, start):
+        return False
+    created = remote.created_at
+    return created is None or start - created > RENEWED_AFTER
 
 
 @dataclass(frozen=True)
@@ -152,12 +165,18 @@ def decrease_of(
     key: str, seats: int | None, period_start: datetime | None, period_end: datetime | None,
     entry: OutboxEntry | None, last: SeatChange | None,
 ) -> PendingDecrease | None:
-    """Stripe's waiting decrease is the ``scheduled`` outbox row; Polar's is the last
-    ``next_period`` write of the current period whose seats the local copy does not show yet."""
+    """Stripe's waiting decrease is the outbox row's (``decrease_seats``, due at
+    ``decrease_due_at``: kept while a mark, a failure or a hold makes the row pending, held or
+    failed); Polar's is the last ``next_period`` write of the current period whose seats the
+    local copy does not show yet."""
     if seats is None:
         return None
-    if entry is not None and entry.status == outbox.SCHEDULED and entry.target_seats is not None:
-        return PendingDecrease(key, seats, entry.target_seats, period_end, entry.next_attempt_at)
+    if (entry is not None and entry.decrease_seats is not None
+            and entry.decrease_due_at is not None):
+        if entry.decrease_seats >= seats:
+            return None  # settled by a write the row has not been told of yet
+        return PendingDecrease(key, seats, entry.decrease_seats, period_end,
+                               entry.decrease_due_at)
     if last is None or last.proration_behavior != NEXT_PERIOD or last.to_seats >= seats:
         return None
     if period_start is not None and last.created_at < period_start:
@@ -190,11 +209,12 @@ def announce(
     entry: OutboxEntry | None = None,
 ) -> None:
     """Send ``seat_decrease_scheduled`` for a decrease that now waits for the renewal (once per
-    target: a pass that finds the same decrease already scheduled stays quiet)."""
+    target: a pass that finds the same decrease already waiting stays quiet, also when a mark,
+    a failure or a hold rewrote the row's status meanwhile)."""
     if decision.seats_from_next_period is None:
         return
-    if (entry is not None and entry.status == outbox.SCHEDULED
-            and entry.target_seats == decision.seats_from_next_period):
+    if (entry is not None and entry.decrease_due_at is not None
+            and entry.decrease_seats == decision.seats_from_next_period):
         return
     signals.seat_decrease_scheduled.send(
         app, organization_id=organization_id, subscription_id=remote.id,

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 def targets(engine: SyncEngine, conn: sa.Connection, organization_id: Any,
             remote: RemoteSubscription) -> dict[str, int]:
-    """The quantity each of the plan's seat types should have now."""
+    """The quantity each of the plan's seat types should have now (its members, less its
+    included seats, never below its minimum)."""
     return wanted_by_type(engine.counter, engine.catalog, conn, organization_id, remote)
 
 
@@ -45,7 +46,7 @@ def wanted_by_type(counter: SeatCounter, catalog: PlanCatalog, conn: sa.Connecti
     """:func:`targets` from the counter and the catalog (for an observation, a webhook)."""
     plan = catalog.get(remote.plan_name) if remote.plan_name else None
     kinds = plan.seat_types if plan is not None else ()
-    counts = counter.count_by_type(conn, organization_id)
+    counts = counter.billable_by_type(conn, organization_id, plan)
     return {kind: counts.get(kind, 0) for kind in kinds}
 
 
@@ -137,7 +138,7 @@ def sync_types(
         )
     again = False
     if held and due is not None:  # additions went now; the decreases wait for the end
-        outbox.schedule(conn, engine.tables, key, generation, due, total)
+        outbox.schedule(conn, engine.tables, key, generation, due, total, now=engine.clock())
     else:
         again = engine._complete(conn, key, generation)
     if unseen and not again:
@@ -184,9 +185,7 @@ def _period_end(
     if rule != seat_rules.AT_PERIOD_END or not lowering or end is None or (
             remote.status == "trialing"):
         return {}, None, proration
-    if (entry is not None and entry.status == outbox.SCHEDULED
-            and remote.current_period_start is not None
-            and entry.next_attempt_at < remote.current_period_start):
+    if seat_rules.missed_renewal(entry, remote):
         return {}, None, proration  # the renewal came first: credit its excess
     due = end - timedelta(seconds=engine.settings.seat_decrease_margin_seconds)
     if engine.clock() >= due:
@@ -204,7 +203,7 @@ def _schedule(
 
     if store:
         subscriptions.upsert(conn, engine.tables, engine.provider.name, remote, key)
-    outbox.schedule(conn, engine.tables, key, generation, due, total)
+    outbox.schedule(conn, engine.tables, key, generation, due, total, now=engine.clock())
     conn.commit()
     decision = seat_rules.Decision(seat_rules.SCHEDULE, int(remote.seats or 0), "", due, total,
                                    remote.current_period_end)
@@ -235,7 +234,8 @@ def drifted_types(
     for c in typed:
         plan = catalog.get(c.plan)
         assert plan is not None
-        wanted = {k: counts.get(c.key, {}).get(k, 0) for k in plan.seat_types}
+        billed = plan.billable_by_type(counts.get(c.key, {}))
+        wanted = {k: billed.get(k, 0) for k in plan.seat_types}
         snapshot: RemoteSubscription | None = c.snapshot or c.recorded
         if snapshot is None or snapshot.seats_by_type is None or changes(snapshot, wanted):
             drifted[c.key] = wanted

@@ -253,8 +253,15 @@ def check_catalog(products: list[Product], provider: str) -> PlanCatalog:
 
 def _check_seat_types(plan: Plan) -> None:
     """``seat_prices``: a non-empty mapping of type names to distinct price ids, apart from the
-    base price and exclusive of ``seat_price_id``; per-type caps only for declared types."""
+    base price and exclusive of ``seat_price_id``; per-type caps, included and minimum seats
+    only for declared types."""
     if plan.seat_prices is None:
+        for name in ("included_seats", "minimum_seats"):
+            if getattr(plan, name) is not None:
+                raise ConfigurationError(
+                    f"Plan {plan.name!r} sets {name} per seat type but no seat_prices; a plan "
+                    "of one seat price uses SEAT_BILLING_INCLUDED_SEATS / "
+                    "SEAT_BILLING_MINIMUM_SEATS (or a seat_rule).")
         return
     prices = plan.seat_prices
     if not isinstance(prices, dict) or not prices or not all(
@@ -281,3 +288,20 @@ def _check_seat_types(plan: Plan) -> None:
                     f"Plan {plan.name!r} has limits['seats'][{kind!r}] = {cap!r}; expected a "
                     f"non-negative integer for one of its seat types ({', '.join(sorted(prices))})."
                 )
+    for name in ("included_seats", "minimum_seats"):
+        given = getattr(plan, name)
+        if given is None:
+            continue
+        if not isinstance(given, dict):
+            raise ConfigurationError(
+                f"Plan {plan.name!r} has {name} = {given!r}; expected a mapping of its seat "
+                f"types ({', '.join(sorted(prices))}) to non-negative integers.")
+        for kind, n in given.items():
+            if kind not in prices:
+                raise ConfigurationError(
+                    f"Plan {plan.name!r} has {name}[{kind!r}], but {kind!r} is not one of its "
+                    f"seat types ({', '.join(sorted(prices))}).")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ConfigurationError(
+                    f"Plan {plan.name!r} has {name}[{kind!r}] = {n!r}; expected a non-negative "
+                    "integer.")

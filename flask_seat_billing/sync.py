@@ -387,17 +387,16 @@ class SyncEngine:
             return self._schedule(conn, key, generation, entry, decision, SyncResult(
                 organization_id, "scheduled", billable=billable, from_seats=remote.seats,
                 to_seats=billable, subscription_id=remote.id), remote, store=True), False
+        # A write that landed but whose answer was lost (or a dashboard edit) moved the
+        # provider since our copy: record that step before ours, so the ledger has no gap.
+        observed = local.seats if local.seats not in (None, remote.seats) else None
+        if seat_rules.applied_at_renewal(conn, self.tables, observed, remote):
+            observed = None  # our own next_period write, already in the ledger
         if decision.action == seat_rules.UNCHANGED:
-            observed = local.seats if local.seats != remote.seats else None
-            if seat_rules.applied_at_renewal(conn, self.tables, observed, remote):
-                observed = None  # our own next_period write, already in the ledger
             return self._finish(conn, key, generation, SyncResult(
                 organization_id, "unchanged", billable=billable, from_seats=remote.seats,
                 to_seats=remote.seats, subscription_id=remote.id), remote=remote,
                 observed_from=observed)
-        # A write that landed but whose answer was lost (or a dashboard edit) moved the
-        # provider since our copy: record that step before ours, so the ledger has no gap.
-        observed = local.seats if local.seats not in (None, remote.seats) else None
         return self._write(conn, key, generation, decision.reason or reason, local, remote,
                            decision.seats, observed_from=observed, read=True,
                            proration=decision.proration)
@@ -460,6 +459,8 @@ class SyncEngine:
                 entry.returning(self.tables.ledger.c.id).cte("seat_billing_entry"),
             ).returning(self.tables.outbox.c.organization_key)
             again = conn.execute(done).first() is None
+            if again:  # a newer change keeps the row: the decrease it waited for is written
+                outbox.settle(conn, self.tables, key)
         else:
             subscriptions.record_write(conn, self.tables, local, seats)
             conn.execute(entry)
@@ -499,9 +500,13 @@ class SyncEngine:
         return update
 
     def _complete(self, conn: sa.Connection, key: str, generation: int | None) -> bool:
-        """Delete the outbox row if no newer change arrived; True when one did (another pass)."""
+        """Delete the outbox row if no newer change arrived; True when one did (another pass).
+
+        The pass wrote the quantity or found it right, so a decrease the row waited for is
+        settled either way: a row kept for a newer change forgets it (``outbox.settle``)."""
         if outbox.complete(conn, self.tables, key, generation):
             return False
+        outbox.settle(conn, self.tables, key)
         if generation is not None:
             return True
         entry = outbox.read(conn, self.tables, key)  # an explicit sync that started with no row
@@ -532,7 +537,7 @@ class SyncEngine:
         if store:
             subscriptions.upsert(conn, self.tables, self.provider.name, remote, key)
         outbox.schedule(conn, self.tables, key, generation, decision.due_at,
-                        decision.seats_from_next_period)
+                        decision.seats_from_next_period, now=self.clock())
         conn.commit()
         seat_rules.announce(self.app, result.organization_id, remote, decision, entry)
         return replace(result, retry_at=decision.due_at)
@@ -577,7 +582,8 @@ class SyncEngine:
         if not ownership.namespace_matches(remote.metadata, self.settings.namespace):
             reason = (f"subscription {remote.id} carries another namespace "
                       f"({remote.metadata.get(NAMESPACE_KEY)!r}): never written by this app")
-        outbox.hold(conn, self.tables, key, generation, reason, result.billable)
+        outbox.hold(conn, self.tables, key, generation, reason, result.billable,
+                    now=self.clock())
         conn.commit()
         log.info("seat sync of organization %s held: %s", key, reason)
         return replace(result, error=reason)
@@ -603,7 +609,7 @@ class SyncEngine:
         attempts = outbox.record_failure(
             conn, self.tables, key, generation=entry.generation if entry else None,
             error=error.message, next_attempt_at=next_at, permanent=permanent,
-            target_seats=billable,
+            target_seats=billable, now=self.clock(),
         )
         conn.commit()
         log.warning(

@@ -96,6 +96,15 @@ def _outbox(metadata: sa.MetaData) -> sa.Table:
         sa.Column("next_attempt_at", sa.DateTime, nullable=False, index=True),
         sa.Column("last_error", sa.Text),
         sa.Column("target_seats", sa.Integer),
+        # A seat decrease waiting for the period's end (``"at_period_end"`` on a provider that
+        # cannot hold it, Stripe): when it was first due and the seats it lowers to. Set by
+        # ``outbox.schedule`` only and left alone by marks, failures and holds, which rewrite
+        # ``status``/``next_attempt_at``/``target_seats``: a decrease due before the renewal
+        # stays known as such (and is credited) until a pass writes the quantity or finds it
+        # right. Gone with the row; cleared by a pass that settles it while a newer change keeps
+        # the row (``outbox.settle``).
+        sa.Column("decrease_due_at", sa.DateTime),
+        sa.Column("decrease_seats", sa.Integer),
         sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
         sa.Column("updated_at", sa.DateTime, nullable=False, default=utcnow),
     )

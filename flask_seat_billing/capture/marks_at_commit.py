@@ -35,7 +35,8 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,8 +49,9 @@ from .. import outbox
 
 log = logging.getLogger("flask_seat_billing.marks_at_commit")
 QUEUE = "_seat_billing_marks_at_commit"
-# Per outbox table name: its SQL template, the debounce delay, the organizations to mark.
-Queued = dict[str, tuple[tuple[str, ...], float, set[str]]]
+# Per outbox table name: its SQL template, the debounce delay, the app's clock, the
+# organizations to mark.
+Queued = dict[str, tuple[tuple[str, ...], float, Callable[[], datetime], set[str]]]
 _install_lock = threading.Lock()
 _engines: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
@@ -91,13 +93,17 @@ def accepts(session: Session, conn: sa.Connection, table: sa.Table) -> bool:
     return not dbapi_connection.autocommit and dbapi_connection.pgconn.pipeline_status == 0
 
 
-def queue(conn: sa.Connection, table: sa.Table, keys: Iterable[str], delay: float) -> None:
-    """Hold these organizations' rows until ``conn`` commits (dropped if it rolls back)."""
+def queue(
+    conn: sa.Connection, table: sa.Table, keys: Iterable[str], delay: float,
+    clock: Callable[[], datetime],
+) -> None:
+    """Hold these organizations' rows until ``conn`` commits (dropped if it rolls back);
+    ``clock`` is the app's, read when the rows are written."""
     template = outbox.mark_template(conn.dialect, table)
     assert template is not None  # accepts() said yes
     queued: Queued = conn.info.setdefault(QUEUE, {})
-    entry = queued.setdefault(table.fullname, (template, delay, set()))
-    entry[2].update(keys)
+    entry = queued.setdefault(table.fullname, (template, delay, clock, set()))
+    entry[3].update(keys)
 
 
 def _on_rollback(conn: sa.Connection) -> None:
@@ -180,8 +186,8 @@ def _query(dbapi_connection: Any, queued: Queued) -> str:
         return quoted.decode(encoding)
 
     statements = []
-    for template, delay, keys in queued.values():
-        now, due = outbox.mark_times(delay)
+    for template, delay, clock, keys in queued.values():
+        now, due = outbox.mark_times(delay, clock())
         values = {"due": literal(due.isoformat(" ")), "now": literal(now.isoformat(" "))}
         for key in sorted(keys):  # the order outbox.mark locks rows in
             values["key"] = literal(key)

@@ -78,9 +78,10 @@ def note_keys(session: Session, state: SeatBillingState, keys: set[str]) -> None
     # bind has no other, and the row must share the member change's transaction.
     conn = session.connection(bind_arguments={"mapper": state.schema.mapper})
     if marks_at_commit.accepts(session, conn, state.tables.outbox):
-        marks_at_commit.queue(conn, state.tables.outbox, keys, state.mark_delay)
+        marks_at_commit.queue(conn, state.tables.outbox, keys, state.mark_delay,
+                              state.engine.clock)
     else:
-        outbox.mark(conn, state.tables, keys, delay=state.mark_delay)
+        outbox.mark(conn, state.tables, keys, delay=state.mark_delay, now=state.engine.clock())
     pending: set[str] = session.info.setdefault(PENDING_KEYS, set())
     savepoint = session.get_nested_transaction()
     if savepoint is not None:

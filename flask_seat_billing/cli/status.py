@@ -66,16 +66,26 @@ def organization_status(
     result = []
     for key in keys:
         sub = subs.get(key)
+        plan = state.catalog.get(sub["plan_name"]) if sub and sub["plan_name"] else None
+        counts = by_type.get(key)
+        total = billable.get(key)
+        if plan is not None and counts is not None:
+            # The plan's included and minimum seats per type (what the sync writes per type).
+            billed = plan.billable_by_type(counts)
+            if total is not None:
+                total = max(0, total + sum(billed.get(k, 0) - counts.get(k, 0)
+                                           for k in plan.seat_types))
+            counts = billed
         result.append(OrgStatus(
             organization=key, plan=sub["plan_name"] if sub else None,
-            status=sub["status"] if sub else None, billable=billable.get(key),
+            status=sub["status"] if sub else None, billable=total,
             provider_seats=sub["seats"] if sub else None,
             subscription_id=sub["provider_subscription_id"] if sub else None,
             pending=pending.get(key), last_change=changes.get(key),
             decrease=decrease_of(
                 key, sub["seats"], sub["current_period_start"], sub["current_period_end"],
                 pending.get(key), changes.get(key)) if sub else None,
-            billable_by_type=by_type.get(key),
+            billable_by_type=counts,
         ))
     return result
 

@@ -6,7 +6,7 @@ request, as it does a single seat quantity; ``seat_types`` holds what it needs f
 hold NULL, so their next sync reads first and fills it.
 
 Revision ID: b8e2d4f61a37
-Revises: e5b7a1c93f02
+Revises: b8d2f4a61c37
 Create Date: 2026-11-30 04:45:00.000000
 
 """
@@ -16,7 +16,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "b8e2d4f61a37"
-down_revision = "e5b7a1c93f02"
+down_revision = "b8d2f4a61c37"
 branch_labels = None
 depends_on = None
 

@@ -215,3 +215,128 @@ def test_resync_leaves_a_waiting_decrease_waiting(provider: World) -> None:
     with t.app.app_context():
         pending = t.billing.pending_seat_decrease(org_id)
     assert pending is not None and pending.seats_from_next_period == 2
+
+
+def test_a_decrease_no_sync_sent_before_the_renewal_is_credited_after_it(
+    provider: World,
+) -> None:
+    """No worker ran from the removal until after the renewal: the renewal billed a seat no
+    longer used. The next sync lowers the quantity with the plan's proration (a credit), not
+    for the end of the new period, on both providers; a change made after the renewal and
+    before that sync does not hide the debt."""
+    t = _app(provider, {"SEAT_BILLING_SYNC_MODE": "manual"})
+    with t.app.app_context():
+        org = t.add_organization()
+        members = t.add_members(org.id, 4)
+        sub = provider.subscribe(t, org.id)
+        t.billing.sync_pending()
+        _remove(t, members[0])  # owed from this period, never sent
+        _advance_to(provider, _period_end(t, org.id) + timedelta(minutes=5))  # the renewal
+        assert provider.seats(sub) == 4  # what it billed
+        t.add_members(org.id, 1)  # after the renewal: the row only gets newer changes
+        _remove(t, members[1])
+
+        t.billing.sync_pending()
+
+        assert provider.seats(sub) == 3
+        last = ledger_rows(t)[-1]
+        assert (last["from_seats"], last["to_seats"], last["reason"]) == (4, 3, "period_end")
+        assert last["proration_behavior"] not in ("none", "next_period")
+        assert t.billing.pending_seat_decrease(org.id) is None
+        assert outbox_rows(t) == []
+
+
+def _subscription_reads(provider: World, sub: str) -> int:
+    return sum(1 for r in provider.stand_in.requests.all()
+               if r.method == "GET" and r.path.rstrip("/").endswith(sub))
+
+
+def test_events_while_a_decrease_waits_are_not_drift_to_correct(provider: World) -> None:
+    """``SEAT_BILLING_EXTERNAL_CHANGE = "correct"``: while a decrease waits for the renewal the
+    provider bills more seats than are billable, as the rule wants. An event about the
+    subscription (any update: a payment method, metadata) must not queue a "correction" that
+    re-marks the waiting decrease, re-reads, or announces it again; a real change made in the
+    dashboard is still corrected."""
+    config = {**AT_PERIOD_END, "SEAT_BILLING_EXTERNAL_CHANGE": "correct"}
+    announced: list[dict[str, Any]] = []
+
+    def receiver(app: Any, **kw: Any) -> None:
+        announced.append(kw)
+
+    signals.seat_decrease_scheduled.connect(receiver, weak=False)
+    try:
+        for web in provider.serve(config, clock=provider.stand_in.clock):
+            t = web.t
+            org = t.add_organization()
+            members = t.add_members(org.id, 3)
+            sub = provider.subscribe(t, org.id)
+            provider.delivered()
+            _remove(t, members[0])
+            provider.delivered()  # Polar: the event of its own next_period write
+            waiting = outbox_rows(t)
+            writes, ledger = len(provider.seat_writes()), ledger_rows(t)
+            reads = _subscription_reads(provider, sub)
+            updated = provider.stand_in.event_types["updated"]
+
+            for i in range(3):
+                body = provider.dialect.event_body(f"evt_waiting_{i}", updated, sub)
+                answer = provider.post_event(web, body, event_id=f"evt_waiting_{i}")
+                assert answer.status == provider.dialect.webhook_ok
+
+            assert outbox_rows(t) == waiting  # not re-marked (same generation, same status)
+            assert _subscription_reads(provider, sub) - reads == 3  # each event's re-fetch only
+            assert len(provider.seat_writes()) == writes
+            assert ledger_rows(t) == ledger
+            assert len(announced) == 1
+            pending = t.billing.pending_seat_decrease(org.id)
+            assert pending is not None
+            assert (pending.seats_now, pending.seats_from_next_period) == (3, 2)
+
+            # The dashboard sets fewer seats than are billable: that is drift, corrected now.
+            provider.stand_in.set_seats(sub, 1)
+            provider.delivered()
+            assert provider.seats(sub) == 2
+    finally:
+        signals.seat_decrease_scheduled.disconnect(receiver)
+
+
+def test_marks_that_leave_the_target_alone_keep_the_waiting_decrease_shown_and_quiet(
+    provider: World,
+) -> None:
+    """A member joins and another leaves before the next pass: the row is marked (pending)
+    twice, and the decrease still waits for the same seats. Status and the API keep showing it
+    meanwhile, and the pass that schedules it again does not announce it a second time."""
+    t = _app(provider, {"SEAT_BILLING_SYNC_MODE": "manual"})
+    announced: list[dict[str, Any]] = []
+
+    def receiver(app: Any, **kw: Any) -> None:
+        announced.append(kw)
+
+    signals.seat_decrease_scheduled.connect(receiver, weak=False)
+    try:
+        with t.app.app_context():
+            org = t.add_organization()
+            members = t.add_members(org.id, 3)
+            sub = provider.subscribe(t, org.id)
+            _remove(t, members[0])
+            t.billing.sync_organization(org.id)
+            assert len(announced) == 1
+
+            t.add_members(org.id, 1)
+            _remove(t, members[1])
+
+            pending = t.billing.pending_seat_decrease(org.id)
+            assert pending is not None
+            assert (pending.seats_now, pending.seats_from_next_period) == (3, 2)
+            end = _period_end(t, org.id)
+            status = t.app.test_cli_runner().invoke(args=["seats", "status"])
+            assert f"3->2 from {end:%Y-%m-%d %H:%M}" in status.output, status.output
+
+            t.billing.sync_organization(org.id)
+
+            assert provider.seats(sub) == 3
+            assert len(announced) == 1
+            pending = t.billing.pending_seat_decrease(org.id)
+            assert pending is not None and pending.seats_from_next_period == 2
+    finally:
+        signals.seat_decrease_scheduled.disconnect(receiver)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -214,6 +215,19 @@ def test_cancel_at_period_end_keeps_the_subscription_active(
     assert api.read(sub)[0] == "active"
     assert stand_in.cancel_at_period_end(sub) is True and api.cancels_at_period_end(sub)
     assert events(stand_in, "ended") == []
+
+
+def test_current_period_end_moves_on_at_the_renewal(
+    stand_in: ProviderStandIn, plan: Plan
+) -> None:
+    sub = stand_in.subscribe(1, plan, 2)
+    end = stand_in.current_period_end(sub)
+    assert timedelta(days=27) < end - stand_in.clock() <= timedelta(days=31)
+
+    renewed = stand_in.advance_time((end - stand_in.clock()).total_seconds() + 60)
+
+    assert renewed == [sub]
+    assert timedelta(days=27) < stand_in.current_period_end(sub) - end <= timedelta(days=31)
 
 
 def test_subscription_ids_lists_every_subscription_oldest_first(

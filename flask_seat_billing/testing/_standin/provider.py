@@ -278,6 +278,11 @@ class ProviderStandIn(BaseStandIn, ABC):
         the provider agree on the time while a test moves it."""
 
     @abstractmethod
+    def current_period_end(self, subscription_id: str) -> datetime:
+        """When the subscription's current billing period ends (naive UTC): on Stripe the seat
+        item's ``current_period_end``, on Polar the subscription's."""
+
+    @abstractmethod
     def advance_time(self, seconds: float) -> list[str]:
         """Move the provider's clock forward, as a Stripe test clock's advance does: every
         subscription whose period ended by then renews (a pending ``next_period`` update

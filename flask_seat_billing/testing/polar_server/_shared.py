@@ -162,6 +162,11 @@ class PolarSharedInterface(ProviderStandIn):
         with self._store.lock:
             return self._store.subscription(subscription_id).cancel_at_period_end
 
+    def current_period_end(self, subscription_id: str) -> datetime:
+        with self._store.lock:
+            end = self._store.subscription(subscription_id).current_period_end
+        return end.astimezone(timezone.utc).replace(tzinfo=None) if end.tzinfo else end
+
     def set_status(self, subscription_id: str, status: str) -> JSON:
         """Move to ``past_due`` (``subscription.past_due``), back to ``active``
         (``subscription.active``), ``paused`` (``subscription.paused``; ``active`` again is

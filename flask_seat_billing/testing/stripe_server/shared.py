@@ -149,6 +149,12 @@ class StripeSharedInterface(ProviderStandIn):
         with self.state.lock:
             return bool(self._subscription(subscription_id)["cancel_at_period_end"])
 
+    def current_period_end(self, subscription_id: str) -> datetime:
+        with self.state.lock:
+            items = self._subscription(subscription_id)["items"]["data"]
+            end = min(int(item["current_period_end"]) for item in items)
+        return datetime.fromtimestamp(end, timezone.utc).replace(tzinfo=None)
+
     def set_status(self, subscription_id: str, status: str) -> Obj:
         """Any status, with ``customer.subscription.updated`` (plus ``...paused``,
         ``...resumed``, or ``...deleted`` for ``canceled``)."""

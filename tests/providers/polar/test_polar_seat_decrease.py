@@ -50,3 +50,31 @@ def test_an_addition_after_a_waiting_decrease_is_billed_now(
         assert seat_writes(polar)[-1].params == {"seats": 4, "proration_behavior": "prorate"}
         assert polar.api.subscription(sub)["pending_update"] is None
         assert polar.api.seats(sub) == 4
+
+
+def test_the_renewal_applying_our_decrease_is_not_an_observed_change_before_a_write(
+    make_app: AppFactory, polar: PolarWorld
+) -> None:
+    """After the renewal applied the ``next_period`` decrease, a pass that reads before its
+    write (here: the previous write was answered with a 500) finds fewer seats than the local
+    copy. That step is our own decrease, already in the ledger: no ``observed`` row for it."""
+    t = make_app({"SEAT_BILLING_SEAT_DECREASE": "at_period_end",
+                  "SEAT_BILLING_SYNC_MODE": "manual"})
+    with t.app.app_context():
+        org = t.add_organization()
+        members: list[Any] = t.add_members(org.id, 3)
+        sub = subscribe(t, polar, org.id)
+        t.db.session.delete(members[0])
+        t.db.session.commit()
+        t.billing.sync_organization(org.id)  # 3 -> 2 at the renewal
+        polar.api.renew_subscription(sub)
+        t.add_members(org.id, 2)
+        polar.api.faults.fail_next(1, status=500, path_prefix="/v1/subscriptions/",
+                                   method="PATCH")
+        assert t.billing.sync_organization(org.id).action == "retrying"
+
+        assert t.billing.sync_organization(org.id).action == "updated"
+
+        assert polar.api.seats(sub) == 4
+        assert [(r["from_seats"], r["to_seats"], r["reason"]) for r in ledger_rows(t)] == [
+            (3, 2, "period_end"), (2, 4, "manual")]
