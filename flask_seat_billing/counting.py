@@ -145,9 +145,7 @@ class SeatCounter:
         total = self.billable(conn, organization_id)
         if plan is None or not (plan.included_seats or plan.minimum_seats):
             return total
-        counts = self.count_by_type(conn, organization_id)
-        billed = plan.billable_by_type(counts)
-        return max(0, total + sum(billed.get(k, 0) - counts.get(k, 0) for k in plan.seat_types))
+        return plan.billed_total(total, self.count_by_type(conn, organization_id))
 
     def count_by_type_many(
         self, conn: sa.Connection, organization_ids: Iterable[Any]

@@ -60,6 +60,8 @@ class OutboxEntry:
     """When the waiting decrease was (first) due; None: no decrease waits."""
     decrease_seats: int | None = None
     """The seats the waiting decrease lowers to, as last scheduled."""
+    changed_at: datetime | None = None
+    """The newest membership change the row holds (None on rows older than the column)."""
 
 
 def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
@@ -75,6 +77,7 @@ def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
         created_at=m["created_at"],
         decrease_due_at=m["decrease_due_at"],
         decrease_seats=m["decrease_seats"],
+        changed_at=m["changed_at"],
     )
 
 
@@ -87,7 +90,7 @@ def _build_upsert(dialect: str, table: sa.Table, key: Any, due: Any, now: Any) -
     # inline(): the key is given, so no RETURNING is needed to learn the primary key.
     stmt = insert(table).inline().values(
         organization_key=key, generation=1, status=PENDING, attempts=0,
-        next_attempt_at=due, created_at=now, updated_at=now,
+        next_attempt_at=due, created_at=now, updated_at=now, changed_at=now,
     )
     return stmt.on_conflict_do_update(
         index_elements=["organization_key"],
@@ -102,6 +105,7 @@ def _build_upsert(dialect: str, table: sa.Table, key: Any, due: Any, now: Any) -
             ),
             "target_seats": None,
             "updated_at": now,
+            "changed_at": now,
         },
     )
 
@@ -194,14 +198,15 @@ def mark(
     for row in params:  # other databases: update, then insert what was not there
         key, due, now = row["key"], row["due"], row["now"]
         bump = {"generation": table.c.generation + 1, "status": PENDING, "attempts": 0,
-                "next_attempt_at": due, "target_seats": None, "updated_at": now}
+                "next_attempt_at": due, "target_seats": None, "updated_at": now,
+                "changed_at": now}
         updated = conn.execute(
             table.update().where(table.c.organization_key == key).values(bump)
         )
         if updated.rowcount == 0:
             conn.execute(table.insert().values(
                 organization_key=key, generation=1, status=PENDING, attempts=0,
-                next_attempt_at=due, created_at=now, updated_at=now))
+                next_attempt_at=due, created_at=now, updated_at=now, changed_at=now))
 
 
 def owed_before(entry: OutboxEntry | None, moment: datetime | None) -> bool:
@@ -263,7 +268,7 @@ def record_failure(
     transient one is retried at ``next_attempt_at``.
     """
     table = tables.outbox
-    now = utcnow()
+    now = utcnow() if now is None else now
     values = {
         "status": FAILED if permanent else PENDING,
         "attempts": table.c.attempts + 1,

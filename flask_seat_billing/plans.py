@@ -64,6 +64,15 @@ class Plan:
         """The plan's seat types, in a fixed order (empty for a plan of one seat price)."""
         return tuple(sorted(self.seat_prices)) if self.seat_prices else ()
 
+    def billed_total(self, total: int, counts: dict[str, int]) -> int:
+        """The billable total (``total``, members of every type and none) as this plan bills
+        it: moved by what its included and minimum seats per type take from (or add to) the
+        types' ``counts``. The one place the total and the per-type rules meet."""
+        if not (self.included_seats or self.minimum_seats):
+            return total
+        billed = self.billable_by_type(counts)
+        return max(0, total + sum(billed.get(k, 0) - counts.get(k, 0) for k in self.seat_types))
+
     def billable_by_type(self, counts: dict[str, int]) -> dict[str, int]:
         """Members per seat type (``counts``) as billed: for each of the plan's types, the
         members less its ``included_seats``, never below its ``minimum_seats``. Types the plan

@@ -282,7 +282,8 @@ def _hold_follow_up(
     the quantity to the billable count, as for any change held while not billable."""
     if state.provider.sync_state(remote) != HELD or outbox.read(conn, state.tables, key):
         return  # ended: nothing is owed; a row already there carries the change itself
-    billable = state.counter.billable(conn, state.schema.parse_key(key))
+    plan = state.catalog.get(remote.plan_name) if remote.plan_name else None
+    billable = state.counter.billable_for(conn, state.schema.parse_key(key), plan)
     if remote.seats == billable:
         return
     reason = (f"subscription {remote.id} is {remote.status}: seat change held until it is "
@@ -360,8 +361,9 @@ def _announce(state: SeatBillingState, applied: Applied, source: str) -> None:
             seats=after.seats, source=source,
         )
     if applied.external_change and before is not None and organization_id is not None:
+        plan = state.catalog.get(after.plan_name) if after.plan_name else None
         with state.sql_engine().connect() as conn:
-            billable = state.counter.billable(conn, organization_id)
+            billable = state.counter.billable_for(conn, organization_id, plan)
         signals.seats_changed_externally.send(
             state.app, organization_id=organization_id,
             subscription_id=after.provider_subscription_id, from_seats=before.seats,

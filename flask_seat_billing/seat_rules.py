@@ -128,14 +128,32 @@ def decide(
 
 
 def missed_renewal(entry: OutboxEntry | None, remote: RemoteSubscription) -> bool:
-    """True when the row holds a change made before the subscription's current period began
-    at a renewal (not at its creation: a change older than the subscription was never billed
-    by a renewal), so the renewal billed from a quantity that was already owed a change."""
+    """True when a renewal billed seats that were owed a decrease, which a write now credits
+    down to the billable count.
+
+    The row must hold a change made before the current period began at a renewal (not at the
+    subscription's creation: a change older than the subscription was never billed by a
+    renewal), and one of:
+
+    - nothing changed since the renewal (``changed_at`` before it): today's billable count is
+      the renewal's, so the credit is exact;
+    - a decrease was scheduled and due before the renewal (``decrease_due_at``): it was owed
+      then; members who left after the renewal, before this sync, are credited with it (the
+      library keeps no history of counts to tell them apart).
+
+    A row whose old change was not a known decrease and that changed after the renewal (say a
+    member joined before it and two left after) is not: its removals are this period's, and
+    wait for the period's end like any other.
+    """
     start = remote.current_period_start
-    if start is None or not outbox.owed_before(entry, start):
+    if entry is None or start is None or not outbox.owed_before(entry, start):
         return False
     created = remote.created_at
-    return created is None or start - created > RENEWED_AFTER
+    if created is not None and start - created <= RENEWED_AFTER:
+        return False  # the first period: no renewal has billed anything yet
+    if (entry.changed_at or entry.created_at) < start:
+        return True
+    return entry.decrease_due_at is not None and entry.decrease_due_at < start
 
 
 @dataclass(frozen=True)

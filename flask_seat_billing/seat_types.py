@@ -139,10 +139,11 @@ def sync_types(
     again = False
     if held and due is not None:  # additions went now; the decreases wait for the end
         outbox.schedule(conn, engine.tables, key, generation, due, total, now=engine.clock())
+        again = _newer_change(conn, engine, key, generation)
     else:
         again = engine._complete(conn, key, generation)
     if unseen and not again:
-        outbox.mark(conn, engine.tables, [key])
+        outbox.mark(conn, engine.tables, [key], now=engine.clock())  # another pass, now
         again = True
     conn.commit()
     engine._signal_synced(result, reason)
@@ -166,6 +167,15 @@ def _observe(
         ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
                       from_seats=local.seats, to_seats=int(remote.seats or 0), reason="observed")
     return moved
+
+
+def _newer_change(
+    conn: sa.Connection, engine: SyncEngine, key: str, generation: int | None
+) -> bool:
+    """Whether a change arrived during the pass (the schedule left its row pending): it gets
+    a pass of its own at once, as after any write."""
+    entry = outbox.read(conn, engine.tables, key)
+    return entry is not None and entry.generation != generation and entry.status == outbox.PENDING
 
 
 def _period_end(

@@ -105,6 +105,8 @@ def _outbox(metadata: sa.MetaData) -> sa.Table:
         # the row (``outbox.settle``).
         sa.Column("decrease_due_at", sa.DateTime),
         sa.Column("decrease_seats", sa.Integer),
+        # The newest change the row holds (every mark writes it, by the app's clock).
+        sa.Column("changed_at", sa.DateTime),
         sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
         sa.Column("updated_at", sa.DateTime, nullable=False, default=utcnow),
     )

@@ -156,7 +156,7 @@ def resync(
             rows = _chosen_rows(conn, state)
     chosen = {key: _candidate(state, row, listed.get(row.provider_subscription_id))
               for key, row in rows.items() if wanted is None or key in wanted}
-    billable = _billable(state, chosen, wanted)
+    billable = _as_billed(state, chosen, _billable(state, chosen, wanted))
     owed = _owed(state, chosen)
     with state.sql_engine().connect() as conn:
         typed = seat_types.drifted_types(conn, state.counter, state.catalog, chosen.values())
@@ -261,6 +261,23 @@ def _billable(
         for start in range(0, len(missing), 500):
             counts.update(state.counter.billable_many(conn, missing[start:start + 500]))
     return counts
+
+
+def _as_billed(
+    state: SeatBillingState, chosen: dict[str, Candidate], billable: dict[str, int]
+) -> dict[str, int]:
+    """The totals of organizations whose plan has included or minimum seats per type, as the
+    sync writes them (one grouped count by type for those alone)."""
+    plans = {key: plan for key, c in chosen.items()
+             if key in billable and (plan := state.catalog.get(c.plan) if c.plan else None)
+             and (plan.included_seats or plan.minimum_seats)}
+    if not plans:
+        return billable
+    ids = _parse_all(state.schema.parse_key, list(plans))
+    with state.sql_engine().connect() as conn:
+        by_type = state.counter.count_by_type_many(conn, ids.values())
+    return {**billable, **{key: plan.billed_total(billable[key], by_type.get(key, {}))
+                           for key, plan in plans.items()}}
 
 
 def _owed(state: SeatBillingState, chosen: dict[str, Candidate]) -> set[str]:

@@ -71,11 +71,9 @@ def organization_status(
         total = billable.get(key)
         if plan is not None and counts is not None:
             # The plan's included and minimum seats per type (what the sync writes per type).
-            billed = plan.billable_by_type(counts)
             if total is not None:
-                total = max(0, total + sum(billed.get(k, 0) - counts.get(k, 0)
-                                           for k in plan.seat_types))
-            counts = billed
+                total = plan.billed_total(total, counts)
+            counts = plan.billable_by_type(counts)
         result.append(OrgStatus(
             organization=key, plan=sub["plan_name"] if sub else None,
             status=sub["status"] if sub else None, billable=total,

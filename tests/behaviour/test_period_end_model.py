@@ -14,7 +14,8 @@ leave before the next sync). Stripe lowers the seat item itself in the last hour
   end;
 - after a renewal nobody synced for, the next settle bills no more than the seats used at the
   renewal (what the renewal billed in excess is credited, not held for another period) and no
-  less than the billable count.
+  less than the billable count; where members also left after the renewal, before that settle,
+  no more than the renewal billed (the decreases may wait for the period's end: README).
 
 ``tests/behaviour/test_seat_decrease_model.py`` checks Stripe's renewal invoices line by line.
 """
@@ -165,8 +166,11 @@ def test_period_end_rule_model(provider: World, database_url: str) -> None:
             used = {org: self._billable(org) for org in self.orgs}  # what the renewal should bill
             self._cross(self._period_end())
             billed = {org: self._seats(org) for org in self.orgs}  # what it billed
+            before_leaves = {org: self._billable(org) for org in self.orgs}
             for _ in range(after):
                 self.leave(data.draw(st.integers(0, 1)), data)
+            changed_after = {org: self._billable(org) != before_leaves[org]
+                             for org in self.orgs}
             s.faults.clear()
             deadline = time.monotonic() + 10
             while any(r["status"] == "pending" or r["next_attempt_at"] <= s.clock()
@@ -176,6 +180,13 @@ def test_period_end_rule_model(provider: World, database_url: str) -> None:
                 time.sleep(0.02)
             for org in self.orgs:
                 seats, billable = self._seats(org), self._billable(org)
+                if changed_after[org]:
+                    # Members left after the renewal too: unless a decrease was already
+                    # scheduled before it, the library cannot tell which removals came first,
+                    # and all of them wait for this period's end (README).
+                    assert billable <= seats <= billed[org], (org, billed[org], seats)
+                    self.settled[org] = self.peak[org] = seats
+                    continue
                 assert billable <= seats <= used[org], (org, billed[org], used[org], seats)
                 if used[org] < billed[org]:
                     lowered = [r for r in ledger_rows(self.t)

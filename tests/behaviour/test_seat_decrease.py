@@ -222,8 +222,7 @@ def test_a_decrease_no_sync_sent_before_the_renewal_is_credited_after_it(
 ) -> None:
     """No worker ran from the removal until after the renewal: the renewal billed a seat no
     longer used. The next sync lowers the quantity with the plan's proration (a credit), not
-    for the end of the new period, on both providers; a change made after the renewal and
-    before that sync does not hide the debt."""
+    for the end of the new period, on both providers."""
     t = _app(provider, {"SEAT_BILLING_SYNC_MODE": "manual"})
     with t.app.app_context():
         org = t.add_organization()
@@ -233,8 +232,6 @@ def test_a_decrease_no_sync_sent_before_the_renewal_is_credited_after_it(
         _remove(t, members[0])  # owed from this period, never sent
         _advance_to(provider, _period_end(t, org.id) + timedelta(minutes=5))  # the renewal
         assert provider.seats(sub) == 4  # what it billed
-        t.add_members(org.id, 1)  # after the renewal: the row only gets newer changes
-        _remove(t, members[1])
 
         t.billing.sync_pending()
 
@@ -340,3 +337,32 @@ def test_marks_that_leave_the_target_alone_keep_the_waiting_decrease_shown_and_q
             assert pending is not None and pending.seats_from_next_period == 2
     finally:
         signals.seat_decrease_scheduled.disconnect(receiver)
+
+
+def test_an_addition_owed_across_the_renewal_does_not_credit_later_removals(
+    provider: World,
+) -> None:
+    """A member joined before the renewal and no sync ran; two left after it. No decrease was
+    owed at the renewal (it billed fewer seats than were in use), so the removals are this
+    period's: the quantity stays, and the decrease waits for the period's end."""
+    t = _app(provider, {"SEAT_BILLING_SYNC_MODE": "manual"})
+    with t.app.app_context():
+        org = t.add_organization()
+        members = t.add_members(org.id, 4)
+        sub = provider.subscribe(t, org.id)
+        t.billing.sync_pending()
+        t.add_members(org.id, 1)  # owed from this period, never sent
+        _advance_to(provider, _period_end(t, org.id) + timedelta(minutes=5))  # the renewal
+        _remove(t, members[0])
+        _remove(t, members[1])
+
+        t.billing.sync_pending()
+
+        assert provider.seats(sub) == 4
+        assert not [r for r in ledger_rows(t) if r["proration_behavior"] not in (
+            None, "none", "next_period") and r["to_seats"] < r["from_seats"]]
+        end = provider.stand_in.current_period_end(sub)
+        _advance_to(provider, end - MARGIN / 2)
+        t.billing.sync_pending()  # Stripe's lowering is due in the last hour
+        _advance_to(provider, end + timedelta(minutes=5))
+        assert provider.seats(sub) == 3  # lowered for the next renewal, not credited now

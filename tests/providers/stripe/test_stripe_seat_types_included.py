@@ -9,6 +9,7 @@ items too. Seat types are Stripe's only (Polar refuses ``seat_prices``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -150,3 +151,24 @@ def test_bad_included_or_minimum_seats_are_refused_naming_the_plan(
         make_app(products=[Product(id="x", name="X", plans=[plan])],
                  seat_type=lambda M: M.role)
     assert repr(plan.name) in str(error.value)
+
+
+def test_resync_check_counts_included_seats_as_the_sync_does(
+    team: AppUnderTest, stripe: Any
+) -> None:
+    """Three editors with one included and a viewer bill editor=2, viewer=1: a subscription
+    holding exactly that is not drift, for ``resync --check`` as for ``status``."""
+    t = team
+    with t.app.app_context():
+        org = t.add_organization()
+        _members(t, org.id, "editor", 3)
+        _members(t, org.id, "viewer", 1)
+        sub = _subscribe(t, stripe, org.id, editors=2, viewers=1)
+        t.billing.sync_organization(org.id)
+        assert _quantities(stripe, sub) == {"editor": 2, "viewer": 1}
+
+    checked = t.app.test_cli_runner().invoke(args=["seats", "resync", "--check", "--json"])
+
+    assert checked.exit_code == 0, checked.output
+    [row] = json.loads(checked.output)["organizations"]
+    assert (row["billable"], row["provider_seats"], row["action"]) == (3, 3, "ok")
