@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from . import prebuilt
 from .providers.base import NAMESPACE_KEY, RemoteSubscription
 from .tables import Tables, utcnow
 
@@ -95,9 +96,14 @@ def oldest_first(t: sa.Table) -> list[Any]:
 def by_provider_id(
     conn: sa.Connection, tables: Tables, subscription_id: str
 ) -> LocalSubscription | None:
-    t = tables.subscriptions
-    row = conn.execute(sa.select(t).where(t.c.provider_subscription_id == subscription_id)).first()
+    row = conn.execute(prebuilt.statement("subscription_by_provider_id", tables, _by_provider_id),
+                       {"subscription_id": subscription_id}).first()
     return _local(row) if row is not None else None
+
+
+def _by_provider_id(tables: Tables) -> sa.Select[Any]:
+    t = tables.subscriptions
+    return sa.select(t).where(t.c.provider_subscription_id == sa.bindparam("subscription_id"))
 
 
 def for_organization(
@@ -196,7 +202,6 @@ def upsert(
     by itself: the caller decides ownership (see :mod:`.ownership`). ``before``: the row as the
     caller read it in this transaction (None: there is none), which saves reading it again.
     """
-    t = tables.subscriptions
     if before is _UNREAD:
         before = by_provider_id(conn, tables, remote.id)
     key = organization_key or (before.organization_key if before else None)
@@ -224,9 +229,10 @@ def upsert(
     if remote.created_at is not None:  # never erase it with a reply that lacks it
         values["provider_created_at"] = remote.created_at
     if before is None:
+        insert = prebuilt.statement("subscription_insert", tables,
+                                    lambda tables: tables.subscriptions.insert())
         inserted = conn.execute(
-            t.insert().values(provider_subscription_id=remote.id, created_at=now, **values)
-        )
+            insert, {"provider_subscription_id": remote.id, "created_at": now, **values})
         primary_key = inserted.inserted_primary_key
         assert primary_key is not None
         after = LocalSubscription(
@@ -234,8 +240,15 @@ def upsert(
             created_at=now, **{"provider_created_at": None, **values},
         )
         return None, after
-    conn.execute(t.update().where(t.c.id == before.id).values(**values))
+    # The row's id under a name no column has: the SET clause is every key of ``values``.
+    conn.execute(prebuilt.statement("subscription_update", tables, _update_by_row_id),
+                 {"row_id_": before.id, **values})
     return before, replace(before, **values)
+
+
+def _update_by_row_id(tables: Tables) -> sa.Update:
+    t = tables.subscriptions
+    return t.update().where(t.c.id == sa.bindparam("row_id_"))
 
 
 def set_seats(conn: sa.Connection, tables: Tables, subscription_id: str, seats: int) -> None:
