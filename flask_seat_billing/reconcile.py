@@ -46,7 +46,7 @@ from .locks import organization_lock
 from .providers.base import BILLABLE, HELD, RemoteSubscription
 from .state import SeatBillingState
 from .subscriptions import LocalSubscription
-from .tables import Tables
+from .tables import Tables, utcnow
 
 log = logging.getLogger("flask_seat_billing.reconcile")
 
@@ -248,13 +248,21 @@ def _store(
     local: LocalSubscription | None,
 ) -> Applied:
     """Store ``remote`` over ``local`` (its row as read in this transaction, or None)."""
-    if event is not None:
+    # On PostgreSQL the event's row travels with the UPDATE of the copy (one statement, a
+    # data-modifying WITH); a unique violation fails both, as two statements would.
+    along = None
+    if event is not None and local is not None and conn.dialect.name == "postgresql":
+        along = subscriptions.RowInsert(state.tables.webhook_events, {
+            "provider": event.provider, "event_id": event.event_id,
+            "event_type": event.event_type, "processed_at": utcnow(),
+        })
+    elif event is not None:
         _insert_event(conn, state, event)
     first_completion = completion is not None and not _recorded(conn, state, completion)
     if completion is not None and first_completion:
         _insert_event(conn, state, completion)
     before, after = subscriptions.upsert(conn, state.tables, state.provider.name, remote, key,
-                                         before=local)
+                                         before=local, along=along)
     billable_now = state.provider.sync_state(remote) == BILLABLE
     external = (
         before is not None

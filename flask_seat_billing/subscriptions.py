@@ -187,6 +187,14 @@ def customer_for_organization(conn: sa.Connection, tables: Tables, key: str) -> 
 _UNREAD: Any = object()
 
 
+@dataclass(frozen=True)
+class RowInsert:
+    """A row of another table to insert in the same statement as :func:`upsert`'s UPDATE."""
+
+    table: sa.Table
+    values: dict[str, Any]
+
+
 def upsert(
     conn: sa.Connection,
     tables: Tables,
@@ -195,12 +203,15 @@ def upsert(
     organization_key: str | None,
     *,
     before: LocalSubscription | None = _UNREAD,
+    along: RowInsert | None = None,
 ) -> tuple[LocalSubscription | None, LocalSubscription]:
     """Make the local row equal to ``remote``; return (before, after).
 
     ``organization_key`` None keeps the link the row already has. Metadata never links a row
     by itself: the caller decides ownership (see :mod:`.ownership`). ``before``: the row as the
     caller read it in this transaction (None: there is none), which saves reading it again.
+    ``along``: a row inserted with the UPDATE in one statement (PostgreSQL's data-modifying
+    ``WITH``; executed even though the UPDATE does not read it), else on its own first.
     """
     if before is _UNREAD:
         before = by_provider_id(conn, tables, remote.id)
@@ -228,6 +239,9 @@ def upsert(
     }
     if remote.created_at is not None:  # never erase it with a reply that lacks it
         values["provider_created_at"] = remote.created_at
+    if along is not None and before is None:
+        conn.execute(along.table.insert(), along.values)
+        along = None
     if before is None:
         insert = prebuilt.statement("subscription_insert", tables,
                                     lambda tables: tables.subscriptions.insert())
@@ -241,8 +255,21 @@ def upsert(
         )
         return None, after
     # The row's id under a name no column has: the SET clause is every key of ``values``.
-    conn.execute(prebuilt.statement("subscription_update", tables, _update_by_row_id),
-                 {"row_id_": before.id, **values})
+    params = {"row_id_": before.id, **values}
+    if along is None:
+        conn.execute(prebuilt.statement("subscription_update", tables, _update_by_row_id), params)
+    else:
+        table, columns = along.table, tuple(sorted(along.values))
+
+        def with_insert(tables: Tables) -> sa.Update:
+            inserted = table.insert().values(
+                {name: sa.bindparam(f"along_{name}_") for name in columns})
+            return _update_by_row_id(tables).add_cte(inserted.cte(f"along_{table.name}"))
+
+        statement = prebuilt.statement(
+            f"subscription_update_along:{table.name}:{','.join(columns)}", tables, with_insert)
+        conn.execute(statement, {**params, **{f"along_{name}_": value
+                                              for name, value in along.values.items()}})
     return before, replace(before, **values)
 
 
