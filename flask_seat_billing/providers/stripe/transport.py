@@ -17,6 +17,7 @@ retries, with the same idempotency key on a write), final for a TLS failure.
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -46,12 +47,24 @@ class PooledClient(stripe.HTTPClient):
     def __init__(self, timeout: float, proxy: str | None = None) -> None:
         super().__init__(verify_ssl_certs=True)
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self._proxy_url = proxy
+        self._pid = os.getpid()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> urllib3.PoolManager:
         options: dict[str, Any] = {
             "maxsize": POOL_SIZE, "cert_reqs": "CERT_REQUIRED", "ca_certs": stripe.ca_bundle_path,
         }
-        self._pool: urllib3.PoolManager = (
-            urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
-        )
+        if self._proxy_url:
+            return urllib3.ProxyManager(self._proxy_url, **options)
+        return urllib3.PoolManager(**options)
+
+    def _own_pool(self) -> urllib3.PoolManager:
+        """The pool of this process: a server that forks its workers after building the app
+        (gunicorn ``--preload``) must not share a connection between two processes."""
+        if self._pid != os.getpid():
+            self._pool, self._pid = self._new_pool(), os.getpid()
+        return self._pool
 
     def request(
         self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None,
@@ -71,7 +84,7 @@ class PooledClient(stripe.HTTPClient):
         self, method: str, url: str, headers: Mapping[str, str] | None, body: Any, stream: bool
     ) -> urllib3.BaseHTTPResponse:
         try:
-            return self._pool.request(
+            return self._own_pool().request(
                 method.upper(), url, body=body, headers=dict(headers or {}),
                 timeout=self._timeout, retries=False, redirect=False,
                 preload_content=not stream,
