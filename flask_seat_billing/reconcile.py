@@ -36,15 +36,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from typing import Any
 
 import sqlalchemy as sa
 
-from . import ledger, outbox, ownership, seat_rules, seat_types, signals, subscriptions
+from . import ledger, outbox, ownership, prebuilt, seat_rules, seat_types, signals, subscriptions
 from .fresh_reads import READS
 from .locks import organization_lock
 from .providers.base import BILLABLE, HELD, RemoteSubscription
 from .state import SeatBillingState
 from .subscriptions import LocalSubscription
+from .tables import Tables, utcnow
 
 log = logging.getLogger("flask_seat_billing.reconcile")
 
@@ -89,15 +91,30 @@ def lookup(
     the dedupe and the lock's lookup in one statement."""
     if subscription_id is None:
         return already_processed(state, event), event
-    events, subs = state.tables.webhook_events, state.tables.subscriptions
-    recorded = sa.select(events.c.id).where(
-        events.c.provider == event.provider, events.c.event_id == event.event_id
-    ).scalar_subquery()
-    owner = sa.select(subs.c.organization_key).where(
-        subs.c.provider_subscription_id == subscription_id).scalar_subquery()
-    with state.sql_engine().connect() as conn:
-        found, key = conn.execute(sa.select(recorded, owner)).one()
+    engine = state.sql_engine()
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            # One statement is the whole transaction: no BEGIN, and no ROLLBACK at check-in.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        found, key = conn.execute(_lookup_statement(state.tables), {
+            "provider": event.provider, "event_id": event.event_id,
+            "subscription_id": subscription_id,
+        }).one()
     return found is not None, replace(event, lock_key=key or f"sub:{subscription_id}")
+
+
+def _lookup_statement(tables: Tables) -> Any:
+    def build(tables: Tables) -> sa.Executable:
+        events, subs = tables.webhook_events, tables.subscriptions
+        recorded = sa.select(events.c.id).where(
+            events.c.provider == sa.bindparam("provider"),
+            events.c.event_id == sa.bindparam("event_id"),
+        ).scalar_subquery()
+        owner = sa.select(subs.c.organization_key).where(
+            subs.c.provider_subscription_id == sa.bindparam("subscription_id")
+        ).scalar_subquery()
+        return sa.select(recorded, owner)
+    return prebuilt.statement("lookup", tables, build)
 
 
 def _recorded(conn: sa.Connection, state: SeatBillingState, event: EventRef) -> bool:
@@ -110,8 +127,9 @@ def _recorded(conn: sa.Connection, state: SeatBillingState, event: EventRef) -> 
 
 def _insert_event(conn: sa.Connection, state: SeatBillingState, event: EventRef) -> None:
     """Record ``event`` as processed; a unique violation means it already was."""
-    conn.execute(state.tables.webhook_events.insert().values(
-        provider=event.provider, event_id=event.event_id, event_type=event.event_type))
+    insert = prebuilt.statement("insert_event", state.tables, lambda t: t.webhook_events.insert())
+    conn.execute(insert, {"provider": event.provider, "event_id": event.event_id,
+                          "event_type": event.event_type})
 
 
 def record_event_only(state: SeatBillingState, event: EventRef) -> bool:
@@ -230,13 +248,21 @@ def _store(
     local: LocalSubscription | None,
 ) -> Applied:
     """Store ``remote`` over ``local`` (its row as read in this transaction, or None)."""
-    if event is not None:
+    # On PostgreSQL the event's row travels with the UPDATE of the copy (one statement, a
+    # data-modifying WITH); a unique violation fails both, as two statements would.
+    along = None
+    if event is not None and local is not None and conn.dialect.name == "postgresql":
+        along = subscriptions.RowInsert(state.tables.webhook_events, {
+            "provider": event.provider, "event_id": event.event_id,
+            "event_type": event.event_type, "processed_at": utcnow(),
+        })
+    elif event is not None:
         _insert_event(conn, state, event)
     first_completion = completion is not None and not _recorded(conn, state, completion)
     if completion is not None and first_completion:
         _insert_event(conn, state, completion)
     before, after = subscriptions.upsert(conn, state.tables, state.provider.name, remote, key,
-                                         before=local)
+                                         before=local, along=along)
     billable_now = state.provider.sync_state(remote) == BILLABLE
     external = (
         before is not None

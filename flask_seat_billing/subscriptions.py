@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from . import prebuilt
 from .providers.base import NAMESPACE_KEY, RemoteSubscription
 from .tables import Tables, utcnow
 
@@ -113,9 +114,14 @@ def oldest_first(t: sa.Table) -> list[Any]:
 def by_provider_id(
     conn: sa.Connection, tables: Tables, subscription_id: str
 ) -> LocalSubscription | None:
-    t = tables.subscriptions
-    row = conn.execute(sa.select(t).where(t.c.provider_subscription_id == subscription_id)).first()
+    row = conn.execute(prebuilt.statement("subscription_by_provider_id", tables, _by_provider_id),
+                       {"subscription_id": subscription_id}).first()
     return _local(row) if row is not None else None
+
+
+def _by_provider_id(tables: Tables) -> sa.Select[Any]:
+    t = tables.subscriptions
+    return sa.select(t).where(t.c.provider_subscription_id == sa.bindparam("subscription_id"))
 
 
 def for_organization(
@@ -199,6 +205,14 @@ def customer_for_organization(conn: sa.Connection, tables: Tables, key: str) -> 
 _UNREAD: Any = object()
 
 
+@dataclass(frozen=True)
+class RowInsert:
+    """A row of another table to insert in the same statement as :func:`upsert`'s UPDATE."""
+
+    table: sa.Table
+    values: dict[str, Any]
+
+
 def upsert(
     conn: sa.Connection,
     tables: Tables,
@@ -207,14 +221,16 @@ def upsert(
     organization_key: str | None,
     *,
     before: LocalSubscription | None = _UNREAD,
+    along: RowInsert | None = None,
 ) -> tuple[LocalSubscription | None, LocalSubscription]:
     """Make the local row equal to ``remote``; return (before, after).
 
     ``organization_key`` None keeps the link the row already has. Metadata never links a row
     by itself: the caller decides ownership (see :mod:`.ownership`). ``before``: the row as the
     caller read it in this transaction (None: there is none), which saves reading it again.
+    ``along``: a row inserted with the UPDATE in one statement (PostgreSQL's data-modifying
+    ``WITH``; executed even though the UPDATE does not read it), else on its own first.
     """
-    t = tables.subscriptions
     if before is _UNREAD:
         before = by_provider_id(conn, tables, remote.id)
     key = organization_key or (before.organization_key if before else None)
@@ -242,10 +258,14 @@ def upsert(
     }
     if remote.created_at is not None:  # never erase it with a reply that lacks it
         values["provider_created_at"] = remote.created_at
+    if along is not None and before is None:
+        conn.execute(along.table.insert(), along.values)
+        along = None
     if before is None:
+        insert = prebuilt.statement("subscription_insert", tables,
+                                    lambda tables: tables.subscriptions.insert())
         inserted = conn.execute(
-            t.insert().values(provider_subscription_id=remote.id, created_at=now, **values)
-        )
+            insert, {"provider_subscription_id": remote.id, "created_at": now, **values})
         primary_key = inserted.inserted_primary_key
         assert primary_key is not None
         after = LocalSubscription(
@@ -253,7 +273,22 @@ def upsert(
             created_at=now, **{"provider_created_at": None, **values},
         )
         return None, after
-    conn.execute(t.update().where(t.c.id == before.id).values(**values))
+    # The row's id under a name no column has: the SET clause is every key of ``values``.
+    params = {"row_id_": before.id, **values}
+    if along is None:
+        conn.execute(prebuilt.statement("subscription_update", tables, _update_by_row_id), params)
+    else:
+        table, columns = along.table, tuple(sorted(along.values))
+
+        def with_insert(tables: Tables) -> sa.Update:
+            inserted = table.insert().values(
+                {name: sa.bindparam(f"along_{name}_") for name in columns})
+            return _update_by_row_id(tables).add_cte(inserted.cte(f"along_{table.name}"))
+
+        statement = prebuilt.statement(
+            f"subscription_update_along:{table.name}:{','.join(columns)}", tables, with_insert)
+        conn.execute(statement, {**params, **{f"along_{name}_": value
+                                              for name, value in along.values.items()}})
     return before, replace(before, **values)
 
 
@@ -262,6 +297,11 @@ def seat_types_of(remote: RemoteSubscription) -> dict[str, Any] | None:
     if remote.seats_by_type is None:
         return None
     return {"seats": dict(remote.seats_by_type), "items": dict(remote.seat_items_by_type or {})}
+
+
+def _update_by_row_id(tables: Tables) -> sa.Update:
+    t = tables.subscriptions
+    return t.update().where(t.c.id == sa.bindparam("row_id_"))
 
 
 def set_seats(conn: sa.Connection, tables: Tables, subscription_id: str, seats: int) -> None:

@@ -176,22 +176,43 @@ def _roll_back(dbapi_connection: Any) -> None:
 
 def _query(dbapi_connection: Any, queued: Queued) -> str:
     """One upsert per organization, values quoted by libpq for this very connection."""
-    from psycopg.pq import Escaping
-
     encoding = dbapi_connection.info.encoding
-    escaping = Escaping(dbapi_connection.pgconn)
-
-    def literal(value: str) -> str:
-        quoted: bytes = escaping.escape_literal(value.encode(encoding))
-        return quoted.decode(encoding)
-
     statements = []
     for template, delay, clock, keys in queued.values():
         now, due = outbox.mark_times(delay, clock())
-        values = {"due": literal(due.isoformat(" ")), "now": literal(now.isoformat(" "))}
+        values = {"due": _time_literal(due), "now": _time_literal(now)}
         for key in sorted(keys):  # the order outbox.mark locks rows in
-            values["key"] = literal(key)
+            values["key"] = _key_literal(dbapi_connection, encoding, key)
             statements.append(
                 "".join(values[part] if i % 2 else part for i, part in enumerate(template))
             )
     return ";\n".join(statements)
+
+
+def _time_literal(value: datetime) -> str:
+    """A naive timestamp as a literal: ISO digits and ``-: .`` need no escaping anywhere."""
+    return f"'{value.isoformat(' ')}'"
+
+
+_KEY_LITERALS: dict[tuple[str, str], str] = {}
+_KEEP_LITERALS = 10_000
+
+
+def _key_literal(dbapi_connection: Any, encoding: str, key: str) -> str:
+    """``key`` quoted by libpq (``PQescapeLiteral``), remembered per client encoding.
+
+    The quoting depends only on the text and the client encoding (a backslash makes it an
+    ``E''`` literal whatever ``standard_conforming_strings`` says), so an organization's key is
+    quoted once per process rather than on every commit.
+    """
+    cached = _KEY_LITERALS.get((encoding, key))
+    if cached is not None:
+        return cached
+    from psycopg.pq import Escaping
+
+    quoted: bytes = Escaping(dbapi_connection.pgconn).escape_literal(key.encode(encoding))
+    literal = quoted.decode(encoding)
+    if len(_KEY_LITERALS) >= _KEEP_LITERALS:
+        _KEY_LITERALS.clear()  # bounded: keys are re-quoted after a flood of organizations
+    _KEY_LITERALS[(encoding, key)] = literal
+    return literal

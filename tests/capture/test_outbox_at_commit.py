@@ -300,3 +300,21 @@ def test_outbox_at_commit_decides_when_the_row_is_written(
         assert before_commit == ([] if at_commit else [str(org.id)])
         t.db.session.commit()
         assert _keys(t) == {str(org.id)}
+
+
+def test_keys_with_quotes_and_backslashes_are_marked_exactly_commit_after_commit(
+    make_app: AppFactory,
+) -> None:
+    # On PostgreSQL the key's literal is quoted once and remembered: every later commit of the
+    # organization must still name it exactly (and another key must not be confused with it).
+    t = make_app({"SEAT_BILLING_SYNC_MODE": "manual"}, key_type="str")
+    names = ["o'brien", "back\\slash", "both\\'"]
+    with t.app.app_context():
+        for name in names:
+            t.db.session.add(t.Organization(id=name, name=name))
+        t.db.session.commit()
+        for _ in range(2):
+            for name in names:
+                t.add_members(name, 1)
+            assert _keys(t) == set(names)
+            assert {row["generation"] for row in outbox_rows(t)} == {_ + 1}

@@ -31,6 +31,7 @@ from .capabilities import CAPABILITIES
 from .data import plain, timestamp
 from .errors import call
 from .ids import stripe_id
+from .transport import http_client
 
 
 def prorated_amount(item: dict[str, Any], delta: int, now: float | None = None) -> int | None:
@@ -62,14 +63,14 @@ class StripeProvider(BillingProvider):
     ) -> None:
         super().__init__(catalog)
         base = None
-        if api_base:
-            root = api_base.rstrip("/")
+        root = api_base.rstrip("/") if api_base else None
+        if root:
             base = {"api": root, "connect": root, "files": root, "meter_events": root}
         self.client = stripe.StripeClient(
             api_key,
             base_addresses=base,  # type: ignore[arg-type]
             max_network_retries=max_network_retries,
-            http_client=stripe.RequestsClient(timeout=timeout),
+            http_client=http_client(root, timeout),  # one pooled session for every thread
         )
 
     # -- reading -----------------------------------------------------------------------------
