@@ -62,21 +62,88 @@ def _lock_call(conn: sa.Connection, function: str, key: int) -> None:
     conn.commit()
 
 
+_FIRST_READ = "flask_seat_billing.first_read"
+
+
+_COMPILED: dict[tuple[sa.Select[Any], str], Any] = {}
+
+
+def _lock_and_read(
+    conn: sa.Connection, key: int, first: tuple[sa.Select[Any], dict[str, Any]]
+) -> bool:
+    """``SELECT pg_advisory_lock(key); <first>`` in one round trip; False when the driver
+    cannot (the caller then locks alone, and the statement is sent later by its owner).
+
+    Safe to fuse: the two run in one simple query, and under READ COMMITTED (PostgreSQL's
+    default, which this needs) each statement of it takes its own snapshot, so ``first`` sees
+    everything committed before the lock was granted, as a separate statement would. A
+    session-level lock survives the implicit transaction's rollback if ``first`` fails.
+    """
+    if conn.dialect.driver != "psycopg":
+        return False
+    import psycopg
+
+    statement, values = first
+    compiled = _COMPILED.get((statement, conn.dialect.name))
+    if compiled is None:  # compiled once: the statement is built once and sent with new values
+        compiled = _COMPILED[(statement, conn.dialect.name)] = statement.compile(
+            dialect=conn.dialect)
+    expanded = compiled.construct_expanded_state(values)  # IN lists rendered, values bound
+    processors = expanded.processors  # the column types' conversions, as SQLAlchemy applies
+    params = {name: processors[name](value) if name in processors else value
+              for name, value in expanded.parameters.items()}
+    if "fsb_lock_key" in params or conn.default_isolation_level != "READ COMMITTED":
+        return False  # the server's default level runs the pair: it must snapshot per statement
+    conn.rollback()  # SQLAlchemy's side idle (no round trip when nothing is open)
+    raw: Any = conn.connection.dbapi_connection
+    was_autocommit = raw.autocommit
+    raw.autocommit = True
+    try:
+        with psycopg.ClientCursor(raw) as cursor:
+            cursor.execute(f"SELECT pg_advisory_lock(%(fsb_lock_key)s); {expanded.statement}",
+                           {**params, "fsb_lock_key": key}, prepare=False)
+            cursor.nextset()
+            names = [column.name for column in cursor.description or ()]
+            row = cursor.fetchone()
+    finally:
+        raw.autocommit = was_autocommit
+    conn.info[_FIRST_READ] = dict(zip(names, row, strict=True)) if row is not None else None
+    return True
+
+
+def take_first_read(conn: sa.Connection) -> dict[str, Any] | None:
+    """The row of the statement :func:`organization_lock` sent with the lock (once), if it did."""
+    return conn.info.pop(_FIRST_READ, None)  # type: ignore[no-any-return]
+
+
 @contextmanager
-def organization_lock(engine: sa.Engine, organization_key: str) -> Iterator[sa.Connection]:
+def organization_lock(
+    engine: sa.Engine, organization_key: str, *,
+    first: tuple[sa.Select[Any], dict[str, Any]] | None = None,
+) -> Iterator[sa.Connection]:
     """Hold the organization's lock; yield a connection to do the sync's reads and writes on.
 
     The connection is returned with no transaction open; callers commit their own short
-    transactions on it and never hold one across a provider call.
+    transactions on it and never hold one across a provider call. ``first``: a SELECT of one
+    row the caller reads first under the lock, with its parameters; on PostgreSQL (psycopg)
+    it travels with the lock in one round trip and its row waits in :func:`take_first_read`.
     """
     if engine.dialect.name == "postgresql":
         key = advisory_key(organization_key)
         with engine.connect() as conn:
-            _lock_call(conn, "pg_advisory_lock", key)
+            try:
+                if first is None or not _lock_and_read(conn, key, first):
+                    _lock_call(conn, "pg_advisory_lock", key)
+            except Exception:
+                # The lock may be held (granted, then the read failed): closing the connection
+                # makes the server release it.
+                conn.invalidate()
+                raise
             try:
                 yield conn
             finally:
                 try:
+                    conn.info.pop(_FIRST_READ, None)
                     conn.rollback()
                     _lock_call(conn, "pg_advisory_unlock", key)
                 except Exception:

@@ -135,12 +135,22 @@ def billing_subscription(
     conn: sa.Connection, tables: Tables, key: str
 ) -> LocalSubscription | None:
     """The organization's subscription for syncs, the seat cap and the portal (module rule)."""
+    row = conn.execute(billing_subscription_statement(tables, key)).first()
+    return _local(row) if row is not None else None
+
+
+def billing_subscription_statement(
+    tables: Tables, key: str | sa.BindParameter[str]
+) -> sa.Select[Any]:
+    """The SELECT of :func:`billing_subscription` (the sync sends it inside a larger one)."""
     t = tables.subscriptions
     allowed, order = _billing_rule(t)
-    row = conn.execute(
-        sa.select(t).where(t.c.organization_key == key, allowed).order_by(*order).limit(1)
-    ).first()
-    return _local(row) if row is not None else None
+    return sa.select(t).where(t.c.organization_key == key, allowed).order_by(*order).limit(1)
+
+
+def from_mapping(values: dict[str, Any]) -> LocalSubscription:
+    """A :class:`LocalSubscription` from a row's values by column name."""
+    return LocalSubscription(**values)
 
 
 def billing_subscriptions(conn: sa.Connection, tables: Tables) -> dict[str, LocalSubscription]:

@@ -42,10 +42,10 @@ from flask import Flask
 
 from . import ledger, outbox, ownership, seat_rules, seat_types, signals, subscriptions
 from .backoff import retry_at, retry_delay
-from .counting import SeatCounter
+from .counting import SeatCount, SeatCounter
 from .errors import PermanentProviderError, ProviderError, TransientProviderError
 from .hooks import Hooks
-from .locks import organization_lock
+from .locks import organization_lock, take_first_read
 from .plans import PlanCatalog
 from .providers.base import (
     BILLABLE,
@@ -122,6 +122,7 @@ class SyncEngine:
         self.settings = settings
         self.hooks = hooks  # the app's after_seats_synced policies run after each write
         self.clock = clock  # naive UTC now: decides when a waiting decrease is due
+        self._first_read_statement: sa.Select[Any] | None = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class SyncEngine:
     ) -> SyncResult | None:
         """``pending_only``: a drain's pass, which leaves alone a row that is gone (another
         process synced it), parked (held, failed) or scheduled for later: None then."""
-        with organization_lock(self.engine(), key) as conn:
+        with organization_lock(self.engine(), key, first=self.first_read(key)) as conn:
             outcome = self._pass(conn, key, reason, snapshot, pending_only)
             if outcome is None:
                 conn.commit()
@@ -199,7 +200,8 @@ class SyncEngine:
     ) -> tuple[SyncResult, bool] | None:
         """One pass; (result, whether a newer change is waiting), or None (nothing to do)."""
         _statements_alone(conn, True)
-        entry = outbox.read(conn, self.tables, key)
+        first = self._first_read(conn, key)
+        entry = first.entry if first is not None else outbox.read(conn, self.tables, key)
         if pending_only and not _due(entry, self.clock()):
             return None
         generation = entry.generation if entry else None
@@ -207,8 +209,12 @@ class SyncEngine:
         billable: int | None = None
         try:
             organization_id = self.counter.schema.parse_key(key)
-            local = subscriptions.billing_subscription(conn, self.tables, key)
-            billable = self.counter.billable(conn, organization_id)
+            if first is not None:
+                local = first.local
+                billable = self.counter.billable_of(first.count)
+            else:
+                local = subscriptions.billing_subscription(conn, self.tables, key)
+                billable = self.counter.billable(conn, organization_id)
             if local is None or local.status in ENDED_STATUSES:
                 return self._finish(conn, key, generation, SyncResult(
                     organization_id, "no_subscription", billable=billable))
@@ -249,6 +255,62 @@ class SyncEngine:
             log.exception("seat sync of organization %s failed unexpectedly", key)
             wrapped = TransientProviderError(f"{type(error).__name__}: {error}")
             return self._fail(conn, key, entry, organization_id, billable, wrapped), False
+
+    def first_read(self, key: str) -> tuple[sa.Select[Any], dict[str, Any]] | None:
+        """What a pass reads first, in one statement: the outbox row, the local copy and the
+        billable count (members, and pending invitations when they count); with its
+        parameters. None when the key does not parse (the pass then reads the row alone, and
+        fails on the key). The statement is built once and sent with new parameters."""
+        try:
+            organization_id = self.counter.schema.parse_key(key)
+        except Exception:
+            return None
+        if self._first_read_statement is None:
+            self._first_read_statement = self._build_first_read()
+        return self._first_read_statement, {"fsb_key": key, "fsb_org": organization_id,
+                                            "fsb_now": utcnow()}
+
+    def _build_first_read(self) -> sa.Select[Any]:
+        key = sa.bindparam("fsb_key", type_=sa.String())
+        outbox_table = self.tables.outbox
+        row = sa.select(outbox_table).where(
+            outbox_table.c.organization_key == key).subquery("fsb_row")
+        copy = subscriptions.billing_subscription_statement(self.tables, key).subquery("fsb_copy")
+        members, pending = self.counter.count_statements(
+            sa.bindparam("fsb_org"), sa.bindparam("fsb_now", type_=sa.DateTime()))
+        one = sa.select(sa.literal(1).label("one")).subquery("fsb_one")
+        return sa.select(
+            *[c.label(f"o_{c.name}") for c in row.c],
+            *[c.label(f"s_{c.name}") for c in copy.c],
+            members.scalar_subquery().label("n_members"),
+            (pending.scalar_subquery() if pending is not None
+             else sa.literal(0)).label("n_pending"),
+        ).select_from(one.outerjoin(row, sa.true()).outerjoin(copy, sa.true()))
+
+    def _first_read(self, conn: sa.Connection, key: str) -> _FirstRead | None:
+        """The first statement's answer: read with the lock when the lock sent it
+        (:func:`.locks.organization_lock`'s ``first``), else now."""
+        values = take_first_read(conn)
+        if values is None:
+            first = self.first_read(key)
+            if first is None:
+                return None
+            values = dict(conn.execute(*first).one()._mapping)
+        entry = None
+        if values["o_organization_key"] is not None:
+            entry = outbox.OutboxEntry(
+                organization_key=str(values["o_organization_key"]),
+                generation=int(values["o_generation"]), status=str(values["o_status"]),
+                attempts=int(values["o_attempts"]), next_attempt_at=values["o_next_attempt_at"],
+                last_error=values["o_last_error"], target_seats=values["o_target_seats"],
+            )
+        local = None
+        if values["s_id"] is not None:
+            local = subscriptions.from_mapping(
+                {c.name: values[f"s_{c.name}"] for c in self.tables.subscriptions.c})
+        count = self.counter.from_counts(self.counter.schema.parse_key(key),
+                                         values["n_members"], values["n_pending"])
+        return _FirstRead(entry, local, count)
 
     def _copy_is_ours(self, local: LocalSubscription) -> bool:
         """Whether the copy may decide without a read: the namespace it last recorded agrees
@@ -615,6 +677,15 @@ class SyncEngine:
                 from_seats=result.from_seats, to_seats=result.to_seats,
                 subscription_id=result.subscription_id,
             )
+
+
+@dataclass(frozen=True)
+class _FirstRead:
+    """What a pass starts from: the outbox row, the local copy, the seat count."""
+
+    entry: outbox.OutboxEntry | None
+    local: LocalSubscription | None
+    count: SeatCount
 
 
 class _Replayed(TransientProviderError):
