@@ -55,3 +55,42 @@ def test_eight_threads_of_random_joins_and_leaves(
         assert stripe.seats(sub, PRO_MONTHLY) == billable
         assert t.billing.subscription_for(org_id).seats == billable
         assert outbox_rows(t) == []
+
+
+def test_the_read_sent_with_the_lock_sees_what_the_holder_committed(postgres_url: str) -> None:
+    """The first read travels with ``pg_advisory_lock`` in one query: it must still see what
+    the previous holder committed before releasing, not a snapshot from before the wait."""
+    import time
+
+    import sqlalchemy as sa
+
+    from flask_seat_billing.locks import organization_lock, take_first_read
+
+    engine = sa.create_engine(postgres_url)
+    table = sa.Table("fsb_lock_probe", sa.MetaData(), sa.Column("n", sa.Integer))
+    table.metadata.drop_all(engine)
+    table.metadata.create_all(engine)
+    first = (sa.select(sa.func.count().label("rows")).select_from(table)
+             .where(table.c.n > sa.bindparam("floor")), {"floor": 0})
+    seen: list[Any] = []
+    holding = threading.Event()
+
+    def waiter() -> None:
+        holding.wait(10)
+        with organization_lock(engine, "org-probe", first=first) as conn:
+            seen.append(take_first_read(conn))
+            seen.append(conn.execute(first[0], first[1]).scalar_one())
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    try:
+        with organization_lock(engine, "org-probe") as conn:
+            holding.set()
+            time.sleep(0.3)  # the waiter's lock-and-read is queued behind this lock now
+            conn.execute(table.insert(), [{"n": 1}, {"n": 2}])
+            conn.commit()
+        thread.join(10)
+        assert seen == [{"rows": 2}, 2]
+    finally:
+        table.metadata.drop_all(engine)
+        engine.dispose()
