@@ -123,6 +123,7 @@ class SyncEngine:
         self.hooks = hooks  # the app's after_seats_synced policies run after each write
         self.clock = clock  # naive UTC now: decides when a waiting decrease is due
         self._first_read_statement: sa.Select[Any] | None = None
+        self._record: Any = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -511,12 +512,13 @@ class SyncEngine:
             to_seats=update.subscription.seats, subscription_id=remote.id,
             idempotency_key=idempotency_key,
         )
-        entry = ledger.append_statement(
-            self.tables, organization_key=key, subscription_id=remote.id,
+        row = ledger.append_values(
+            organization_key=key, subscription_id=remote.id,
             from_seats=remote.seats, to_seats=billable, reason=reason,
             proration_behavior=proration, idempotency_key=idempotency_key,
             prorated_amount=update.prorated_amount, currency=update.currency,
         )
+        entry = self.tables.ledger.insert().values(row)
         seats = update.subscription.seats if update.subscription.seats is not None else billable
         if read:
             subscriptions.upsert(conn, self.tables, self.provider.name, update.subscription, key)
@@ -525,12 +527,11 @@ class SyncEngine:
         elif _alone(conn) and generation is not None:
             # One statement for the copy, the ledger row and the outbox row: PostgreSQL runs
             # every data-modifying WITH clause, all in the statement's transaction.
-            copy = subscriptions.record_write_statement(self.tables, local, seats)
-            done = outbox.complete_statement(self.tables, key, generation).add_cte(
-                copy.returning(self.tables.subscriptions.c.id).cte("seat_billing_copy"),
-                entry.returning(self.tables.ledger.c.id).cte("seat_billing_entry"),
-            ).returning(self.tables.outbox.c.organization_key)
-            again = conn.execute(done).first() is None
+            again = conn.execute(self._record_template(), {
+                **subscriptions.record_write_params(local, seats),
+                **ledger.template_values(row),
+                "fsb_row_key": key, "fsb_row_generation": generation,
+            }).first() is None
         else:
             subscriptions.record_write(conn, self.tables, local, seats)
             conn.execute(entry)
@@ -542,6 +543,23 @@ class SyncEngine:
                 update.subscription.pending_at or remote.current_period_end))
         self._signal_synced(result, reason)
         return result, again
+
+    def _record_template(self) -> Any:
+        """The write's record in one statement (PostgreSQL): the copy's quantity, the ledger
+        row and the outbox row's delete, as data-modifying WITH clauses; built once, with
+        bound parameters (``subscriptions.record_write_params``, ``ledger.template_values``,
+        ``fsb_row_key``, ``fsb_row_generation``)."""
+        if self._record is None:
+            t = self.tables
+            row_key: Any = sa.bindparam("fsb_row_key", type_=t.outbox.c.organization_key.type)
+            row_generation: Any = sa.bindparam("fsb_row_generation",
+                                               type_=t.outbox.c.generation.type)
+            self._record = outbox.complete_statement(t, row_key, row_generation).add_cte(
+                subscriptions.record_write_template(t).returning(t.subscriptions.c.id)
+                .cte("seat_billing_copy"),
+                ledger.append_template(t).returning(t.ledger.c.id).cte("seat_billing_entry"),
+            ).returning(t.outbox.c.organization_key)
+        return self._record
 
     def _complete(self, conn: sa.Connection, key: str, generation: int | None) -> bool:
         """Delete the outbox row if no newer change arrived; True when one did (another pass)."""
