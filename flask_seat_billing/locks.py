@@ -63,6 +63,8 @@ def _lock_call(conn: sa.Connection, function: str, key: int) -> None:
 
 
 _FIRST_READ = "flask_seat_billing.first_read"
+_LOCK_KEY = "flask_seat_billing.lock_key"  # the advisory lock this connection holds
+_RELEASED = "flask_seat_billing.lock_released"  # released early, by commit_and_release
 
 
 _COMPILED: dict[tuple[sa.Select[Any], str], Any] = {}
@@ -84,14 +86,7 @@ def _lock_and_read(
     import psycopg
 
     statement, values = first
-    compiled = _COMPILED.get((statement, conn.dialect.name))
-    if compiled is None:  # compiled once: the statement is built once and sent with new values
-        compiled = _COMPILED[(statement, conn.dialect.name)] = statement.compile(
-            dialect=conn.dialect)
-    expanded = compiled.construct_expanded_state(values)  # IN lists rendered, values bound
-    processors = expanded.processors  # the column types' conversions, as SQLAlchemy applies
-    params = {name: processors[name](value) if name in processors else value
-              for name, value in expanded.parameters.items()}
+    sql, params = _expanded(conn, statement, values)
     if "fsb_lock_key" in params or conn.default_isolation_level != "READ COMMITTED":
         return False  # the server's default level runs the pair: it must snapshot per statement
     conn.rollback()  # SQLAlchemy's side idle (no round trip when nothing is open)
@@ -100,7 +95,7 @@ def _lock_and_read(
     raw.autocommit = True
     try:
         with psycopg.ClientCursor(raw) as cursor:
-            cursor.execute(f"SELECT pg_advisory_lock(%(fsb_lock_key)s); {expanded.statement}",
+            cursor.execute(f"SELECT pg_advisory_lock(%(fsb_lock_key)s); {sql}",
                            {**params, "fsb_lock_key": key}, prepare=False)
             cursor.nextset()
             names = [column.name for column in cursor.description or ()]
@@ -109,6 +104,63 @@ def _lock_and_read(
         raw.autocommit = was_autocommit
     conn.info[_FIRST_READ] = dict(zip(names, row, strict=True)) if row is not None else None
     return True
+
+
+def _expanded(
+    conn: sa.Connection, statement: Any, values: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """SQL and driver parameters of ``statement`` (compiled once per dialect) for ``values``."""
+    compiled = _COMPILED.get((statement, conn.dialect.name))
+    if compiled is None:  # compiled once: the statement is built once and sent with new values
+        compiled = _COMPILED[(statement, conn.dialect.name)] = statement.compile(
+            dialect=conn.dialect)
+    expanded = compiled.construct_expanded_state(values)  # IN lists rendered, values bound
+    processors = expanded.processors  # the column types' conversions, as SQLAlchemy applies
+    return expanded.statement, {
+        name: processors[name](value) if name in processors else value
+        for name, value in expanded.parameters.items()}
+
+
+def commit_and_release(
+    conn: sa.Connection, statement: Any, values: dict[str, Any], owed: Any
+) -> tuple[list[Any], bool] | None:
+    """Run ``statement`` (a write, its RETURNING rows wanted) in a transaction of its own and,
+    in the same round trip once it is committed, release the organization's lock unless
+    ``owed`` (a SELECT of one boolean, of the same parameters) says work remains for the
+    holder. (rows, released), or None when this connection cannot (then nothing was sent).
+
+    ``BEGIN; <statement>; COMMIT; SELECT pg_advisory_unlock(...) WHERE NOT <owed>`` in one
+    simple query: the release follows the commit, so the next holder sees the write.
+    """
+    key = conn.info.get(_LOCK_KEY)
+    if key is None or conn.dialect.driver != "psycopg":
+        return None
+    import psycopg
+
+    sql, params = _expanded(conn, statement, values)
+    owed_sql, owed_params = _expanded(conn, owed, values)
+    if "fsb_lock_key" in params or any(params.get(k, v) != v for k, v in owed_params.items()):
+        return None
+    conn.commit()  # nothing of SQLAlchemy's open (no round trip in autocommit)
+    raw: Any = conn.connection.dbapi_connection
+    was_autocommit = raw.autocommit
+    raw.autocommit = True
+    try:
+        with psycopg.ClientCursor(raw) as cursor:
+            cursor.execute(
+                f"BEGIN; {sql}; COMMIT; SELECT pg_advisory_unlock(%(fsb_lock_key)s) "
+                f"FROM ({owed_sql}) AS fsb_owed(owed) WHERE NOT fsb_owed.owed",
+                {**params, **owed_params, "fsb_lock_key": key}, prepare=False)
+            cursor.nextset()
+            rows = cursor.fetchall()
+            cursor.nextset()
+            cursor.nextset()
+            released = cursor.fetchone() is not None
+    finally:
+        raw.autocommit = was_autocommit
+    if released:
+        conn.info[_RELEASED] = True
+    return rows, released
 
 
 def take_first_read(conn: sa.Connection) -> dict[str, Any] | None:
@@ -139,13 +191,16 @@ def organization_lock(
                 # makes the server release it.
                 conn.invalidate()
                 raise
+            conn.info[_LOCK_KEY] = key
             try:
                 yield conn
             finally:
                 try:
                     conn.info.pop(_FIRST_READ, None)
+                    conn.info.pop(_LOCK_KEY, None)
                     conn.rollback()
-                    _lock_call(conn, "pg_advisory_unlock", key)
+                    if not conn.info.pop(_RELEASED, False):
+                        _lock_call(conn, "pg_advisory_unlock", key)
                 except Exception:
                     # Never hand a connection that may still hold the lock back to the pool:
                     # closing it makes the server release every lock it held.

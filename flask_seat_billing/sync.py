@@ -45,7 +45,7 @@ from .backoff import retry_at, retry_delay
 from .counting import SeatCount, SeatCounter
 from .errors import PermanentProviderError, ProviderError, TransientProviderError
 from .hooks import Hooks
-from .locks import organization_lock, take_first_read
+from .locks import commit_and_release, organization_lock, take_first_read
 from .plans import PlanCatalog
 from .providers.base import (
     BILLABLE,
@@ -124,6 +124,7 @@ class SyncEngine:
         self.clock = clock  # naive UTC now: decides when a waiting decrease is due
         self._first_read_statement: sa.Select[Any] | None = None
         self._record: Any = None
+        self._owed_statement: Any = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -527,11 +528,18 @@ class SyncEngine:
         elif _alone(conn) and generation is not None:
             # One statement for the copy, the ledger row and the outbox row: PostgreSQL runs
             # every data-modifying WITH clause, all in the statement's transaction.
-            again = conn.execute(self._record_template(), {
-                **subscriptions.record_write_params(local, seats),
-                **ledger.template_values(row),
-                "fsb_row_key": key, "fsb_row_generation": generation,
-            }).first() is None
+            values = {**subscriptions.record_write_params(local, seats),
+                      **ledger.template_values(row),
+                      "fsb_row_key": key, "fsb_row_generation": generation}
+            # On psycopg the lock goes in the same round trip, after the commit, unless a
+            # newer change is owed (then this holder makes another pass). The signals below
+            # then run after the release, as they would after a pass on another process.
+            sent = commit_and_release(conn, self._record_template(), values, self._owed())
+            if sent is None:
+                again = conn.execute(self._record_template(), values).first() is None
+            else:
+                again = not sent[0]
+                assert not (sent[1] and again)  # released only when nothing is owed
         else:
             subscriptions.record_write(conn, self.tables, local, seats)
             conn.execute(entry)
@@ -560,6 +568,15 @@ class SyncEngine:
                 ledger.append_template(t).returning(t.ledger.c.id).cte("seat_billing_entry"),
             ).returning(t.outbox.c.organization_key)
         return self._record
+
+    def _owed(self) -> Any:
+        """Whether the organization's outbox row exists (``fsb_row_key``): a change is owed."""
+        if self._owed_statement is None:
+            table = self.tables.outbox
+            self._owed_statement = sa.select(sa.exists().where(
+                table.c.organization_key == sa.bindparam(
+                    "fsb_row_key", type_=table.c.organization_key.type)))
+        return self._owed_statement
 
     def _complete(self, conn: sa.Connection, key: str, generation: int | None) -> bool:
         """Delete the outbox row if no newer change arrived; True when one did (another pass)."""
