@@ -4,6 +4,11 @@ Two syncs of one organization racing to the provider could land in the wrong ord
 stale quantity. On PostgreSQL a session-level advisory lock, held on the connection the sync then
 uses, serialises them across every process; it is released by the server if the process dies.
 Elsewhere (SQLite, for development) a per-process lock does the same within one process.
+
+On psycopg the lock travels with the holder's first read (one query, ``first``) and its release
+with the holder's last write (:func:`commit_and_release`): a round trip each saved, and no
+change in what the lock guarantees (the read sees what the previous holder committed; the
+release follows the commit).
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 One pass, under the organization's lock:
 
-1. in one transaction: read the outbox row (its generation), the organization's subscription
-   (``subscriptions.billing_subscription``, the local copy) and the billable count;
+1. in one statement: read the outbox row (its generation), the organization's subscription
+   (``subscriptions.billing_subscription``, the local copy) and the billable count (on
+   PostgreSQL with psycopg it travels with the lock: :func:`.locks.organization_lock`'s
+   ``first``);
 2. when the copy is current (the common case), decide from it and send at most **one**
    request: the quantity write, addressed with the locally known seat item. The provider is
    read first only with a reason: no local copy to address, a copy of another namespace (or
@@ -22,7 +24,10 @@ One pass, under the organization's lock:
    docs/reliability.md), and a crash inside the call leaves the mark that makes the next pass
    read first (Polar takes no keys at all; the read is what keeps it exact there);
 4. in one transaction: the copy's quantity (clearing the mark), the ledger row, and the outbox
-   row deleted if no newer change bumped its generation (if one did, another pass at once).
+   row deleted if no newer change bumped its generation (if one did, another pass at once); on
+   PostgreSQL with psycopg one statement, sent with the lock's release once it is committed
+   (:func:`.locks.commit_and_release`), so the ``seats_synced`` signal and the after-policies
+   run just after the release.
 
 A subscription that is not billable now keeps the change owed (``held``). Failures keep the
 outbox row with the attempt count, the next attempt time and the error; a permanent refusal
