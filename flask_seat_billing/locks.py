@@ -161,6 +161,12 @@ def commit_and_release(
             cursor.nextset()
             cursor.nextset()
             released = cursor.fetchone() is not None
+    except BaseException:
+        # A failed statement leaves the BEGIN's transaction aborted: end it, so the connection
+        # (and the lock it still holds) is usable again and the caller's failure handling runs.
+        if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raw.rollback()
+        raise
     finally:
         raw.autocommit = was_autocommit
     if released:

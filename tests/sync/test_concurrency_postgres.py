@@ -6,6 +6,8 @@ import random
 import threading
 from typing import Any
 
+import pytest
+
 from tests.apps import PRO_MONTHLY
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import outbox_rows
@@ -155,5 +157,38 @@ def test_a_write_sent_with_the_release_is_committed_before_the_next_holder_reads
     finally:
         if thread.ident is not None:
             thread.join(10)
+        table.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def test_a_write_that_fails_with_the_release_keeps_the_lock_and_the_connection(
+    postgres_url: str,
+) -> None:
+    import psycopg
+    import sqlalchemy as sa
+
+    from flask_seat_billing.locks import advisory_key, commit_and_release, organization_lock
+
+    engine = sa.create_engine(postgres_url)
+    table = sa.Table("fsb_release_fail", sa.MetaData(),
+                     sa.Column("n", sa.Integer, nullable=False))
+    table.metadata.drop_all(engine)
+    table.metadata.create_all(engine)
+    write = table.insert().values(n=sa.bindparam("n")).returning(table.c.n)
+    owed = sa.select(sa.false())
+    key = advisory_key("org-release-fail")
+    try:
+        with organization_lock(engine, "org-release-fail") as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            with pytest.raises(psycopg.Error):  # sent on the driver: its own error
+                commit_and_release(conn, write, {"n": None}, owed)  # NOT NULL refuses it
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+            with engine.connect() as other:  # still held: nobody else gets it
+                assert other.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one() \
+                    is False
+        with engine.connect() as other:  # released at the end, as usual
+            assert other.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one()
+            other.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+    finally:
         table.metadata.drop_all(engine)
         engine.dispose()
