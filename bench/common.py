@@ -51,15 +51,20 @@ def stand_in() -> Iterator[Any]:
         yield s
 
 
-def database_url(kind: str) -> str:
+# A second database, for a benchmark that runs two apps at once (it must exist too).
+POSTGRES_URL_B = os.environ.get("SEAT_BILLING_BENCH_POSTGRES_URL_B", POSTGRES_URL + "_b")
+
+
+def database_url(kind: str, second: bool = False) -> str:
     if kind == "postgresql":
-        return POSTGRES_URL
+        return POSTGRES_URL_B if second else POSTGRES_URL
     return f"sqlite:///{tempfile.mkdtemp(prefix='fsb-bench-')}/bench.db"
 
 
-def make_app(kind: str, stripe: Any, init: bool = True, **config: Any) -> AppUnderTest:
+def make_app(kind: str, stripe: Any, init: bool = True, second_database: bool = False,
+             **config: Any) -> AppUnderTest:
     merged = {"SEAT_BILLING_STRIPE_API_BASE": stripe.url, **config}
-    return build_app(database_url(kind), config=merged, init=init)
+    return build_app(database_url(kind, second_database), config=merged, init=init)
 
 
 def subscribe(t: AppUnderTest, stripe: Any, org_id: Any, seats: int) -> str:

@@ -6,7 +6,8 @@ context, in inline mode, so the commit runs the whole sync (lock, count, read, w
 before it returns. Counted per change:
 
 - SQL statements: every statement SQLAlchemy sends (a ``before_cursor_execute`` listener on the
-  app's engine), the app's own INSERT included;
+  app's engine), the app's own INSERT included, plus the pass's first read when it travels with
+  the advisory lock outside SQLAlchemy (PostgreSQL);
 - round trips (PostgreSQL): every query or command psycopg sends, which also counts BEGIN,
   COMMIT and ROLLBACK, and statements sent on the driver connection outside SQLAlchemy (the
   advisory lock); on SQLite there is no network, so only statements are reported;
@@ -26,35 +27,41 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.common import make_app, stand_in, subscribe, teardown
+from tests.apps import PRO_MONTHLY
 
 WARM_UP = 20
 
 
 class RoundTrips:
     """Counts what psycopg sends: queries (plain, prepared, and the preparing of one, each a
-    round trip outside a pipeline) and commands (BEGIN, COMMIT...). Private psycopg methods:
+    round trip outside a pipeline; a query of several statements, sent with client-side
+    binding, is one) and commands (BEGIN, COMMIT...). Private psycopg methods:
     a benchmark's instrument, not library code."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.outside = 0
         self._undo: list[tuple[Any, str, Any]] = []
 
     def __enter__(self) -> RoundTrips:
         try:
-            from psycopg import _connection_base, _cursor_base
+            from psycopg import _connection_base, _cursor_base, client_cursor
         except ImportError:  # no psycopg: nothing to count
             return self
         sends = [(_cursor_base.BaseCursor, name) for name in
                  ("_execute_send", "_send_prepare", "_send_query_prepared")]
+        # ClientCursor (the lock sent with the pass's first read) has its own send
+        sends.append((client_cursor.ClientCursorMixin, "_execute_send"))
         for owner, name in [*sends, (_connection_base.BaseConnection, "_exec_command")]:
             original = getattr(owner, name)
             self._undo.append((owner, name, original))
-            setattr(owner, name, self._counting(original))
+            setattr(owner, name, self._counting(original, owner is client_cursor.ClientCursorMixin))
         return self
 
-    def _counting(self, original: Any) -> Any:
+    def _counting(self, original: Any, outside: bool) -> Any:
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
+            self.outside += outside  # a read sent outside SQLAlchemy with the lock
             return original(*args, **kwargs)
         return counted
 
@@ -83,18 +90,18 @@ def run(kind: str, changes: int) -> dict[str, float]:
                                                 "provider_requests": []}
             with RoundTrips() as trips:
                 for i in range(WARM_UP + changes):
-                    s0, r0, p0 = statements[0], trips.count, len(stripe.requests)
+                    s0, r0, p0 = statements[0] + trips.outside, trips.count, len(stripe.requests)
                     with t.app.app_context():
                         t.db.session.add(t.Membership(organization_id=org.id,
                                                       email=f"m{i}@bench.io"))
                         t.db.session.commit()
                     if i >= WARM_UP:
-                        per_change["statements"].append(statements[0] - s0)
+                        per_change["statements"].append(statements[0] + trips.outside - s0)
                         per_change["round_trips"].append(trips.count - r0)
                         per_change["provider_requests"].append(len(stripe.requests) - p0)
             sa.event.remove(engine, "before_cursor_execute", count)
             with t.app.app_context():
-                final = (stripe.seats(_sub(t)),
+                final = (stripe.seats(_sub(t), PRO_MONTHLY),
                          t.billing.billable_seats(org.id))
             return {name: statistics.mean(values) for name, values in per_change.items()} | {
                 "final_ok": float(final[0] == final[1])}

@@ -13,6 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 import stripe
 
+from flask_seat_billing.providers.stripe.transport import http_client
+
 log = logging.getLogger("bench.naive")
 
 
@@ -25,7 +27,9 @@ class NaiveSeatSync:
             "sk_test_naive",
             base_addresses={"api": root, "connect": root, "files": root, "meter_events": root},
             max_network_retries=0,
-            http_client=stripe.RequestsClient(timeout=timeout),
+            # The client the library's own provider sends through: the same request machinery
+            # on both paths, so the comparison measures the sync, not the HTTP client.
+            http_client=http_client(root, timeout),
         )
         self.seat_price = seat_price
 

@@ -12,6 +12,11 @@ benchmark's interpreter it would share the GIL with the code measured and inflat
 (the more requests a path makes, the more). ``--same-process`` runs it the old way.
 
     python -m bench.naive_vs_engine [--db sqlite|postgresql] [--changes 1000] [--orgs 50]
+                                    [--interleave]
+
+``--interleave`` runs the naive path and inline mode together, alternating change by change
+(deferred mode is left out), so that the other load of a shared machine, which drifts over the
+minutes a run takes, weighs on both latencies alike; the ratios are then far steadier.
 """
 
 from __future__ import annotations
@@ -112,36 +117,55 @@ def _setup(t: Any, stripe: Any, orgs: int, linked: bool) -> list[tuple[Any, str,
     return out
 
 
-def _workload(t: Any, stripe: Any, orgs: list[tuple[Any, str, str]], changes: int,
-              after_commit: Any) -> list[float]:
-    rng = random.Random(7)
-    latencies: list[float] = []
-    members: dict[Any, list[int]] = {}
-    with t.app.app_context():
-        for org_id, _, _ in orgs:
-            members[org_id] = [m.id for m in t.Membership.query.filter_by(organization_id=org_id)]
-        outage_from = changes - changes // 20
-        for i in range(changes):
-            if i == outage_from:
-                stripe.fail_next(10**6, status=503)
-            elif i % FAULT_EVERY == 0 and i < outage_from:
-                stripe.fail_next(1, status=500)
-            org_id, customer, _ = orgs[rng.randrange(len(orgs))]
+class _Workload:
+    """The changes of one path, one at a time: the same sequence for every path (seed 7)."""
+
+    def __init__(self, t: Any, stripe: Any, orgs: list[tuple[Any, str, str]], changes: int,
+                 after_commit: Any) -> None:
+        self.t, self.stripe, self.orgs, self.changes = t, stripe, orgs, changes
+        self.after_commit = after_commit
+        self.rng = random.Random(7)
+        self.latencies: list[float] = []
+        self.members: dict[Any, list[int]] = {}
+        with t.app.app_context():
+            for org_id, _, _ in orgs:
+                self.members[org_id] = [
+                    m.id for m in t.Membership.query.filter_by(organization_id=org_id)]
+        self.outage_from = changes - changes // 20
+
+    def step(self, i: int) -> None:
+        """Change ``i``, in an app context of its own (as a request would be), timed."""
+        t, stripe, rng = self.t, self.stripe, self.rng
+        if i == self.outage_from:
+            stripe.fail_next(10**6, status=503)
+        elif i % FAULT_EVERY == 0 and i < self.outage_from:
+            stripe.fail_next(1, status=500)
+        org_id, customer, _ = self.orgs[rng.randrange(len(self.orgs))]
+        with t.app.app_context():
             started = time.perf_counter()
-            if members[org_id] and rng.random() < 0.45:
-                victim = t.db.session.get(t.Membership, members[org_id].pop())
+            if self.members[org_id] and rng.random() < 0.45:
+                victim = t.db.session.get(t.Membership, self.members[org_id].pop())
                 t.db.session.delete(victim)
             else:
                 member = t.Membership(organization_id=org_id, email=f"c{i}@bench.io")
                 t.db.session.add(member)
                 t.db.session.flush()
-                members[org_id].append(member.id)
+                self.members[org_id].append(member.id)
             t.db.session.commit()
-            after_commit(org_id, customer)
-            latencies.append(time.perf_counter() - started)
-        t.db.session.remove()
-    stripe.clear_faults()  # the outage ends with the workload
-    return latencies
+            self.after_commit(org_id, customer)
+            self.latencies.append(time.perf_counter() - started)
+
+    def end(self) -> None:
+        self.stripe.clear_faults()  # the outage ends with the workload
+
+
+def _workload(t: Any, stripe: Any, orgs: list[tuple[Any, str, str]], changes: int,
+              after_commit: Any) -> list[float]:
+    work = _Workload(t, stripe, orgs, changes, after_commit)
+    for i in range(changes):
+        work.step(i)
+    work.end()
+    return work.latencies
 
 
 def _correct(t: Any, stripe: Any, orgs: list[tuple[Any, str, str]]) -> int:
@@ -190,6 +214,48 @@ def run_engine(kind: str, mode: str, changes: int, orgs: int) -> dict[str, Any]:
             teardown(t)
 
 
+def run_interleaved(kind: str, changes: int, orgs: int) -> dict[str, dict[str, Any]]:
+    """The naive path and inline mode side by side: each change goes to one, then the other
+    (which goes first alternates), each with its own stand-in process and database, so a
+    change in the machine's load hits both alike (the machine is shared)."""
+    with provider() as naive_stripe, provider() as inline_stripe:
+        tn = make_app(kind, naive_stripe, init=False)
+        ti = make_app(kind, inline_stripe, second_database=True, SEAT_BILLING_SYNC_MODE="inline",
+                      SEAT_BILLING_SYNC_DEBOUNCE_SECONDS=2.0, SEAT_BILLING_RETRY_BASE_SECONDS=0.2,
+                      SEAT_BILLING_POLL_SECONDS=0.5)
+        try:
+            naive_setup = _setup(tn, naive_stripe, orgs, linked=False)
+            inline_setup = _setup(ti, inline_stripe, orgs, linked=True)
+            naive = NaiveSeatSync(naive_stripe.url, SEAT_PRICE)
+            before = (naive_stripe.request_count(), inline_stripe.request_count())
+            works = [
+                _Workload(tn, naive_stripe, naive_setup, changes, lambda org, customer: naive.
+                          update_subscription_seats(tn.db, tn.Membership, customer, org)),
+                _Workload(ti, inline_stripe, inline_setup, changes, lambda org, customer: None),
+            ]
+            for i in range(changes):
+                for work in (works if i % 2 == 0 else works[::-1]):
+                    work.step(i)
+            for work in works:
+                work.end()
+            naive_requests = naive_stripe.request_count() - before[0]
+            with ti.app.app_context():
+                deadline = time.monotonic() + 60
+                while ti.billing.pending_syncs() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            time.sleep(0.5)
+            return {
+                "naive": {"requests": naive_requests, "latencies": works[0].latencies,
+                          "wrong": _correct(tn, naive_stripe, naive_setup)},
+                "inline": {"requests": inline_stripe.request_count() - before[1],
+                           "latencies": works[1].latencies,
+                           "wrong": _correct(ti, inline_stripe, inline_setup)},
+            }
+        finally:
+            teardown(tn)
+            teardown(ti)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__)
@@ -198,19 +264,28 @@ def main() -> None:
     parser.add_argument("--orgs", type=int, default=50)
     parser.add_argument("--same-process", action="store_true",
                         help="run the stand-in in this process (shares the GIL)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="naive and inline side by side, change by change (no deferred); "
+                             "PostgreSQL needs a second database "
+                             "(SEAT_BILLING_BENCH_POSTGRES_URL_B)")
     args = parser.parse_args()
     global SAME_PROCESS
     SAME_PROCESS = args.same_process
-    naive = run_naive(args.db, args.changes, args.orgs)
-    results = {
-        "inline": run_engine(args.db, "inline", args.changes, args.orgs),
-        "deferred": run_engine(args.db, "deferred", args.changes, args.orgs),
-    }
+    if args.interleave:
+        both = run_interleaved(args.db, args.changes, args.orgs)
+        naive, results = both["naive"], {"inline": both["inline"]}
+    else:
+        naive = run_naive(args.db, args.changes, args.orgs)
+        results = {
+            "inline": run_engine(args.db, "inline", args.changes, args.orgs),
+            "deferred": run_engine(args.db, "deferred", args.changes, args.orgs),
+        }
     n_med, n_p99 = median(naive["latencies"]), percentile(naive["latencies"], 0.99)
     per_k = 1000 / args.changes
     where = "this process" if args.same_process else "its own process"
     print(f"[{args.db}] {args.changes} changes across {args.orgs} orgs, a 500 every "
-          f"{FAULT_EVERY} changes and an outage over the last 5%; stand-in in {where}")
+          f"{FAULT_EVERY} changes and an outage over the last 5%; stand-in in {where}"
+          f"{'; naive and inline interleaved change by change' if args.interleave else ''}")
     print(f"  naive:    {naive['requests'] * per_k:.0f} provider requests per 1,000 changes, "
           f"latency median {n_med * 1e3:.2f} ms p99 {n_p99 * 1e3:.2f} ms, "
           f"wrong quantities at the end: {naive['wrong']}/{args.orgs}")

@@ -71,41 +71,57 @@ class SeatCounter:
         criteria = self.schema.billable_criteria
         return [criteria] if criteria is not None else []
 
-    def _pending_conditions(self) -> list[Any]:
+    def _pending_conditions(self, now: Any = None) -> list[Any]:
+        """``now``: the time invitations must not have expired by (a bound parameter, for a
+        statement built once and sent many times); the current time when not given."""
         model = self.schema.invitation_model
         fields = self.schema.invitation_fields
         expires = getattr(model, fields.expires_at)
         return [
             getattr(model, fields.status) == fields.pending_value,
-            sa.or_(expires.is_(None), expires > utcnow()),
+            sa.or_(expires.is_(None), expires > (utcnow() if now is None else now)),
         ]
 
     def _finish(self, organization_id: Any, members: int, pending: int) -> SeatCount:
         return SeatCount(organization_id, members, pending, self.included, self.minimum)
 
+    def count_statements(
+        self, organization_id: Any, now: Any = None
+    ) -> tuple[sa.Select[Any], sa.Select[Any] | None]:
+        """The SELECTs of :meth:`count`: members, and pending invitations when they count
+        (None otherwise), for a caller that sends them inside a larger statement.
+        ``organization_id`` and ``now`` may be bound parameters (see ``_pending_conditions``)."""
+        column = self.schema.organization_column
+        members = (sa.select(sa.func.count())
+                   .select_from(self.schema.table)
+                   .where(column == organization_id, *self._member_conditions()))
+        if not self.count_pending:
+            return members, None
+        inv_column = self.schema.invitation_organization_column
+        pending = (sa.select(sa.func.count())
+                   .select_from(sa.inspect(self.schema.invitation_model).local_table)
+                   .where(inv_column == organization_id, *self._pending_conditions(now)))
+        return members, pending
+
+    def from_counts(self, organization_id: Any, members: int, pending: int) -> SeatCount:
+        """The :class:`SeatCount` of counts read with :meth:`count_statements`."""
+        return self._finish(organization_id, int(members), int(pending))
+
     def count(self, conn: sa.Connection, organization_id: Any) -> SeatCount:
         """The seat count of one organization, read on ``conn``."""
-        column = self.schema.organization_column
-        members = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(self.schema.table)
-            .where(column == organization_id, *self._member_conditions())
-        ).scalar_one()
-        pending = 0
-        if self.count_pending:
-            inv_column = self.schema.invitation_organization_column
-            pending = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(sa.inspect(self.schema.invitation_model).local_table)
-                .where(inv_column == organization_id, *self._pending_conditions())
-            ).scalar_one()
+        members_query, pending_query = self.count_statements(organization_id)
+        members = conn.execute(members_query).scalar_one()
+        pending = conn.execute(pending_query).scalar_one() if pending_query is not None else 0
         return self._finish(organization_id, int(members), int(pending))
 
     def billable(self, conn: sa.Connection, organization_id: Any) -> int:
         """Seats to bill for one organization: the custom rule when the app gave one."""
-        count = self.count(conn, organization_id)
+        return self.billable_of(self.count(conn, organization_id))
+
+    def billable_of(self, count: SeatCount) -> int:
+        """Seats to bill for a count already read: the custom rule when the app gave one."""
         if self.rule is not None:
-            return max(0, int(self.rule(organization_id, count)))
+            return max(0, int(self.rule(count.organization_id, count)))
         return count.billable
 
     def count_by_type(self, conn: sa.Connection, organization_id: Any) -> dict[str, int]:

@@ -30,8 +30,7 @@ class SeatChange:
     """A plan with seat types: the type whose quantity this row records (from, to)."""
 
 
-def append_statement(
-    tables: Tables,
+def append_values(
     *,
     organization_key: str,
     subscription_id: str,
@@ -43,21 +42,49 @@ def append_statement(
     prorated_amount: int | None = None,
     currency: str | None = None,
     seat_type: str | None = None,
-) -> sa.Insert:
-    """The INSERT of one ledger row (the sync engine may send it inside a larger statement)."""
-    return tables.ledger.insert().values(
-        organization_key=organization_key,
-        provider_subscription_id=subscription_id,
-        from_seats=from_seats,
-        to_seats=to_seats,
-        reason=reason,
-        proration_behavior=proration_behavior,
-        idempotency_key=idempotency_key,
-        prorated_amount=prorated_amount,
-        currency=currency,
-        created_at=utcnow(),
-        seat_type=seat_type,
-    )
+) -> dict[str, Any]:
+    """The values of one ledger row, by column name."""
+    return {
+        "organization_key": organization_key,
+        "provider_subscription_id": subscription_id,
+        "from_seats": from_seats,
+        "to_seats": to_seats,
+        "reason": reason,
+        "proration_behavior": proration_behavior,
+        "idempotency_key": idempotency_key,
+        "prorated_amount": prorated_amount,
+        "currency": currency,
+        "created_at": utcnow(),
+        "seat_type": seat_type,
+    }
+
+
+def append_statement(tables: Tables, **row: Any) -> sa.Insert:
+    """The INSERT of one ledger row (the sync engine may send it inside a larger statement);
+    the keywords are :func:`append_values`'."""
+    return tables.ledger.insert().values(append_values(**row))
+
+
+_TEMPLATES: dict[sa.Table, sa.Insert] = {}
+
+
+def append_template(tables: Tables) -> sa.Insert:
+    """:func:`append_statement` with a bound parameter ``fsb_ledger_<column>`` for each value
+    of :func:`append_values`: built once, sent with new values (no statement to build and key
+    on every write)."""
+    t = tables.ledger
+    template = _TEMPLATES.get(t)
+    if template is None:
+        names = append_values(organization_key="", subscription_id="", from_seats=None,
+                              to_seats=0, reason="")
+        template = _TEMPLATES[t] = t.insert().values(
+            {name: sa.bindparam(f"fsb_ledger_{name}", type_=t.c[name].type) for name in names})
+    return template
+
+
+def template_values(values: dict[str, Any]) -> dict[str, Any]:
+    """:func:`append_values`' values named for :func:`append_template`."""
+    return {f"fsb_ledger_{name}": value for name, value in values.items()}
 
 
 def append(conn: sa.Connection, tables: Tables, **row: Any) -> None:

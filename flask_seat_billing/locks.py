@@ -4,6 +4,11 @@ Two syncs of one organization racing to the provider could land in the wrong ord
 stale quantity. On PostgreSQL a session-level advisory lock, held on the connection the sync then
 uses, serialises them across every process; it is released by the server if the process dies.
 Elsewhere (SQLite, for development) a per-process lock does the same within one process.
+
+On psycopg the lock travels with the holder's first read (one query, ``first``) and its release
+with the holder's last write (:func:`commit_and_release`): a round trip each saved, and no
+change in what the lock guarantees (the read sees what the previous holder committed; the
+release follows the commit).
 """
 
 from __future__ import annotations
@@ -62,23 +67,151 @@ def _lock_call(conn: sa.Connection, function: str, key: int) -> None:
     conn.commit()
 
 
+_FIRST_READ = "flask_seat_billing.first_read"
+_LOCK_KEY = "flask_seat_billing.lock_key"  # the advisory lock this connection holds
+_RELEASED = "flask_seat_billing.lock_released"  # released early, by commit_and_release
+
+
+_COMPILED: dict[tuple[sa.Select[Any], str], Any] = {}
+
+
+def _lock_and_read(
+    conn: sa.Connection, key: int, first: tuple[sa.Select[Any], dict[str, Any]]
+) -> bool:
+    """``SELECT pg_advisory_lock(key); <first>`` in one round trip; False when the driver
+    cannot (the caller then locks alone, and the statement is sent later by its owner).
+
+    Safe to fuse: the two run in one simple query, and under READ COMMITTED (PostgreSQL's
+    default, which this needs) each statement of it takes its own snapshot, so ``first`` sees
+    everything committed before the lock was granted, as a separate statement would. A
+    session-level lock survives the implicit transaction's rollback if ``first`` fails.
+    """
+    if conn.dialect.driver != "psycopg":
+        return False
+    import psycopg
+
+    statement, values = first
+    sql, params = _expanded(conn, statement, values)
+    if "fsb_lock_key" in params or conn.default_isolation_level != "READ COMMITTED":
+        return False  # the server's default level runs the pair: it must snapshot per statement
+    conn.rollback()  # SQLAlchemy's side idle (no round trip when nothing is open)
+    raw: Any = conn.connection.dbapi_connection
+    was_autocommit = raw.autocommit
+    raw.autocommit = True
+    try:
+        with psycopg.ClientCursor(raw) as cursor:
+            cursor.execute(f"SELECT pg_advisory_lock(%(fsb_lock_key)s); {sql}",
+                           {**params, "fsb_lock_key": key}, prepare=False)
+            cursor.nextset()
+            names = [column.name for column in cursor.description or ()]
+            row = cursor.fetchone()
+    finally:
+        raw.autocommit = was_autocommit
+    conn.info[_FIRST_READ] = dict(zip(names, row, strict=True)) if row is not None else None
+    return True
+
+
+def _expanded(
+    conn: sa.Connection, statement: Any, values: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """SQL and driver parameters of ``statement`` (compiled once per dialect) for ``values``."""
+    compiled = _COMPILED.get((statement, conn.dialect.name))
+    if compiled is None:  # compiled once: the statement is built once and sent with new values
+        compiled = _COMPILED[(statement, conn.dialect.name)] = statement.compile(
+            dialect=conn.dialect)
+    expanded = compiled.construct_expanded_state(values)  # IN lists rendered, values bound
+    processors = expanded.processors  # the column types' conversions, as SQLAlchemy applies
+    return expanded.statement, {
+        name: processors[name](value) if name in processors else value
+        for name, value in expanded.parameters.items()}
+
+
+def commit_and_release(
+    conn: sa.Connection, statement: Any, values: dict[str, Any], owed: Any
+) -> tuple[list[Any], bool] | None:
+    """Run ``statement`` (a write, its RETURNING rows wanted) in a transaction of its own and,
+    in the same round trip once it is committed, release the organization's lock unless
+    ``owed`` (a SELECT of one boolean, of the same parameters) says work remains for the
+    holder. (rows, released), or None when this connection cannot (then nothing was sent).
+
+    ``BEGIN; <statement>; COMMIT; SELECT pg_advisory_unlock(...) WHERE NOT <owed>`` in one
+    simple query: the release follows the commit, so the next holder sees the write.
+    """
+    key = conn.info.get(_LOCK_KEY)
+    if key is None or conn.dialect.driver != "psycopg":
+        return None
+    import psycopg
+
+    sql, params = _expanded(conn, statement, values)
+    owed_sql, owed_params = _expanded(conn, owed, values)
+    if "fsb_lock_key" in params or any(params.get(k, v) != v for k, v in owed_params.items()):
+        return None
+    conn.commit()  # nothing of SQLAlchemy's open (no round trip in autocommit)
+    raw: Any = conn.connection.dbapi_connection
+    was_autocommit = raw.autocommit
+    raw.autocommit = True
+    try:
+        with psycopg.ClientCursor(raw) as cursor:
+            cursor.execute(
+                f"BEGIN; {sql}; COMMIT; SELECT pg_advisory_unlock(%(fsb_lock_key)s) "
+                f"FROM ({owed_sql}) AS fsb_owed(owed) WHERE NOT fsb_owed.owed",
+                {**params, **owed_params, "fsb_lock_key": key}, prepare=False)
+            cursor.nextset()
+            rows = cursor.fetchall()
+            cursor.nextset()
+            cursor.nextset()
+            released = cursor.fetchone() is not None
+    except BaseException:
+        # A failed statement leaves the BEGIN's transaction aborted: end it, so the connection
+        # (and the lock it still holds) is usable again and the caller's failure handling runs.
+        if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raw.rollback()
+        raise
+    finally:
+        raw.autocommit = was_autocommit
+    if released:
+        conn.info[_RELEASED] = True
+    return rows, released
+
+
+def take_first_read(conn: sa.Connection) -> dict[str, Any] | None:
+    """The row of the statement :func:`organization_lock` sent with the lock (once), if it did."""
+    return conn.info.pop(_FIRST_READ, None)  # type: ignore[no-any-return]
+
+
 @contextmanager
-def organization_lock(engine: sa.Engine, organization_key: str) -> Iterator[sa.Connection]:
+def organization_lock(
+    engine: sa.Engine, organization_key: str, *,
+    first: tuple[sa.Select[Any], dict[str, Any]] | None = None,
+) -> Iterator[sa.Connection]:
     """Hold the organization's lock; yield a connection to do the sync's reads and writes on.
 
     The connection is returned with no transaction open; callers commit their own short
-    transactions on it and never hold one across a provider call.
+    transactions on it and never hold one across a provider call. ``first``: a SELECT of one
+    row the caller reads first under the lock, with its parameters; on PostgreSQL (psycopg)
+    it travels with the lock in one round trip and its row waits in :func:`take_first_read`.
     """
     if engine.dialect.name == "postgresql":
         key = advisory_key(organization_key)
         with engine.connect() as conn:
-            _lock_call(conn, "pg_advisory_lock", key)
+            try:
+                if first is None or not _lock_and_read(conn, key, first):
+                    _lock_call(conn, "pg_advisory_lock", key)
+            except Exception:
+                # The lock may be held (granted, then the read failed): closing the connection
+                # makes the server release it.
+                conn.invalidate()
+                raise
+            conn.info[_LOCK_KEY] = key
             try:
                 yield conn
             finally:
                 try:
+                    conn.info.pop(_FIRST_READ, None)
+                    conn.info.pop(_LOCK_KEY, None)
                     conn.rollback()
-                    _lock_call(conn, "pg_advisory_unlock", key)
+                    if not conn.info.pop(_RELEASED, False):
+                        _lock_call(conn, "pg_advisory_unlock", key)
                 except Exception:
                     # Never hand a connection that may still hold the lock back to the pool:
                     # closing it makes the server release every lock it held.

@@ -27,7 +27,7 @@ again, and status still shows it. They go with the row (:func:`complete`), or wi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,7 +65,15 @@ class OutboxEntry:
 
 
 def _row_to_entry(row: sa.Row[tuple[object, ...]]) -> OutboxEntry:
-    m = row._mapping
+    return entry_from(row._mapping)
+
+
+def entry_from(values: Mapping[Any, Any], prefix: str = "") -> OutboxEntry:
+    """An entry from the row's columns, named ``prefix`` + column name (a wider select that
+    labels them, like the sync's first read); every column, so none is dropped on the way."""
+    m = {name: values[prefix + name] for name in (
+        "organization_key", "generation", "status", "attempts", "next_attempt_at", "last_error",
+        "target_seats", "created_at", "decrease_due_at", "decrease_seats", "changed_at")}
     return OutboxEntry(
         organization_key=str(m["organization_key"]),
         generation=int(m["generation"]),

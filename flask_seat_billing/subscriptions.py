@@ -159,12 +159,22 @@ def billing_subscription(
     conn: sa.Connection, tables: Tables, key: str
 ) -> LocalSubscription | None:
     """The organization's subscription for syncs, the seat cap and the portal (module rule)."""
+    row = conn.execute(billing_subscription_statement(tables, key)).first()
+    return _local(row) if row is not None else None
+
+
+def billing_subscription_statement(
+    tables: Tables, key: str | sa.BindParameter[str]
+) -> sa.Select[Any]:
+    """The SELECT of :func:`billing_subscription` (the sync sends it inside a larger one)."""
     t = tables.subscriptions
     allowed, order = _billing_rule(t)
-    row = conn.execute(
-        sa.select(t).where(t.c.organization_key == key, allowed).order_by(*order).limit(1)
-    ).first()
-    return _local(row) if row is not None else None
+    return sa.select(t).where(t.c.organization_key == key, allowed).order_by(*order).limit(1)
+
+
+def from_mapping(values: dict[str, Any]) -> LocalSubscription:
+    """A :class:`LocalSubscription` from a row's values by column name."""
+    return LocalSubscription(**values)
 
 
 def billing_subscriptions(conn: sa.Connection, tables: Tables) -> dict[str, LocalSubscription]:
@@ -313,15 +323,29 @@ def set_seats(conn: sa.Connection, tables: Tables, subscription_id: str, seats: 
     )
 
 
+_TEMPLATES: dict[tuple[sa.Table, str], sa.Update] = {}
+
+
+def _update_template(tables: Tables, name: str, columns: Sequence[str]) -> sa.Update:
+    """``UPDATE ... SET <columns> WHERE id = :fsb_id``, bound parameters ``fsb_<column>``:
+    built once and sent with new values (the sync's per-write statements)."""
+    t = tables.subscriptions
+    template = _TEMPLATES.get((t, name))
+    if template is None:
+        template = _TEMPLATES[(t, name)] = t.update().where(
+            t.c.id == sa.bindparam("fsb_id", type_=t.c.id.type)).values(
+            {c: sa.bindparam(f"fsb_{c}", type_=t.c[c].type) for c in columns})
+    return template
+
+
 def begin_write(conn: sa.Connection, tables: Tables, local: LocalSubscription, key: str) -> None:
     """Record, before it is sent, that a write with ``key`` is about to leave (caller commits).
 
     If its outcome is never recorded (a timeout, a dropped connection, a crash), the next sync
     finds ``write_key`` set and reads the provider before writing again.
     """
-    t = tables.subscriptions
-    conn.execute(t.update().where(t.c.id == local.id)
-                 .values(write_seq=local.write_seq + 1, write_key=key))
+    conn.execute(_update_template(tables, "begin_write", ("write_seq", "write_key")),
+                 {"fsb_id": local.id, "fsb_write_seq": local.write_seq + 1, "fsb_write_key": key})
 
 
 ANSWERED = "answered:"
@@ -343,11 +367,25 @@ def answered_write(
                  .values(write_key=ANSWERED + key))
 
 
+def _record_write_values(seats: int) -> dict[str, Any]:
+    return {"seats": seats, "write_key": None, "updated_at": utcnow()}
+
+
 def record_write_statement(tables: Tables, local: LocalSubscription, seats: int) -> sa.Update:
     """A write the provider acknowledged: the copy's quantity, and no write in doubt."""
     t = tables.subscriptions
-    return (t.update().where(t.c.id == local.id)
-            .values(seats=seats, write_key=None, updated_at=utcnow()))
+    return t.update().where(t.c.id == local.id).values(_record_write_values(seats))
+
+
+def record_write_template(tables: Tables) -> sa.Update:
+    """:func:`record_write_statement` with bound parameters (``fsb_id``, ``fsb_<column>``),
+    built once; :func:`record_write_params` gives the values."""
+    return _update_template(tables, "record_write", tuple(_record_write_values(0)))
+
+
+def record_write_params(local: LocalSubscription, seats: int) -> dict[str, Any]:
+    return {"fsb_id": local.id,
+            **{f"fsb_{c}": value for c, value in _record_write_values(seats).items()}}
 
 
 def record_write(

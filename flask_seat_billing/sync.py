@@ -2,8 +2,10 @@
 
 One pass, under the organization's lock:
 
-1. in one transaction: read the outbox row (its generation), the organization's subscription
-   (``subscriptions.billing_subscription``, the local copy) and the billable count;
+1. in one statement: read the outbox row (its generation), the organization's subscription
+   (``subscriptions.billing_subscription``, the local copy) and the billable count (on
+   PostgreSQL with psycopg it travels with the lock: :func:`.locks.organization_lock`'s
+   ``first``);
 2. when the copy is current (the common case), decide from it and send at most **one**
    request: the quantity write, addressed with the locally known seat item. The provider is
    read first only with a reason: no local copy to address, a copy of another namespace (or
@@ -23,7 +25,10 @@ One pass, under the organization's lock:
    docs/reliability.md), and a crash inside the call leaves the mark that makes the next pass
    read first (Polar takes no keys at all; the read is what keeps it exact there);
 4. in one transaction: the copy's quantity (clearing the mark), the ledger row, and the outbox
-   row deleted if no newer change bumped its generation (if one did, another pass at once).
+   row deleted if no newer change bumped its generation (if one did, another pass at once); on
+   PostgreSQL with psycopg one statement, sent with the lock's release once it is committed
+   (:func:`.locks.commit_and_release`), so the ``seats_synced`` signal and the after-policies
+   run just after the release.
 
 A subscription that is not billable now keeps the change owed (``held``). Failures keep the
 outbox row with the attempt count, the next attempt time and the error; a permanent refusal
@@ -43,10 +48,10 @@ from flask import Flask
 
 from . import ledger, outbox, ownership, seat_rules, seat_types, signals, subscriptions
 from .backoff import retry_at, retry_delay
-from .counting import SeatCounter
+from .counting import SeatCount, SeatCounter
 from .errors import PermanentProviderError, ProviderError, TransientProviderError
 from .hooks import Hooks
-from .locks import organization_lock
+from .locks import commit_and_release, organization_lock, take_first_read
 from .plans import PlanCatalog
 from .providers.base import (
     BILLABLE,
@@ -124,6 +129,9 @@ class SyncEngine:
         self.settings = settings
         self.hooks = hooks  # the app's after_seats_synced policies run after each write
         self.clock = clock  # naive UTC now: decides when a waiting decrease is due
+        self._first_read_statement: sa.Select[Any] | None = None
+        self._record: Any = None
+        self._owed_statement: Any = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -140,7 +148,7 @@ class SyncEngine:
     ) -> SyncResult | None:
         """``pending_only``: a drain's pass, which leaves alone a row that is gone (another
         process synced it), parked (held, failed) or scheduled for later: None then."""
-        with organization_lock(self.engine(), key) as conn:
+        with organization_lock(self.engine(), key, first=self.first_read(key)) as conn:
             outcome = self._pass(conn, key, reason, snapshot, pending_only)
             if outcome is None:
                 conn.commit()
@@ -201,7 +209,8 @@ class SyncEngine:
     ) -> tuple[SyncResult, bool] | None:
         """One pass; (result, whether a newer change is waiting), or None (nothing to do)."""
         _statements_alone(conn, True)
-        entry = outbox.read(conn, self.tables, key)
+        first = self._first_read(conn, key)
+        entry = first.entry if first is not None else outbox.read(conn, self.tables, key)
         if pending_only and not _due(entry, self.clock()):
             return None
         generation = entry.generation if entry else None
@@ -209,8 +218,12 @@ class SyncEngine:
         billable: int | None = None
         try:
             organization_id = self.counter.schema.parse_key(key)
-            local = subscriptions.billing_subscription(conn, self.tables, key)
-            billable = self.counter.billable(conn, organization_id)
+            if first is not None:
+                local = first.local
+                billable = self.counter.billable_of(first.count)
+            else:
+                local = subscriptions.billing_subscription(conn, self.tables, key)
+                billable = self.counter.billable(conn, organization_id)
             if local is None or local.status in ENDED_STATUSES:
                 return self._finish(conn, key, generation, SyncResult(
                     organization_id, "no_subscription", billable=billable))
@@ -251,6 +264,57 @@ class SyncEngine:
             log.exception("seat sync of organization %s failed unexpectedly", key)
             wrapped = TransientProviderError(f"{type(error).__name__}: {error}")
             return self._fail(conn, key, entry, organization_id, billable, wrapped), False
+
+    def first_read(self, key: str) -> tuple[sa.Select[Any], dict[str, Any]] | None:
+        """What a pass reads first, in one statement: the outbox row, the local copy and the
+        billable count (members, and pending invitations when they count); with its
+        parameters. None when the key does not parse (the pass then reads the row alone, and
+        fails on the key). The statement is built once and sent with new parameters."""
+        try:
+            organization_id = self.counter.schema.parse_key(key)
+        except Exception:
+            return None
+        if self._first_read_statement is None:
+            self._first_read_statement = self._build_first_read()
+        return self._first_read_statement, {"fsb_key": key, "fsb_org": organization_id,
+                                            "fsb_now": utcnow()}
+
+    def _build_first_read(self) -> sa.Select[Any]:
+        key = sa.bindparam("fsb_key", type_=sa.String())
+        outbox_table = self.tables.outbox
+        row = sa.select(outbox_table).where(
+            outbox_table.c.organization_key == key).subquery("fsb_row")
+        copy = subscriptions.billing_subscription_statement(self.tables, key).subquery("fsb_copy")
+        members, pending = self.counter.count_statements(
+            sa.bindparam("fsb_org"), sa.bindparam("fsb_now", type_=sa.DateTime()))
+        one = sa.select(sa.literal(1).label("one")).subquery("fsb_one")
+        return sa.select(
+            *[c.label(f"o_{c.name}") for c in row.c],
+            *[c.label(f"s_{c.name}") for c in copy.c],
+            members.scalar_subquery().label("n_members"),
+            (pending.scalar_subquery() if pending is not None
+             else sa.literal(0)).label("n_pending"),
+        ).select_from(one.outerjoin(row, sa.true()).outerjoin(copy, sa.true()))
+
+    def _first_read(self, conn: sa.Connection, key: str) -> _FirstRead | None:
+        """The first statement's answer: read with the lock when the lock sent it
+        (:func:`.locks.organization_lock`'s ``first``), else now."""
+        values = take_first_read(conn)
+        if values is None:
+            first = self.first_read(key)
+            if first is None:
+                return None
+            values = dict(conn.execute(*first).one()._mapping)
+        entry = None
+        if values["o_organization_key"] is not None:
+            entry = outbox.entry_from(values, prefix="o_")
+        local = None
+        if values["s_id"] is not None:
+            local = subscriptions.from_mapping(
+                {c.name: values[f"s_{c.name}"] for c in self.tables.subscriptions.c})
+        count = self.counter.from_counts(self.counter.schema.parse_key(key),
+                                         values["n_members"], values["n_pending"])
+        return _FirstRead(entry, local, count)
 
     def _copy_is_ours(self, local: LocalSubscription) -> bool:
         """Whether the copy may decide without a read: the namespace it last recorded agrees
@@ -439,12 +503,13 @@ class SyncEngine:
             to_seats=update.subscription.seats, subscription_id=remote.id,
             idempotency_key=idempotency_key,
         )
-        entry = ledger.append_statement(
-            self.tables, organization_key=key, subscription_id=remote.id,
+        row = ledger.append_values(
+            organization_key=key, subscription_id=remote.id,
             from_seats=remote.seats, to_seats=billable, reason=reason,
             proration_behavior=proration, idempotency_key=idempotency_key,
             prorated_amount=update.prorated_amount, currency=update.currency,
         )
+        entry = self.tables.ledger.insert().values(row)
         seats = update.subscription.seats if update.subscription.seats is not None else billable
         if read:
             subscriptions.upsert(conn, self.tables, self.provider.name, update.subscription, key)
@@ -453,14 +518,20 @@ class SyncEngine:
         elif _alone(conn) and generation is not None:
             # One statement for the copy, the ledger row and the outbox row: PostgreSQL runs
             # every data-modifying WITH clause, all in the statement's transaction.
-            copy = subscriptions.record_write_statement(self.tables, local, seats)
-            done = outbox.complete_statement(self.tables, key, generation).add_cte(
-                copy.returning(self.tables.subscriptions.c.id).cte("seat_billing_copy"),
-                entry.returning(self.tables.ledger.c.id).cte("seat_billing_entry"),
-            ).returning(self.tables.outbox.c.organization_key)
-            again = conn.execute(done).first() is None
-            if again:  # a newer change keeps the row: the decrease it waited for is written
-                outbox.settle(conn, self.tables, key)
+            values = {**subscriptions.record_write_params(local, seats),
+                      **ledger.template_values(row),
+                      "fsb_row_key": key, "fsb_row_generation": generation}
+            # On psycopg the lock goes in the same round trip, after the commit, unless a
+            # newer change is owed (then this holder makes another pass). The signals below
+            # then run after the release, as they would after a pass on another process.
+            sent = commit_and_release(conn, self._record_template(), values, self._owed())
+            if sent is None:
+                again = conn.execute(self._record_template(), values).first() is None
+            else:
+                again = not sent[0]
+                assert not (sent[1] and again)  # released only when nothing is owed
+            if again:  # a newer change keeps the row (and the lock): the decrease it waited
+                outbox.settle(conn, self.tables, key)  # for is written
         else:
             subscriptions.record_write(conn, self.tables, local, seats)
             conn.execute(entry)
@@ -498,6 +569,31 @@ class SyncEngine:
         if update.replayed:  # the key's number is new: an earlier write cannot have used it
             raise _Replayed(f"the provider replayed the answer to {idempotency_key}")
         return update
+    def _record_template(self) -> Any:
+        """The write's record in one statement (PostgreSQL): the copy's quantity, the ledger
+        row and the outbox row's delete, as data-modifying WITH clauses; built once, with
+        bound parameters (``subscriptions.record_write_params``, ``ledger.template_values``,
+        ``fsb_row_key``, ``fsb_row_generation``)."""
+        if self._record is None:
+            t = self.tables
+            row_key: Any = sa.bindparam("fsb_row_key", type_=t.outbox.c.organization_key.type)
+            row_generation: Any = sa.bindparam("fsb_row_generation",
+                                               type_=t.outbox.c.generation.type)
+            self._record = outbox.complete_statement(t, row_key, row_generation).add_cte(
+                subscriptions.record_write_template(t).returning(t.subscriptions.c.id)
+                .cte("seat_billing_copy"),
+                ledger.append_template(t).returning(t.ledger.c.id).cte("seat_billing_entry"),
+            ).returning(t.outbox.c.organization_key)
+        return self._record
+
+    def _owed(self) -> Any:
+        """Whether the organization's outbox row exists (``fsb_row_key``): a change is owed."""
+        if self._owed_statement is None:
+            table = self.tables.outbox
+            self._owed_statement = sa.select(sa.exists().where(
+                table.c.organization_key == sa.bindparam(
+                    "fsb_row_key", type_=table.c.organization_key.type)))
+        return self._owed_statement
 
     def _complete(self, conn: sa.Connection, key: str, generation: int | None) -> bool:
         """Delete the outbox row if no newer change arrived; True when one did (another pass).
@@ -638,6 +734,15 @@ class SyncEngine:
                 from_seats=result.from_seats, to_seats=result.to_seats,
                 subscription_id=result.subscription_id,
             )
+
+
+@dataclass(frozen=True)
+class _FirstRead:
+    """What a pass starts from: the outbox row, the local copy, the seat count."""
+
+    entry: outbox.OutboxEntry | None
+    local: LocalSubscription | None
+    count: SeatCount
 
 
 class _Replayed(TransientProviderError):

@@ -6,6 +6,8 @@ import random
 import threading
 from typing import Any
 
+import pytest
+
 from tests.apps import PRO_MONTHLY
 from tests.conftest import AppFactory, subscribe
 from tests.helpers import outbox_rows
@@ -55,3 +57,138 @@ def test_eight_threads_of_random_joins_and_leaves(
         assert stripe.seats(sub, PRO_MONTHLY) == billable
         assert t.billing.subscription_for(org_id).seats == billable
         assert outbox_rows(t) == []
+
+
+def test_the_read_sent_with_the_lock_sees_what_the_holder_committed(postgres_url: str) -> None:
+    """The first read travels with ``pg_advisory_lock`` in one query: it must still see what
+    the previous holder committed before releasing, not a snapshot from before the wait."""
+    import time
+
+    import sqlalchemy as sa
+
+    from flask_seat_billing.locks import organization_lock, take_first_read
+
+    engine = sa.create_engine(postgres_url)
+    table = sa.Table("fsb_lock_probe", sa.MetaData(), sa.Column("n", sa.Integer))
+    table.metadata.drop_all(engine)
+    table.metadata.create_all(engine)
+    first = (sa.select(sa.func.count().label("rows")).select_from(table)
+             .where(table.c.n > sa.bindparam("floor")), {"floor": 0})
+    seen: list[Any] = []
+    holding = threading.Event()
+
+    def waiter() -> None:
+        holding.wait(10)
+        with organization_lock(engine, "org-probe", first=first) as conn:
+            seen.append(take_first_read(conn))
+            seen.append(conn.execute(first[0], first[1]).scalar_one())
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    try:
+        with organization_lock(engine, "org-probe") as conn:
+            holding.set()
+            time.sleep(0.3)  # the waiter's lock-and-read is queued behind this lock now
+            conn.execute(table.insert(), [{"n": 1}, {"n": 2}])
+            conn.commit()
+        thread.join(10)
+        assert seen == [{"rows": 2}, 2]
+    finally:
+        table.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def test_a_write_sent_with_the_release_is_committed_before_the_next_holder_reads(
+    postgres_url: str,
+) -> None:
+    """The write's record and the lock's release travel in one query: the release must follow
+    the commit, and must not happen while work is owed (then the holder keeps the lock)."""
+    import time
+
+    import sqlalchemy as sa
+
+    from flask_seat_billing.locks import (
+        advisory_key,
+        commit_and_release,
+        organization_lock,
+        take_first_read,
+    )
+
+    engine = sa.create_engine(postgres_url)
+    table = sa.Table("fsb_release_probe", sa.MetaData(), sa.Column("n", sa.Integer))
+    table.metadata.drop_all(engine)
+    table.metadata.create_all(engine)
+    write = table.insert().values(n=sa.bindparam("n")).returning(table.c.n)
+    owed = sa.select(sa.exists().where(table.c.n > sa.bindparam("owed_above")))
+    first = (sa.select(sa.func.count().label("rows")).select_from(table), {})
+    seen: list[Any] = []
+    holding = threading.Event()
+
+    def waiter() -> None:
+        holding.wait(10)
+        with organization_lock(engine, "org-release", first=first) as conn:
+            seen.append(take_first_read(conn))
+
+    def held_elsewhere() -> bool:
+        with engine.connect() as other:
+            free = other.execute(sa.select(sa.func.pg_try_advisory_lock(
+                advisory_key("org-release")))).scalar_one()
+            if free:
+                other.execute(sa.select(sa.func.pg_advisory_unlock(advisory_key("org-release"))))
+            return not free
+
+    thread = threading.Thread(target=waiter)
+    try:
+        with organization_lock(engine, "org-release") as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            # work owed (a row above 0 exists after the write): the lock stays held
+            assert commit_and_release(conn, write, {"n": 1, "owed_above": 0}, owed) == (
+                [(1,)], False)
+            assert held_elsewhere()
+            thread.start()
+            holding.set()
+            time.sleep(0.3)  # the waiter is queued behind this lock now
+            # nothing owed (no row above 5): the release follows the commit
+            assert commit_and_release(conn, write, {"n": 2, "owed_above": 5}, owed) == (
+                [(2,)], True)
+            thread.join(10)
+            assert seen == [{"rows": 2}]
+        assert not held_elsewhere()  # released once, not twice
+    finally:
+        if thread.ident is not None:
+            thread.join(10)
+        table.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def test_a_write_that_fails_with_the_release_keeps_the_lock_and_the_connection(
+    postgres_url: str,
+) -> None:
+    import psycopg
+    import sqlalchemy as sa
+
+    from flask_seat_billing.locks import advisory_key, commit_and_release, organization_lock
+
+    engine = sa.create_engine(postgres_url)
+    table = sa.Table("fsb_release_fail", sa.MetaData(),
+                     sa.Column("n", sa.Integer, nullable=False))
+    table.metadata.drop_all(engine)
+    table.metadata.create_all(engine)
+    write = table.insert().values(n=sa.bindparam("n")).returning(table.c.n)
+    owed = sa.select(sa.false())
+    key = advisory_key("org-release-fail")
+    try:
+        with organization_lock(engine, "org-release-fail") as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            with pytest.raises(psycopg.Error):  # sent on the driver: its own error
+                commit_and_release(conn, write, {"n": None}, owed)  # NOT NULL refuses it
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+            with engine.connect() as other:  # still held: nobody else gets it
+                assert other.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one() \
+                    is False
+        with engine.connect() as other:  # released at the end, as usual
+            assert other.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one()
+            other.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+    finally:
+        table.metadata.drop_all(engine)
+        engine.dispose()

@@ -1,0 +1,51 @@
+"""What one inline change sends to the database (issue 16): the pass reads the outbox row, the
+local copy and the billable count in one statement, which on PostgreSQL travels with the
+advisory lock (outside SQLAlchemy: one round trip for both); the write's record travels with
+the lock's release."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from tests.apps import PRO_MONTHLY, AppUnderTest
+from tests.conftest import subscribe
+
+
+def _statements_of_one_change(t: AppUnderTest, org_id: Any) -> list[str]:
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    sa.event.listen(t.db.engine, "before_cursor_execute", record)
+    try:
+        t.add_members(org_id, 1)  # inline: the commit runs the sync
+    finally:
+        sa.event.remove(t.db.engine, "before_cursor_execute", record)
+    return sent
+
+
+def test_an_inline_change_reads_row_copy_and_count_in_one_statement(
+    t: AppUnderTest, stripe: Any
+) -> None:
+    org = t.add_organization()
+    t.add_members(org.id, 1)
+    sub = subscribe(t, stripe, org.id)
+
+    sent = _statements_of_one_change(t, org.id)
+
+    assert stripe.seats(sub, PRO_MONTHLY) == 2
+    selects = [s for s in sent if s.startswith("SELECT")]
+    shown = [s[:60] for s in sent]
+    if t.db.engine.dialect.name == "postgresql":
+        # sent with the lock, on the driver connection: no SELECT through SQLAlchemy at all
+        assert selects == [], shown
+        # through SQLAlchemy: the member's INSERT (the outbox row travels with the COMMIT, on
+        # the driver) and the write's mark; the record (copy, ledger and outbox row in one
+        # statement) travels with the release of the lock, on the driver too
+        assert len(sent) == 2, shown
+    else:
+        assert len(selects) == 1, shown
+        assert "seat_billing_outbox" in selects[0] and "seat_billing_subscriptions" in selects[0]
