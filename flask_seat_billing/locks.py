@@ -90,10 +90,12 @@ def _lock_and_read(
         return False
     import psycopg
 
+    if not _may_fuse(conn) or not _reads_committed(conn):
+        return False  # the session's own level runs the pair: it must snapshot per statement
     statement, values = first
     sql, params = _expanded(conn, statement, values)
-    if "fsb_lock_key" in params or conn.default_isolation_level != "READ COMMITTED":
-        return False  # the server's default level runs the pair: it must snapshot per statement
+    if "fsb_lock_key" in params:
+        return False
     conn.rollback()  # SQLAlchemy's side idle (no round trip when nothing is open)
     raw: Any = conn.connection.dbapi_connection
     was_autocommit = raw.autocommit
@@ -109,6 +111,28 @@ def _lock_and_read(
         raw.autocommit = was_autocommit
     conn.info[_FIRST_READ] = dict(zip(names, row, strict=True)) if row is not None else None
     return True
+
+
+_ISOLATION = "flask_seat_billing.session_isolation"
+
+
+def _may_fuse(conn: sa.Connection) -> bool:
+    """Whether the sync's statements may be sent as raw SQL on this connection: not when a
+    ``schema_translate_map`` applies (only SQLAlchemy's execution renders it)."""
+    return not conn.get_execution_options().get("schema_translate_map")
+
+
+def _reads_committed(conn: sa.Connection) -> bool:
+    """Whether the session's own isolation level is READ COMMITTED: asked of the server once
+    per database connection (the app's ``connect`` listeners may have changed it after the
+    engine read its default), kept with the connection in the pool."""
+    info = conn.connection.info
+    level = info.get(_ISOLATION)
+    if level is None:
+        level = info[_ISOLATION] = str(
+            conn.exec_driver_sql("SHOW transaction_isolation").scalar()).lower()
+        conn.rollback()
+    return bool(level == "read committed")
 
 
 def _expanded(
@@ -138,7 +162,7 @@ def commit_and_release(
     simple query: the release follows the commit, so the next holder sees the write.
     """
     key = conn.info.get(_LOCK_KEY)
-    if key is None or conn.dialect.driver != "psycopg":
+    if key is None or conn.dialect.driver != "psycopg" or not _may_fuse(conn):
         return None
     import psycopg
 

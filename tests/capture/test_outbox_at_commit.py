@@ -218,6 +218,15 @@ def test_schema_translate_map_is_honoured(make_app: AppFactory, postgres_url: st
                 rows = conn.execute(sa.text(
                     "SELECT organization_key FROM fsb_tenant.seat_billing_outbox")).scalars()
                 assert set(rows) == {str(org.id)}
+
+            # The sync reads and settles the row in the translated schema too (its lock and
+            # first read are then sent through SQLAlchemy, which renders the map).
+            result = t.billing.sync_organization(org.id)
+            with engine.connect() as conn:
+                left = conn.execute(sa.text(
+                    "SELECT count(*) FROM fsb_tenant.seat_billing_outbox")).scalar()
+        assert result.action == "no_subscription" and result.billable == 1
+        assert left == 0
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("DROP SCHEMA fsb_tenant CASCADE"))

@@ -59,9 +59,14 @@ def test_eight_threads_of_random_joins_and_leaves(
         assert outbox_rows(t) == []
 
 
-def test_the_read_sent_with_the_lock_sees_what_the_holder_committed(postgres_url: str) -> None:
+@pytest.mark.parametrize("session_level", [None, "REPEATABLE READ"])
+def test_the_read_sent_with_the_lock_sees_what_the_holder_committed(
+    postgres_url: str, session_level: str | None
+) -> None:
     """The first read travels with ``pg_advisory_lock`` in one query: it must still see what
-    the previous holder committed before releasing, not a snapshot from before the wait."""
+    the previous holder committed before releasing, not a snapshot from before the wait; also
+    when the app's ``connect`` listener sets another isolation level for its sessions (then the
+    read is not sent with the lock, since one snapshot would cover both)."""
     import time
 
     import sqlalchemy as sa
@@ -69,6 +74,13 @@ def test_the_read_sent_with_the_lock_sees_what_the_holder_committed(postgres_url
     from flask_seat_billing.locks import organization_lock, take_first_read
 
     engine = sa.create_engine(postgres_url)
+    if session_level is not None:
+        @sa.event.listens_for(engine, "connect")
+        def _session(dbapi_connection: Any, record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL "
+                               + session_level)
+            dbapi_connection.commit()
     table = sa.Table("fsb_lock_probe", sa.MetaData(), sa.Column("n", sa.Integer))
     table.metadata.drop_all(engine)
     table.metadata.create_all(engine)
@@ -92,7 +104,7 @@ def test_the_read_sent_with_the_lock_sees_what_the_holder_committed(postgres_url
             conn.execute(table.insert(), [{"n": 1}, {"n": 2}])
             conn.commit()
         thread.join(10)
-        assert seen == [{"rows": 2}, 2]
+        assert seen == ([{"rows": 2}, 2] if session_level is None else [None, 2])
     finally:
         table.metadata.drop_all(engine)
         engine.dispose()

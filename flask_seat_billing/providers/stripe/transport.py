@@ -21,6 +21,7 @@ import os
 import textwrap
 from collections.abc import Mapping
 from typing import Any, NoReturn
+from urllib.parse import unquote
 
 import requests.utils
 import stripe
@@ -33,10 +34,23 @@ POOL_SIZE = 32
 
 
 def environment_proxy(url: str) -> str | None:
-    """The proxy ``requests`` would take from the environment for ``url`` (None: direct)."""
+    """The proxy ``requests`` would take from the environment for ``url`` (None: direct),
+    with ``http://`` added to a value that names no scheme, as ``requests`` does."""
     proxies = requests.utils.get_environ_proxies(url)
     scheme = url.split(":", 1)[0].lower()
-    return proxies.get(scheme) or proxies.get("all")
+    proxy = proxies.get(scheme) or proxies.get("all")
+    return requests.utils.prepend_scheme_if_needed(proxy, "http") if proxy else None
+
+
+def _proxy_manager(proxy: str, options: dict[str, Any]) -> urllib3.PoolManager:
+    """A pool through ``proxy``; its ``user:password@`` becomes the ``Proxy-Authorization``
+    header (``urllib3`` ignores credentials in the URL, ``requests`` sends them)."""
+    parsed = urllib3.util.parse_url(proxy)
+    headers = None
+    if parsed.auth:
+        headers = urllib3.make_headers(proxy_basic_auth=unquote(parsed.auth))
+        proxy = parsed._replace(auth=None).url
+    return urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
 
 
 class PooledClient(stripe.HTTPClient):
@@ -56,7 +70,7 @@ class PooledClient(stripe.HTTPClient):
             "maxsize": POOL_SIZE, "cert_reqs": "CERT_REQUIRED", "ca_certs": stripe.ca_bundle_path,
         }
         if self._proxy_url:
-            return urllib3.ProxyManager(self._proxy_url, **options)
+            return _proxy_manager(self._proxy_url, options)
         return urllib3.PoolManager(**options)
 
     def _own_pool(self) -> urllib3.PoolManager:
@@ -115,5 +129,10 @@ class PooledClient(stripe.HTTPClient):
 
 
 def http_client(api_root: str | None, timeout: float) -> stripe.HTTPClient:
-    """The client a :class:`~.client.StripeProvider` sends through."""
-    return PooledClient(timeout, proxy=environment_proxy(api_root or DEFAULT_API))
+    """The client a :class:`~.client.StripeProvider` sends through: the pooled one, or the
+    SDK's ``RequestsClient`` behind a SOCKS proxy (``requests`` speaks SOCKS through PySocks,
+    the pool does not)."""
+    proxy = environment_proxy(api_root or DEFAULT_API)
+    if proxy and proxy.lower().startswith("socks"):
+        return stripe.RequestsClient(timeout=timeout)
+    return PooledClient(timeout, proxy=proxy)

@@ -47,3 +47,43 @@ def test_without_a_proxy_an_unreachable_api_is_reported_as_unavailable(
     with t.app.app_context():
         with pytest.raises(ProviderUnavailable, match="Stripe unreachable"):
             t.billing.link_subscription(t.add_organization().id, "sub_123")
+
+
+@pytest.mark.parametrize("form", ["with_credentials", "without_scheme"])
+def test_proxy_values_requests_accepted_still_work(
+    make_app: AppFactory, stripe: Any, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """``user:password@`` in the proxy's address is sent as ``Proxy-Authorization`` (never
+    in a log), and an address without a scheme is taken as ``http://``, as ``requests`` did."""
+    _without_proxies(monkeypatch)
+    host = stripe.url.split("://", 1)[1]
+    proxy = f"http://fsb%40user:s3cret@{host}" if form == "with_credentials" else host
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    t = make_app(CONFIG)
+    with t.app.app_context():
+        org = t.add_organization()
+        t.add_members(org.id, 2)
+        sub = subscribe(t, stripe, org.id)
+        stripe.requests.clear()
+        t.add_members(org.id, 1)
+
+        assert stripe.seats(sub, PRO_MONTHLY) == 3
+    [write] = [r for r in stripe.requests.all() if r.method == "POST"]
+    headers = {k.lower(): v for k, v in write.headers.items()}
+    if form == "with_credentials":
+        assert headers["proxy-authorization"] == "Basic ZnNiQHVzZXI6czNjcmV0"  # fsb@user:s3cret
+    else:
+        assert "proxy-authorization" not in headers
+
+
+def test_a_socks_proxy_is_left_to_the_sdks_own_client(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stripe as stripe_sdk
+
+    from flask_seat_billing.providers.stripe.transport import http_client
+
+    _without_proxies(monkeypatch)
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:9")
+    assert isinstance(http_client(UNRESOLVABLE, 5.0), stripe_sdk.RequestsClient)
+    make_app(CONFIG)  # the app still starts
