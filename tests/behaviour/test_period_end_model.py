@@ -17,7 +17,8 @@ leave before the next sync). Stripe lowers the seat item itself in the last hour
   less than the billable count; where members also left after the renewal, before that settle,
   no more than the renewal billed (the decreases may wait for the period's end: README).
 
-``tests/behaviour/test_seat_decrease_model.py`` checks Stripe's renewal invoices line by line.
+Stripe's renewal invoices are checked line by line in
+``tests/providers/stripe/test_stripe_seat_decrease.py``.
 """
 
 from __future__ import annotations
