@@ -138,8 +138,9 @@ def sync_types(
         )
     again = False
     if held and due is not None:  # additions went now; the decreases wait for the end
+        # A change that arrived meanwhile keeps its row pending: its own commit asks for a
+        # pass, as after the one-type path's schedule.
         outbox.schedule(conn, engine.tables, key, generation, due, total, now=engine.clock())
-        again = _newer_change(conn, engine, key, generation)
     else:
         again = engine._complete(conn, key, generation)
     if unseen and not again:
@@ -167,15 +168,6 @@ def _observe(
         ledger.append(conn, engine.tables, organization_key=key, subscription_id=remote.id,
                       from_seats=local.seats, to_seats=int(remote.seats or 0), reason="observed")
     return moved
-
-
-def _newer_change(
-    conn: sa.Connection, engine: SyncEngine, key: str, generation: int | None
-) -> bool:
-    """Whether a change arrived during the pass (the schedule left its row pending): it gets
-    a pass of its own at once, as after any write."""
-    entry = outbox.read(conn, engine.tables, key)
-    return entry is not None and entry.generation != generation and entry.status == outbox.PENDING
 
 
 def _period_end(
