@@ -22,8 +22,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import server_prepared
-
 log = logging.getLogger("flask_seat_billing.locks")
 _LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCAL_GUARD = threading.Lock()
@@ -104,18 +102,9 @@ def _lock_and_read(
     raw.autocommit = True
     try:
         with psycopg.ClientCursor(raw) as cursor:
-            try:
-                cursor.execute(
-                    f"SELECT pg_advisory_lock(%(fsb_lock_key)s); {server_prepared.call(conn, sql)}",
-                    {**params, "fsb_lock_key": key}, prepare=False)
-                cursor.nextset()
-            except psycopg.Error as error:
-                if not server_prepared.is_forgotten(error):
-                    raise
-                # The session lost the prepared read (DISCARD ALL): the lock, sent before it in
-                # the same query, is held; read unprepared now, prepare again next time.
-                server_prepared.forget(conn)
-                cursor.execute(sql, params, prepare=False)
+            cursor.execute(f"SELECT pg_advisory_lock(%(fsb_lock_key)s); {sql}",
+                           {**params, "fsb_lock_key": key}, prepare=False)
+            cursor.nextset()
             names = [column.name for column in cursor.description or ()]
             row = cursor.fetchone()
     finally:
@@ -187,22 +176,10 @@ def commit_and_release(
     raw.autocommit = True
     try:
         with psycopg.ClientCursor(raw) as cursor:
-            write = server_prepared.call(conn, sql)
-            while True:
-                try:
-                    cursor.execute(
-                        f"BEGIN; {write}; COMMIT; SELECT pg_advisory_unlock(%(fsb_lock_key)s) "
-                        f"FROM ({owed_sql}) AS fsb_owed(owed) WHERE NOT fsb_owed.owed",
-                        {**params, **owed_params, "fsb_lock_key": key}, prepare=False)
-                    break
-                except psycopg.Error as error:
-                    if write == sql or not server_prepared.is_forgotten(error):
-                        raise
-                    # The session lost the prepared write (DISCARD ALL): nothing ran past the
-                    # BEGIN; end that transaction and send the write unprepared.
-                    raw.rollback()
-                    server_prepared.forget(conn)
-                    write = sql
+            cursor.execute(
+                f"BEGIN; {sql}; COMMIT; SELECT pg_advisory_unlock(%(fsb_lock_key)s) "
+                f"FROM ({owed_sql}) AS fsb_owed(owed) WHERE NOT fsb_owed.owed",
+                {**params, **owed_params, "fsb_lock_key": key}, prepare=False)
             cursor.nextset()
             rows = cursor.fetchall()
             cursor.nextset()
