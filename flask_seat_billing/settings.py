@@ -36,6 +36,7 @@ CORE_DEFAULTS: dict[str, Any] = {
     "SEAT_BILLING_SYNC_DEBOUNCE_SECONDS": 2.0,
     "SEAT_BILLING_RETRY_BASE_SECONDS": 2.0,
     "SEAT_BILLING_RETRY_MAX_SECONDS": 600.0,
+    "SEAT_BILLING_CIRCUIT_BREAKER_FAILURES": 3,
     "SEAT_BILLING_POLL_SECONDS": 5.0,
     "SEAT_BILLING_URL_PREFIX": "/billing",
     "SEAT_BILLING_EXTERNAL_CHANGE": "accept",
@@ -78,6 +79,7 @@ class Settings:
     debounce_seconds: float
     retry_base_seconds: float
     retry_max_seconds: float
+    circuit_breaker_failures: int
     poll_seconds: float
     url_prefix: str
     external_change: str
@@ -174,6 +176,7 @@ def read_settings(config: dict[str, Any]) -> Settings:
         debounce_seconds=non_negative(config, "SEAT_BILLING_SYNC_DEBOUNCE_SECONDS", float),
         retry_base_seconds=non_negative(config, "SEAT_BILLING_RETRY_BASE_SECONDS", float),
         retry_max_seconds=non_negative(config, "SEAT_BILLING_RETRY_MAX_SECONDS", float),
+        circuit_breaker_failures=non_negative(config, "SEAT_BILLING_CIRCUIT_BREAKER_FAILURES"),
         poll_seconds=non_negative(config, "SEAT_BILLING_POLL_SECONDS", float),
         url_prefix=prefix,
         external_change=choice(config, "SEAT_BILLING_EXTERNAL_CHANGE", EXTERNAL_CHANGE_MODES),

@@ -48,6 +48,7 @@ from flask import Flask
 
 from . import ledger, outbox, ownership, seat_rules, seat_types, signals, subscriptions
 from .backoff import retry_at, retry_delay
+from .circuit import ProviderCircuit
 from .counting import SeatCount, SeatCounter
 from .errors import PermanentProviderError, ProviderError, TransientProviderError
 from .hooks import Hooks
@@ -129,6 +130,9 @@ class SyncEngine:
         self.settings = settings
         self.hooks = hooks  # the app's after_seats_synced policies run after each write
         self.clock = clock  # naive UTC now: decides when a waiting decrease is due
+        self.circuit = ProviderCircuit(
+            settings.circuit_breaker_failures, base=settings.retry_base_seconds,
+            cap=settings.retry_max_seconds)
         self._first_read_statement: sa.Select[Any] | None = None
         self._record: Any = None
         self._owed_statement: Any = None
@@ -148,6 +152,9 @@ class SyncEngine:
     ) -> SyncResult | None:
         """``pending_only``: a drain's pass, which leaves alone a row that is gone (another
         process synced it), parked (held, failed) or scheduled for later: None then."""
+        wait = self.circuit.wait()
+        if wait > 0:
+            return self._wait_out_outage(key, wait, explicit=not pending_only)
         with organization_lock(self.engine(), key, first=self.first_read(key)) as conn:
             outcome = self._pass(conn, key, reason, snapshot, pending_only)
             if outcome is None:
@@ -248,7 +255,9 @@ class SyncEngine:
                 local = subscriptions.billing_subscription(conn, self.tables, key) or local
             conn.commit()  # no transaction is held across the provider call
             remote = snapshot if _still_current(snapshot, local) else None
-            remote = remote or self.provider.retrieve_subscription(local.provider_subscription_id)
+            if remote is None:
+                remote = self.provider.retrieve_subscription(local.provider_subscription_id)
+                self.circuit.succeeded()
             if refused is not None and _still_current(remote, local):
                 raise refused  # the copy was current: the refusal is the provider's answer
             _statements_alone(conn, False)
@@ -257,6 +266,10 @@ class SyncEngine:
         except ProviderError as error:
             conn.rollback()
             _statements_alone(conn, False)
+            if isinstance(error, TransientProviderError) and not isinstance(error, _Replayed):
+                self.circuit.failed(error.retry_after)
+            else:  # the provider answered (a refusal, a replay): it is up
+                self.circuit.succeeded()
             return self._fail(conn, key, entry, organization_id, billable, error), False
         except Exception as error:  # a bug or a database hiccup must not lose the change
             conn.rollback()
@@ -264,6 +277,23 @@ class SyncEngine:
             log.exception("seat sync of organization %s failed unexpectedly", key)
             wrapped = TransientProviderError(f"{type(error).__name__}: {error}")
             return self._fail(conn, key, entry, organization_id, billable, wrapped), False
+
+    def _wait_out_outage(self, key: str, wait: float, *, explicit: bool) -> SyncResult:
+        """The provider failed ``circuit.failures`` times in a row (:mod:`.circuit`): send
+        nothing now; a waiting change stays in its row, due when the circuit lets a probe
+        through. An ``explicit`` sync with no row gets one, as a failed attempt would."""
+        until = retry_at(utcnow(), wait)
+        error = (f"provider unavailable: {self.circuit.failures} failures in a row; "
+                 f"nothing sent until {until:%Y-%m-%d %H:%M:%S} UTC")
+        with self.engine().begin() as conn:
+            if explicit and outbox.read(conn, self.tables, key) is None:
+                outbox.mark(conn, self.tables, [key], now=self.clock())
+            outbox.postpone(conn, self.tables, key, until, error)
+        try:
+            organization_id: Any = self.counter.schema.parse_key(key)
+        except Exception:
+            organization_id = key
+        return SyncResult(organization_id, "retrying", error=error, retry_at=until)
 
     def first_read(self, key: str) -> tuple[sa.Select[Any], dict[str, Any]] | None:
         """What a pass reads first, in one statement: the outbox row, the local copy and the
@@ -567,6 +597,7 @@ class SyncEngine:
                 subscriptions.answered_write(conn, self.tables, local, idempotency_key)
                 conn.commit()
             raise
+        self.circuit.succeeded()
         if update.replayed:  # the key's number is new: an earlier write cannot have used it
             raise _Replayed(f"the provider replayed the answer to {idempotency_key}")
         return update

@@ -203,3 +203,69 @@ def test_crash_between_commit_and_sync_is_drained(
         assert provider.seats(sub) == 4
         assert outbox_rows(t) == []
         assert [(c["from_seats"], c["to_seats"]) for c in ledger_rows(t)] == [(2, 4)]
+
+
+def test_an_outage_stops_the_requests_after_failures_in_a_row_and_loses_nothing(
+    make_app: AppFactory, provider: World, sync_failures: list[dict[str, Any]]
+) -> None:
+    """Three failures in a row open the circuit: later changes wait in the outbox without a
+    request each, and everything lands once the provider answers again."""
+    t = make_app({"SEAT_BILLING_CIRCUIT_BREAKER_FAILURES": 3,
+                  "SEAT_BILLING_RETRY_BASE_SECONDS": 4.0})  # the circuit stays open 2-4 s
+    with t.app.app_context():
+        orgs, subs = [], []
+        for _ in range(6):
+            org = t.add_organization()
+            t.add_members(org.id, 2)
+            orgs.append(org.id)
+            subs.append(provider.subscribe(t, org.id))
+        provider.stand_in.faults.fail_next(10**6, status=503)  # the provider is down
+        before = len(provider.stand_in.requests.all())
+
+        for org_id in orgs:
+            t.add_members(org_id, 1)
+        explicit = t.billing.sync_organization(orgs[-1])
+
+        # Three failures (the background worker may retry one of the first rows meanwhile,
+        # which counts too), then nothing was sent: every failure is one request.
+        sent = len(provider.stand_in.requests.all()) - before
+        assert 3 <= sent <= 4 and len(sync_failures) == sent
+        assert explicit.action == "retrying" and explicit.retry_at is not None
+        assert explicit.error is not None and explicit.error.startswith(
+            f"provider unavailable: {sent} failures in a row; nothing sent until ")
+        waiting = {r["organization_key"]: r for r in outbox_rows(t)}
+        assert sorted(waiting) == sorted(str(o) for o in orgs)
+        for org_id in orgs[3:]:  # never attempted: no attempt counted, the reason kept
+            row = waiting[str(org_id)]
+            assert row["status"] == "pending" and row["attempts"] == 0
+            assert row["last_error"].startswith("provider unavailable")
+
+        provider.stand_in.faults.clear()  # the provider is back: the probe closes the circuit
+        assert wait_for(lambda: [provider.seats(s) for s in subs] == [3] * 6, timeout=30)
+        assert wait_for(lambda: outbox_rows(t) == [])
+        changes = [(c["organization_key"], c["from_seats"], c["to_seats"])
+                   for c in ledger_rows(t)]
+        assert sorted(changes) == sorted((str(o), 2, 3) for o in orgs)
+
+
+def test_failures_between_successes_never_stop_the_requests(
+    make_app: AppFactory, provider: World
+) -> None:
+    t = make_app({"SEAT_BILLING_CIRCUIT_BREAKER_FAILURES": 2,
+                  "SEAT_BILLING_RETRY_BASE_SECONDS": 4.0})
+    with t.app.app_context():
+        orgs, subs = [], []
+        for _ in range(4):
+            org = t.add_organization()
+            t.add_members(org.id, 2)
+            orgs.append(org.id)
+            subs.append(provider.subscribe(t, org.id))
+        for n, (org_id, sub) in enumerate(zip(orgs, subs, strict=True)):
+            if n % 2 == 0:
+                provider.stand_in.faults.fail_next(1, status=503)
+                t.add_members(org_id, 1)
+                assert provider.seats(sub) == 2  # this one failed; its row retries later
+            else:
+                t.add_members(org_id, 1)
+                assert provider.seats(sub) == 3  # sent at once: one failure in a row
+        assert wait_for(lambda: [provider.seats(s) for s in subs] == [3] * 4, timeout=30)
