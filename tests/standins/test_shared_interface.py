@@ -8,6 +8,7 @@ readers below are the only provider-specific code), and in the webhook events it
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -319,6 +320,22 @@ def test_faults_apply_to_subscription_writes(
     assert api.charge_for_seats(sub, 4) == 503
     assert stand_in.seats(sub) == 3 and stand_in.subscription_writes() == []
     assert api.charge_for_seats(sub, 4) == 200
+
+
+def test_latency_delays_every_answer_and_outlives_cleared_faults(
+    stand_in: ProviderStandIn, plan: Plan, api: Api
+) -> None:
+    sub = stand_in.subscribe(1, plan, 3)
+    stand_in.faults.set_latency(0.3)
+    stand_in.faults.fail_next(1, status=503)
+    stand_in.faults.clear()
+
+    started = time.monotonic()
+    assert api.charge_for_seats(sub, 4) == 200
+    assert time.monotonic() - started >= 0.3  # a floor: the answer waited for the latency
+    assert stand_in.seats(sub) == 4
+    with pytest.raises(ValueError, match="latency must be >= 0"):
+        stand_in.faults.set_latency(-1)
 
 
 def test_reset_forgets_subscriptions_requests_and_events(

@@ -46,6 +46,15 @@ class FaultInjector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self.latency = 0.0
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every answer by ``seconds``, as a network round trip to the real provider
+        would (the stand-in otherwise answers over loopback in about a millisecond, which makes
+        a request look far cheaper than it is). Not a fault: :meth:`clear` keeps it."""
+        if seconds < 0:
+            raise ValueError("latency must be >= 0 seconds")
+        self.latency = float(seconds)
 
     def _add(self, fault: Fault) -> Fault:
         if fault.remaining < 1:

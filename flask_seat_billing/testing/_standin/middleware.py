@@ -148,6 +148,8 @@ class StandInMiddleware:
         headers = _headers(environ)
         query = dict(parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True))
         at = time.time()
+        if self.faults.latency:
+            time.sleep(self.faults.latency)
         fault = self.faults.take(method, path)
 
         response: _Response | None = None
