@@ -12,7 +12,10 @@ benchmark's interpreter it would share the GIL with the code measured and inflat
 (the more requests a path makes, the more). ``--same-process`` runs it the old way.
 
     python -m bench.naive_vs_engine [--db sqlite|postgresql] [--changes 1000] [--orgs 50]
-                                    [--interleave]
+                                    [--interleave] [--latency-ms 0]
+
+``--latency-ms`` makes the stand-in answer every request that much later during the measured
+changes, as the real provider's network round trip would (``faults.set_latency``).
 
 ``--interleave`` runs the naive path and inline mode together, alternating change by change
 (deferred mode is left out), so that the other load of a shared machine, which drifts over the
@@ -43,6 +46,7 @@ from tests.apps import PRO_MONTHLY
 
 FAULT_EVERY = 25
 SAME_PROCESS = False
+LATENCY = 0.0  # seconds added to every provider answer during the measured changes
 
 
 class _Remote:
@@ -57,6 +61,9 @@ class _Remote:
 
     def clear_faults(self) -> None:
         self.remote._call("faults.clear")
+
+    def set_latency(self, seconds: float) -> None:
+        self.remote._call("faults.set_latency", seconds)
 
     def request_count(self) -> int:
         return int(self.remote._call("requests.__len__"))
@@ -75,6 +82,9 @@ class _Local(_Remote):
 
     def clear_faults(self) -> None:
         self.stripe.faults.clear()
+
+    def set_latency(self, seconds: float) -> None:
+        self.stripe.faults.set_latency(seconds)
 
     def request_count(self) -> int:
         return len(self.stripe.requests)
@@ -132,6 +142,7 @@ class _Workload:
                 self.members[org_id] = [
                     m.id for m in t.Membership.query.filter_by(organization_id=org_id)]
         self.outage_from = changes - changes // 20
+        stripe.set_latency(LATENCY)  # the set-up above ran without it
 
     def step(self, i: int) -> None:
         """Change ``i``, in an app context of its own (as a request would be), timed."""
@@ -264,13 +275,18 @@ def main() -> None:
     parser.add_argument("--orgs", type=int, default=50)
     parser.add_argument("--same-process", action="store_true",
                         help="run the stand-in in this process (shares the GIL)")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="add this round trip to every provider answer (the stand-in "
+                             "answers over loopback in about 1 ms; Stripe from a server "
+                             "is tens of ms away)")
     parser.add_argument("--interleave", action="store_true",
                         help="naive and inline side by side, change by change (no deferred); "
                              "PostgreSQL needs a second database "
                              "(SEAT_BILLING_BENCH_POSTGRES_URL_B)")
     args = parser.parse_args()
-    global SAME_PROCESS
+    global SAME_PROCESS, LATENCY
     SAME_PROCESS = args.same_process
+    LATENCY = args.latency_ms / 1000
     if args.interleave:
         both = run_interleaved(args.db, args.changes, args.orgs)
         naive, results = both["naive"], {"inline": both["inline"]}
@@ -285,6 +301,7 @@ def main() -> None:
     where = "this process" if args.same_process else "its own process"
     print(f"[{args.db}] {args.changes} changes across {args.orgs} orgs, a 500 every "
           f"{FAULT_EVERY} changes and an outage over the last 5%; stand-in in {where}"
+          f"{f', answering {args.latency_ms:g} ms late' if args.latency_ms else ''}"
           f"{'; naive and inline interleaved change by change' if args.interleave else ''}")
     print(f"  naive:    {naive['requests'] * per_k:.0f} provider requests per 1,000 changes, "
           f"latency median {n_med * 1e3:.2f} ms p99 {n_p99 * 1e3:.2f} ms, "
