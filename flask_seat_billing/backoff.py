@@ -20,7 +20,8 @@ def retry_delay(
 ) -> float:
     """Seconds to wait after the ``attempts``-th failure (1 for the first)."""
     rng = rng or random.Random()
-    exponential = min(cap, base * (2 ** max(0, attempts - 1)))
+    # The exponent is capped: past ~1,000 attempts 2**n overflows a float (OverflowError).
+    exponential = min(cap, base * (2 ** min(max(0, attempts - 1), 60)))
     delay = float(exponential * rng.uniform(0.5, 1.0))
     if retry_after is not None:
         delay = max(delay, retry_after)

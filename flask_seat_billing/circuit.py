@@ -2,27 +2,50 @@
 
 Each organization's outbox row backs off on its own (:mod:`.backoff`), but during an outage
 every organization that changes still sends its own first attempt, and every row that comes due
-sends another, each waiting for its failure: requests the provider cannot answer and request
-latency for the app's users. After ``threshold`` transient failures in a row (any organization:
-unreachable, timed out, 5xx, 429), the process sends nothing for a backoff window that grows
-with every further failure; passes meanwhile leave their rows due at the window's end
-(``SyncEngine``). The first pass after the window is the probe: a success closes the circuit,
-a failure opens it again for longer. A single failure between successes (one bad answer) never
-opens it. Nothing is lost: the rows stay in the outbox and are synced once the provider
-answers, as after any failure.
+sends another, each waiting for its failure: requests the provider cannot answer, and latency
+for the app's users. After ``threshold`` failures in a row that say the provider is down
+(unreachable or timed out, a 5xx, a 429; any organization), the process's syncs send nothing
+for a backoff window that grows with every further failure (capped at a minute, so a recovery
+is noticed soon). A pass that would send raises :class:`CircuitOpen` instead, which the sync
+engine records like any transient failure: the row stays pending, its attempt counted, due
+when the window ends (spread over half a window more, so the rows do not return in one wave),
+and ``seat_sync_failed`` says "provider unavailable". Passes that need no request (nothing to
+change, a hold, a decrease scheduled from the local copy) are not held back. The first pass
+after the window is the probe: any answer from the provider closes the circuit, another
+failure opens it again for longer. An answer that concerns one request (a 4xx, a 409 lock, a
+replay) counts as the provider being up, so one organization's trouble never opens it.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
 
 from .backoff import retry_delay
+from .errors import ProviderError, ProviderUnavailable, TransientProviderError
+
+WINDOW_CAP_SECONDS = 60.0
+"""The longest window: a provider back after a long outage is probed at least once a minute."""
+
+
+class CircuitOpen(TransientProviderError):
+    """Not sent: the provider failed too many times in a row (``retry_after``: when to try)."""
+
+
+def means_down(error: ProviderError) -> bool:
+    """Whether a failed request says the provider is down, not that this request was wrong."""
+    if isinstance(error, ProviderUnavailable):
+        return True
+    status = error.status
+    return isinstance(error, TransientProviderError) and status is not None and (
+        status >= 500 or status == 429)
 
 
 class ProviderCircuit:
-    """Counts consecutive transient provider failures; ``wait()`` > 0 while sending is off."""
+    """Counts failures in a row that mean the provider is down; :meth:`check` refuses to send
+    while the circuit is open."""
 
     def __init__(
         self, threshold: int, *, base: float, cap: float,
@@ -30,16 +53,11 @@ class ProviderCircuit:
     ) -> None:
         self.threshold = threshold  # 0: never opens
         self.base = base
-        self.cap = cap
+        self.cap = min(cap, WINDOW_CAP_SECONDS)
         self._clock = clock
         self._lock = threading.Lock()
         self._failures = 0
         self._open_until = 0.0
-
-    @property
-    def failures(self) -> int:
-        """Transient failures since the last success."""
-        return self._failures
 
     def wait(self) -> float:
         """Seconds until requests may be sent again (0: send now)."""
@@ -48,8 +66,27 @@ class ProviderCircuit:
         with self._lock:
             return max(0.0, self._open_until - self._clock())
 
+    def check(self) -> None:
+        """Raise :class:`CircuitOpen` while the circuit is open; return when a request may go."""
+        wait = self.wait()
+        if wait > 0:
+            with self._lock:
+                failures = self._failures
+            raise CircuitOpen(
+                f"provider unavailable: {failures} failures in a row; nothing sent for "
+                f"{wait:.1f}s", retry_after=wait * random.uniform(1.0, 1.5))
+
+    def observe(self, error: ProviderError) -> None:
+        """A request failed with ``error``: a failure if it means the provider is down, else
+        the provider answered."""
+        if means_down(error):
+            retry_after = error.retry_after if isinstance(error, TransientProviderError) else None
+            self.failed(retry_after)
+        else:
+            self.succeeded()
+
     def failed(self, retry_after: float | None = None) -> None:
-        """A request failed transiently; opens (or reopens, longer) at the threshold."""
+        """The provider is down for a request; opens (or reopens, longer) at the threshold."""
         with self._lock:
             self._failures += 1
             if self.threshold > 0 and self._failures >= self.threshold:
@@ -59,7 +96,6 @@ class ProviderCircuit:
 
     def succeeded(self) -> None:
         """The provider answered: close."""
-        if self._failures:
-            with self._lock:
-                self._failures = 0
-                self._open_until = 0.0
+        with self._lock:
+            self._failures = 0
+            self._open_until = 0.0

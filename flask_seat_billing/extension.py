@@ -109,8 +109,9 @@ class SeatBilling:
         - ``SEAT_BILLING_SYNC_DEBOUNCE_SECONDS`` (2.0): deferred mode's coalescing window.
         - ``SEAT_BILLING_RETRY_BASE_SECONDS`` (2.0), ``SEAT_BILLING_RETRY_MAX_SECONDS`` (600):
           backoff of failed syncs.
-        - ``SEAT_BILLING_CIRCUIT_BREAKER_FAILURES`` (3): transient provider failures in a row
-          after which this process sends nothing for a backoff window (:mod:`.circuit`); 0: off.
+        - ``SEAT_BILLING_CIRCUIT_BREAKER_FAILURES`` (3): failures in a row that say the provider
+          is down, after which this process's syncs send nothing for a backoff window
+          (:mod:`.circuit`); 0: off.
         - ``SEAT_BILLING_POLL_SECONDS`` (5.0): how often the worker looks for due retries.
         - ``SEAT_BILLING_URL_PREFIX`` ("/billing"): where the blueprint is mounted.
         - ``SEAT_BILLING_EXTERNAL_CHANGE`` ("accept"): "accept" or "correct" a quantity

@@ -338,20 +338,6 @@ def defer(conn: sa.Connection, tables: Tables, key: str, until: datetime) -> Non
     )
 
 
-def postpone(
-    conn: sa.Connection, tables: Tables, key: str, until: datetime, reason: str
-) -> None:
-    """Leave a pending row due at ``until`` at the earliest, saying why (the provider is
-    down: :mod:`.circuit`); its attempts are not counted, since none was made."""
-    table = tables.outbox
-    conn.execute(
-        table.update()
-        .where(table.c.organization_key == key, table.c.status == PENDING,
-               table.c.next_attempt_at < until)
-        .values(next_attempt_at=until, last_error=reason)
-    )
-
-
 def schedule(
     conn: sa.Connection, tables: Tables, key: str, generation: int | None, due: datetime,
     target_seats: int, now: datetime | None = None,

@@ -48,7 +48,7 @@ from flask import Flask
 
 from . import ledger, outbox, ownership, seat_rules, seat_types, signals, subscriptions
 from .backoff import retry_at, retry_delay
-from .circuit import ProviderCircuit
+from .circuit import CircuitOpen, ProviderCircuit
 from .counting import SeatCount, SeatCounter
 from .errors import PermanentProviderError, ProviderError, TransientProviderError
 from .hooks import Hooks
@@ -152,9 +152,6 @@ class SyncEngine:
     ) -> SyncResult | None:
         """``pending_only``: a drain's pass, which leaves alone a row that is gone (another
         process synced it), parked (held, failed) or scheduled for later: None then."""
-        wait = self.circuit.wait()
-        if wait > 0:
-            return self._wait_out_outage(key, wait, explicit=not pending_only)
         with organization_lock(self.engine(), key, first=self.first_read(key)) as conn:
             outcome = self._pass(conn, key, reason, snapshot, pending_only)
             if outcome is None:
@@ -256,6 +253,7 @@ class SyncEngine:
             conn.commit()  # no transaction is held across the provider call
             remote = snapshot if _still_current(snapshot, local) else None
             if remote is None:
+                self.circuit.check()
                 remote = self.provider.retrieve_subscription(local.provider_subscription_id)
                 self.circuit.succeeded()
             if refused is not None and _still_current(remote, local):
@@ -266,10 +264,8 @@ class SyncEngine:
         except ProviderError as error:
             conn.rollback()
             _statements_alone(conn, False)
-            if isinstance(error, TransientProviderError) and not isinstance(error, _Replayed):
-                self.circuit.failed(error.retry_after)
-            else:  # the provider answered (a refusal, a replay): it is up
-                self.circuit.succeeded()
+            if not isinstance(error, CircuitOpen):  # a request was sent: what did it say?
+                self.circuit.observe(error)
             return self._fail(conn, key, entry, organization_id, billable, error), False
         except Exception as error:  # a bug or a database hiccup must not lose the change
             conn.rollback()
@@ -277,23 +273,6 @@ class SyncEngine:
             log.exception("seat sync of organization %s failed unexpectedly", key)
             wrapped = TransientProviderError(f"{type(error).__name__}: {error}")
             return self._fail(conn, key, entry, organization_id, billable, wrapped), False
-
-    def _wait_out_outage(self, key: str, wait: float, *, explicit: bool) -> SyncResult:
-        """The provider failed ``circuit.failures`` times in a row (:mod:`.circuit`): send
-        nothing now; a waiting change stays in its row, due when the circuit lets a probe
-        through. An ``explicit`` sync with no row gets one, as a failed attempt would."""
-        until = retry_at(utcnow(), wait)
-        error = (f"provider unavailable: {self.circuit.failures} failures in a row; "
-                 f"nothing sent until {until:%Y-%m-%d %H:%M:%S} UTC")
-        with self.engine().begin() as conn:
-            if explicit and outbox.read(conn, self.tables, key) is None:
-                outbox.mark(conn, self.tables, [key], now=self.clock())
-            outbox.postpone(conn, self.tables, key, until, error)
-        try:
-            organization_id: Any = self.counter.schema.parse_key(key)
-        except Exception:
-            organization_id = key
-        return SyncResult(organization_id, "retrying", error=error, retry_at=until)
 
     def first_read(self, key: str) -> tuple[sa.Select[Any], dict[str, Any]] | None:
         """What a pass reads first, in one statement: the outbox row, the local copy and the
@@ -585,6 +564,7 @@ class SyncEngine:
         pass read first (or resend this very write) if its outcome is never recorded; a
         ``resend`` is already recorded as the write in doubt. The caller records the answer.
         """
+        self.circuit.check()  # before the mark: a write never sent leaves nothing in doubt
         if not resend:
             subscriptions.begin_write(conn, self.tables, local, idempotency_key)
         conn.commit()
