@@ -6,14 +6,19 @@ sends another, each waiting for its failure: requests the provider cannot answer
 for the app's users. After ``threshold`` failures in a row that say the provider is down
 (unreachable or timed out, a 5xx, a 429; any organization), the process's syncs send nothing
 for a backoff window that grows with every further failure (capped at a minute, so a recovery
-is noticed soon). A pass that would send raises :class:`CircuitOpen` instead, which the sync
-engine records like any transient failure: the row stays pending, its attempt counted, due
-when the window ends (spread over half a window more, so the rows do not return in one wave),
-and ``seat_sync_failed`` says "provider unavailable". Passes that need no request (nothing to
-change, a hold, a decrease scheduled from the local copy) are not held back. The first pass
-after the window is the probe: any answer from the provider closes the circuit, another
-failure opens it again for longer. An answer that concerns one request (a 4xx, a 409 lock, a
-replay) counts as the provider being up, so one organization's trouble never opens it.
+is noticed soon, unless a 429's ``Retry-After`` asks for longer).
+
+A pass that would send raises :class:`CircuitOpen` instead, which the sync engine records like
+any transient failure: the row stays pending, its attempt counted, due when the window ends
+(spread over half a window more, so the rows do not return in one wave), and
+``seat_sync_failed`` says "provider unavailable". Passes that need no request (nothing to
+change, a hold, a decrease scheduled from the local copy) are not held back.
+
+The first pass after the window is the probe: an answer other than a 5xx or 429 closes the
+circuit, another failure opens it again for longer. An answer that concerns one request (a 4xx
+other than 429, a 409 conflict, Stripe's ``lock_timeout`` 429, a replay) counts as the provider
+being up, so one organization's trouble never opens it; an error raised before any answer (an
+id refused before sending) says nothing either way.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ def means_down(error: ProviderError) -> bool:
     if isinstance(error, ProviderUnavailable):
         return True
     status = error.status
+    if error.code == "lock_timeout":  # Stripe's 429 for contention on one object
+        return False
     return isinstance(error, TransientProviderError) and status is not None and (
         status >= 500 or status == 429)
 
@@ -77,12 +84,13 @@ class ProviderCircuit:
                 f"{wait:.1f}s", retry_after=wait * random.uniform(1.0, 1.5))
 
     def observe(self, error: ProviderError) -> None:
-        """A request failed with ``error``: a failure if it means the provider is down, else
-        the provider answered."""
+        """A request failed with ``error``: a failure if it means the provider is down, the
+        provider up if it answered (a status); an error raised before any answer (an id
+        refused before sending, a client-side surprise) says nothing either way."""
         if means_down(error):
             retry_after = error.retry_after if isinstance(error, TransientProviderError) else None
             self.failed(retry_after)
-        else:
+        elif error.status is not None:
             self.succeeded()
 
     def failed(self, retry_after: float | None = None) -> None:

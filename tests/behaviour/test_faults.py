@@ -230,7 +230,7 @@ def test_an_outage_stops_the_requests_after_failures_in_a_row_and_loses_nothing(
         # which counts too), then nothing was sent.
         sent = len(provider.stand_in.requests.all()) - before
         assert 3 <= sent <= 4
-        unavailable = f"provider unavailable: {sent} failures in a row; nothing sent for "
+        unavailable = "provider unavailable: "
         held_back = [f for f in sync_failures if f["error"].startswith(unavailable)]
         assert len(sync_failures) - len(held_back) == sent  # one failure per request sent
         assert len(held_back) >= 4  # orgs 4-6 and the explicit sync: told why, retried later

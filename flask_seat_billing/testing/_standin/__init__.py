@@ -8,7 +8,8 @@
   path_prefix=None)``, ``writes()``, ``clear()``, ``len()``, iteration, indexing.
 - ``FaultInjector``: ``fail_next(n, status=500, path_prefix=None, method=None)``,
   ``rate_limit_next(n, retry_after=1.0, ...)``, ``stall_next(n, seconds, apply=True, ...,
-  status=500)``, ``drop_next(n, apply=False, ...)``, ``clear()``, ``pending()``,
+  status=500)``, ``drop_next(n, apply=False, ...)``, ``set_latency(seconds)`` (every answer
+  that much later; not cleared by ``clear()``), ``clear()``, ``pending()``,
   ``take(method, path)``. Counts go down per matching request.
 - ``StandInMiddleware(app, log=, faults=, parse_params=, fault_response=, idempotency_header=)``:
   applies faults, records. Environ contract: it sets ``ENV_BODY``/``ENV_PARAMS``; the app may set

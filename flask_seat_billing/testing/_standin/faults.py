@@ -51,7 +51,8 @@ class FaultInjector:
     def set_latency(self, seconds: float) -> None:
         """Delay every answer by ``seconds``, as a network round trip to the real provider
         would (the stand-in otherwise answers over loopback in about a millisecond, which makes
-        a request look far cheaper than it is). Not a fault: :meth:`clear` keeps it."""
+        a request look far cheaper than it is). Not a fault: :meth:`clear` keeps it (the stand-in's
+        ``reset()`` does not)."""
         if seconds < 0:
             raise ValueError("latency must be >= 0 seconds")
         self.latency = float(seconds)

@@ -344,4 +344,5 @@ class PolarStandIn(PolarSharedInterface):
         self._store.reset()
         self.requests.clear()
         self.faults.clear()
+        self.faults.set_latency(0)
         self.webhooks.reset()

@@ -324,6 +324,7 @@ class StripeStandIn(StripeSharedInterface):
             self._seat_prices.clear()
         self.requests.clear()
         self.faults.clear()
+        self.faults.set_latency(0)
         self.webhooks.reset()
 
     # -- helpers -------------------------------------------------------------------------------
