@@ -205,6 +205,17 @@ def test_crash_between_commit_and_sync_is_drained(
         assert [(c["from_seats"], c["to_seats"]) for c in ledger_rows(t)] == [(2, 4)]
 
 
+def _subscribed(t: AppUnderTest, provider: World, n: int) -> tuple[list[Any], list[str]]:
+    """``n`` organizations of two members, each subscribed for 2 seats: (ids, subscriptions)."""
+    orgs, subs = [], []
+    for _ in range(n):
+        org = t.add_organization()
+        t.add_members(org.id, 2)
+        orgs.append(org.id)
+        subs.append(provider.subscribe(t, org.id))
+    return orgs, subs
+
+
 def test_an_outage_stops_the_requests_after_failures_in_a_row_and_loses_nothing(
     make_app: AppFactory, provider: World, sync_failures: list[dict[str, Any]]
 ) -> None:
@@ -213,12 +224,7 @@ def test_an_outage_stops_the_requests_after_failures_in_a_row_and_loses_nothing(
     t = make_app({"SEAT_BILLING_CIRCUIT_BREAKER_FAILURES": 3,
                   "SEAT_BILLING_RETRY_BASE_SECONDS": 4.0})  # the circuit stays open 2-4 s
     with t.app.app_context():
-        orgs, subs = [], []
-        for _ in range(6):
-            org = t.add_organization()
-            t.add_members(org.id, 2)
-            orgs.append(org.id)
-            subs.append(provider.subscribe(t, org.id))
+        orgs, subs = _subscribed(t, provider, 6)
         provider.stand_in.faults.fail_next(10**6, status=503)  # the provider is down
         before = len(provider.stand_in.requests.all())
 
@@ -259,12 +265,7 @@ def test_failures_between_successes_or_about_one_request_never_stop_the_requests
     t = make_app({"SEAT_BILLING_CIRCUIT_BREAKER_FAILURES": 2,
                   "SEAT_BILLING_RETRY_BASE_SECONDS": 4.0})
     with t.app.app_context():
-        orgs, subs = [], []
-        for _ in range(4):
-            org = t.add_organization()
-            t.add_members(org.id, 2)
-            orgs.append(org.id)
-            subs.append(provider.subscribe(t, org.id))
+        orgs, subs = _subscribed(t, provider, 4)
         for n, org_id in enumerate(orgs[:3]):
             if status == 409 or n % 2 == 0:  # (the worker's retry of a row may take it)
                 provider.stand_in.faults.fail_next(1, status=status)
