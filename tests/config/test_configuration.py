@@ -34,6 +34,10 @@ LOCAL = {"SEAT_BILLING_STRIPE_API_BASE": "http://127.0.0.1:9"}
         ({"SEAT_BILLING_INCLUDED_SEATS": -1, **LOCAL}, "SEAT_BILLING_INCLUDED_SEATS"),
         ({"SEAT_BILLING_MINIMUM_SEATS": -2, **LOCAL}, "SEAT_BILLING_MINIMUM_SEATS"),
         ({"SEAT_BILLING_SYNC_MODE": "eventually", **LOCAL}, "SEAT_BILLING_SYNC_MODE"),
+        ({"SEAT_BILLING_CIRCUIT_BREAKER_FAILURES": -1, **LOCAL},
+         "SEAT_BILLING_CIRCUIT_BREAKER_FAILURES must be a non-negative number, got -1"),
+        ({"SEAT_BILLING_CIRCUIT_BREAKER_FAILURES": "3", **LOCAL},
+         "SEAT_BILLING_CIRCUIT_BREAKER_FAILURES must be a non-negative number, got '3'"),
     ],
 )
 def test_bad_keys_are_named(tmp_path: Any, config: dict[str, Any], message: str) -> None:
