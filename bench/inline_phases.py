@@ -18,10 +18,9 @@ import statistics
 import time
 from typing import Any
 
-import stripe._http_client as sdk_http
-
 from bench.common import SEAT_PRICE, RemoteStandIn, make_app, teardown
 from bench.naive import NaiveSeatSync
+from flask_seat_billing.providers.stripe.transport import PooledClient
 
 WARM_UP = 20
 
@@ -30,7 +29,7 @@ def run(path: str, kind: str, changes: int, profile: bool) -> None:
     remote = RemoteStandIn()
     t = make_app(kind, remote, init=path != "naive", SEAT_BILLING_SYNC_MODE="inline")
     spent = {"http": 0.0, "gc": 0.0, "gc_start": 0.0}
-    original = sdk_http.RequestsClient.request
+    original = PooledClient.request
 
     def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -59,7 +58,7 @@ def run(path: str, kind: str, changes: int, profile: bool) -> None:
                 t.billing.sync_pending()
             org_id = org.id
         naive = NaiveSeatSync(remote.url, SEAT_PRICE)
-        sdk_http.RequestsClient.request = timed  # type: ignore[method-assign]
+        PooledClient.request = timed  # type: ignore[method-assign]
         gc.callbacks.append(collector)
         profiler = cProfile.Profile()
         rows: list[tuple[float, float, float, float]] = []
@@ -92,7 +91,7 @@ def run(path: str, kind: str, changes: int, profile: bool) -> None:
         if profile:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
     finally:
-        sdk_http.RequestsClient.request = original  # type: ignore[method-assign]
+        PooledClient.request = original  # type: ignore[method-assign]
         if collector in gc.callbacks:
             gc.callbacks.remove(collector)
         teardown(t)
