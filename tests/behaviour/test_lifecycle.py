@@ -231,6 +231,7 @@ def test_setting_a_namespace_later_keeps_the_subscriptions_sold_before(
         unseen_org = before.add_organization().id
         before.add_members(unseen_org, 1)
         unseen = provider.checkout_subscription(before, unseen_org)  # its webhook was lost
+        before.billing.stop_worker()  # redeployed: the old process is gone
 
     # The same deployment and database, redeployed with a namespace.
     after = make_app({"SEAT_BILLING_NAMESPACE": "production"}, create=False)
@@ -284,6 +285,11 @@ def test_a_restored_dump_in_another_namespace_never_writes_the_subscription(
         production.add_members(org_id, 1)
     assert provider.seats(sub) == 3
     writes = len(provider.writes_to(sub))
+    # Here the two apps share one database, which a restored dump never does: production's
+    # worker (started by the first webhook request) would find staging's outbox row and sync it
+    # as production, rightly. Stopped, it leaves staging's row to staging, as separate databases.
+    with production.app.app_context():
+        production.billing.stop_worker()
 
     staging = make_app({"SEAT_BILLING_NAMESPACE": "staging"}, create=False)
     with staging.app.app_context():
