@@ -151,7 +151,8 @@ def _expanded(
 
 
 def commit_and_release(
-    conn: sa.Connection, statement: Any, values: dict[str, Any], owed: Any
+    conn: sa.Connection, statement: Any, values: dict[str, Any], owed: Any, *,
+    flush: bool = True,
 ) -> tuple[list[Any], bool] | None:
     """Run ``statement`` (a write, its RETURNING rows wanted) in a transaction of its own and,
     in the same round trip once it is committed, release the organization's lock unless
@@ -160,6 +161,13 @@ def commit_and_release(
 
     ``BEGIN; <statement>; COMMIT; SELECT pg_advisory_unlock(...) WHERE NOT <owed>`` in one
     simple query: the release follows the commit, so the next holder sees the write.
+
+    ``flush=False`` commits without waiting for the WAL to reach the disk
+    (``SET LOCAL synchronous_commit TO OFF``): visible to everyone at once, and made durable
+    by the next synchronous commit of any session (or the WAL writer, within
+    ``wal_writer_delay``); only a crash of the database server before that loses it, and
+    with it everything committed after the last durable commit, never a later commit alone.
+    For callers whose loss of the write a later pass recovers from by design.
     """
     key = conn.info.get(_LOCK_KEY)
     if key is None or conn.dialect.driver != "psycopg" or not _may_fuse(conn):
@@ -176,11 +184,14 @@ def commit_and_release(
     raw.autocommit = True
     try:
         with psycopg.ClientCursor(raw) as cursor:
+            lazy = "" if flush else "SET LOCAL synchronous_commit TO OFF; "
             cursor.execute(
-                f"BEGIN; {sql}; COMMIT; SELECT pg_advisory_unlock(%(fsb_lock_key)s) "
+                f"BEGIN; {lazy}{sql}; COMMIT; SELECT pg_advisory_unlock(%(fsb_lock_key)s) "
                 f"FROM ({owed_sql}) AS fsb_owed(owed) WHERE NOT fsb_owed.owed",
                 {**params, **owed_params, "fsb_lock_key": key}, prepare=False)
             cursor.nextset()
+            if not flush:
+                cursor.nextset()
             rows = cursor.fetchall()
             cursor.nextset()
             cursor.nextset()

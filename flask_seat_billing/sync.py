@@ -28,7 +28,9 @@ One pass, under the organization's lock:
    row deleted if no newer change bumped its generation (if one did, another pass at once); on
    PostgreSQL with psycopg one statement, sent with the lock's release once it is committed
    (:func:`.locks.commit_and_release`), so the ``seats_synced`` signal and the after-policies
-   run just after the release.
+   run just after the release. That commit does not wait for the disk: the mark of step 3
+   did, and a database crash that loses the record leaves a write in doubt, as a crash of
+   the process after the request does (docs/reliability.md).
 
 A subscription that is not billable now keeps the change owed (``held``). Failures keep the
 outbox row with the attempt count, the next attempt time and the error; a permanent refusal
@@ -533,7 +535,12 @@ class SyncEngine:
             # On psycopg the lock goes in the same round trip, after the commit, unless a
             # newer change is owed (then this holder makes another pass). The signals below
             # then run after the release, as they would after a pass on another process.
-            sent = commit_and_release(conn, self._record_template(), values, self._owed())
+            # The record need not wait for the disk (flush=False): the mark did, before the
+            # request left. A database crash that loses the record keeps the mark and the
+            # outbox row, which is a crash after the request: the next pass resolves the
+            # write in doubt (resend with its key, or read) as it does after any crash.
+            sent = commit_and_release(conn, self._record_template(), values, self._owed(),
+                                      flush=False)
             if sent is None:
                 again = conn.execute(self._record_template(), values).first() is None
             else:
