@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -73,6 +74,8 @@ _RELEASED = "flask_seat_billing.lock_released"  # released early, by commit_and_
 
 
 _COMPILED: dict[tuple[sa.Select[Any], str], Any] = {}
+# Weak: an app's statements (built once per sync engine) die with it, names and all.
+_NAMES: weakref.WeakKeyDictionary[sa.Select[Any], list[str]] = weakref.WeakKeyDictionary()
 
 
 def _lock_and_read(
@@ -105,12 +108,20 @@ def _lock_and_read(
             cursor.execute(f"SELECT pg_advisory_lock(%(fsb_lock_key)s); {sql}",
                            {**params, "fsb_lock_key": key}, prepare=False)
             cursor.nextset()
-            names = [column.name for column in cursor.description or ()]
             row = cursor.fetchone()
     finally:
         raw.autocommit = was_autocommit
+    names = _column_names(statement)  # not cursor.description: an object per column, per call
     conn.info[_FIRST_READ] = dict(zip(names, row, strict=True)) if row is not None else None
     return True
+
+
+def _column_names(statement: sa.Select[Any]) -> list[str]:
+    """The names of ``statement``'s result columns (its labels), in order; computed once."""
+    names = _NAMES.get(statement)
+    if names is None:
+        names = _NAMES[statement] = [str(c.key) for c in statement.selected_columns]
+    return names
 
 
 _ISOLATION = "flask_seat_billing.session_isolation"
