@@ -17,12 +17,13 @@ import hashlib
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+
+from .raw_sql import may_send_raw, rendered
 
 log = logging.getLogger("flask_seat_billing.locks")
 _LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
@@ -74,8 +75,6 @@ _LOCK_KEY = "flask_seat_billing.lock_key"  # the advisory lock this connection h
 _RELEASED = "flask_seat_billing.lock_released"  # released early, by commit_and_release
 
 
-_COMPILED: dict[tuple[sa.Select[Any], str], Any] = {}
-_RENDERINGS: dict[tuple[sa.Select[Any], str], _Rendering] = {}
 # Weak: an app's statements (built once per sync engine) die with it, names and all.
 _NAMES: weakref.WeakKeyDictionary[sa.Select[Any], list[str]] = weakref.WeakKeyDictionary()
 
@@ -95,10 +94,10 @@ def _lock_and_read(
         return False
     import psycopg
 
-    if not _may_fuse(conn) or not _reads_committed(conn):
+    if not may_send_raw(conn) or not _reads_committed(conn):
         return False  # the session's own level runs the pair: it must snapshot per statement
     statement, values = first
-    sql, params = _expanded(conn, statement, values)
+    sql, params = rendered(conn, statement, values)
     if "fsb_lock_key" in params:
         return False
     conn.rollback()  # SQLAlchemy's side idle (no round trip when nothing is open)
@@ -129,12 +128,6 @@ def _column_names(statement: sa.Select[Any]) -> list[str]:
 _ISOLATION = "flask_seat_billing.session_isolation"
 
 
-def _may_fuse(conn: sa.Connection) -> bool:
-    """Whether the sync's statements may be sent as raw SQL on this connection: not when a
-    ``schema_translate_map`` applies (only SQLAlchemy's execution renders it)."""
-    return not conn.get_execution_options().get("schema_translate_map")
-
-
 def _reads_committed(conn: sa.Connection) -> bool:
     """Whether the session's own isolation level is READ COMMITTED: asked of the server once
     per database connection (the app's ``connect`` listeners may have changed it after the
@@ -146,53 +139,6 @@ def _reads_committed(conn: sa.Connection) -> bool:
             conn.exec_driver_sql("SHOW transaction_isolation").scalar()).lower()
         conn.rollback()
     return bool(level == "read committed")
-
-
-def _expanded(
-    conn: sa.Connection, statement: Any, values: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    """SQL and driver parameters of ``statement`` (compiled once per dialect) for ``values``.
-
-    Rendered once too, when the SQL cannot depend on ``values`` (none of them is an IN list
-    SQLAlchemy expands at execution): then each call only converts the caller's values (the
-    rest are the statement's own constants, converted once). Rendering the first read again
-    on every pass cost 66 us, its IN lists of statuses and all.
-    """
-    cache_key = (statement, conn.dialect.name)
-    rendering = _RENDERINGS.get(cache_key)
-    if rendering is not None and rendering.variables == rendering.names & values.keys():
-        params = dict(rendering.constants)
-        for name in rendering.variables:
-            convert = rendering.processors.get(name)
-            params[name] = convert(values[name]) if convert is not None else values[name]
-        return rendering.sql, params
-    compiled = _COMPILED.get(cache_key)
-    if compiled is None:  # compiled once: the statement is built once and sent with new values
-        compiled = _COMPILED[cache_key] = statement.compile(dialect=conn.dialect)
-    expanded = compiled.construct_expanded_state(values)  # IN lists rendered, values bound
-    processors = expanded.processors  # the column types' conversions, as SQLAlchemy applies
-    params = {name: processors[name](value) if name in processors else value
-              for name, value in expanded.parameters.items()}
-    names = frozenset(compiled.bind_names.values())
-    variables = names & values.keys()
-    expanding = {compiled.bind_names[b] for b in compiled.post_compile_params}
-    if not variables & expanding:
-        _RENDERINGS[cache_key] = _Rendering(
-            sql=expanded.statement, names=names, variables=variables,
-            constants={n: v for n, v in params.items() if n not in variables},
-            processors={n: processors[n] for n in variables if n in processors})
-    return expanded.statement, params
-
-
-@dataclass(frozen=True)
-class _Rendering:
-    """A statement's SQL for a dialect, and how to bind a call's values to it."""
-
-    sql: str
-    names: frozenset[str]  # every parameter the statement binds
-    variables: frozenset[str]  # those the caller gave values for (the rest are constants)
-    constants: dict[str, Any]  # driver values of the statement's own parameters
-    processors: dict[str, Callable[[Any], Any]]  # conversions of the variables
 
 
 def commit_and_release(
@@ -215,12 +161,12 @@ def commit_and_release(
     For callers whose loss of the write a later pass recovers from by design.
     """
     key = conn.info.get(_LOCK_KEY)
-    if key is None or conn.dialect.driver != "psycopg" or not _may_fuse(conn):
+    if key is None or conn.dialect.driver != "psycopg" or not may_send_raw(conn):
         return None
     import psycopg
 
-    sql, params = _expanded(conn, statement, values)
-    owed_sql, owed_params = _expanded(conn, owed, values)
+    sql, params = rendered(conn, statement, values)
+    owed_sql, owed_params = rendered(conn, owed, values)
     if "fsb_lock_key" in params or any(params.get(k, v) != v for k, v in owed_params.items()):
         return None
     conn.commit()  # nothing of SQLAlchemy's open (no round trip in autocommit)
