@@ -45,8 +45,9 @@ def rendered(
     """SQL and driver parameters of ``statement`` (compiled once per dialect) for ``values``.
 
     Rendered once too, when the SQL cannot depend on ``values`` (none of them is an IN list
-    SQLAlchemy expands at execution): then each call only converts the caller's values (the
-    rest are the statement's own constants, converted once). Rendering the first read again
+    SQLAlchemy expands at execution) and the statement's own values cannot change (none is
+    computed at binding time): then each call only converts the caller's values (the rest are
+    the statement's own constants, converted once). Rendering the first read again
     on every pass cost 66 us, its IN lists of statuses and all.
     """
     cache_key = (statement, conn.dialect.name)
@@ -67,7 +68,11 @@ def rendered(
     names = frozenset(compiled.bind_names.values())
     variables = names & values.keys()
     expanding = {compiled.bind_names[b] for b in compiled.post_compile_params}
-    if not variables & expanding:
+    # Kept only when the SQL and the constants cannot change between calls: no caller value
+    # expands an IN list, no parameter computes its value when bound (``callable_``: an app's
+    # counting filter may bind the current time so), no name is escaped in the SQL.
+    if (not variables & expanding and not compiled.escaped_bind_names
+            and not any(b.callable is not None for b in compiled.binds.values())):
         _RENDERINGS[cache_key] = _Rendering(
             sql=expanded.statement, names=names, variables=variables,
             constants={n: v for n, v in params.items() if n not in variables},
@@ -92,5 +97,5 @@ def execute_alone(conn: sa.Connection, statement: Any, values: dict[str, Any]) -
     if not raw.autocommit or raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         return False
     sql, params = rendered(conn, statement, values)
-    raw.execute(sql, params)
+    raw.execute(sql, params).close()
     return True
