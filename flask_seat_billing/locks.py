@@ -155,7 +155,7 @@ def commit_and_release(
 
     ``flush=False`` commits without waiting for the WAL to reach the disk
     (``SET LOCAL synchronous_commit TO OFF``): visible to everyone at once, and made durable
-    by the next synchronous commit of any session (or the WAL writer, within
+    by the next synchronous commit of any session (or the WAL writer, within three
     ``wal_writer_delay``); only a crash of the database server before that loses it, and
     with it everything committed after the last durable commit, never a later commit alone.
     For callers whose loss of the write a later pass recovers from by design.

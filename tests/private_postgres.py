@@ -68,21 +68,23 @@ def _children(parent: int) -> list[int]:
     return found
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that still runs: a zombie (dead, not reaped, as under an
+    init that never reaps) has let go of its shared memory and its lock file's claim."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _wait_gone(pids: list[int]) -> None:
-    """Until none of ``pids`` exists: a process killed but not yet reaped still counts, as
-    it does for the restarted postmaster's checks (its lock file, its shared memory)."""
+    """Until none of ``pids`` runs, as the restarted postmaster's checks need."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        alive = []
-        for pid in pids:
-            try:
-                os.kill(pid, 0)
-                alive.append(pid)
-            except ProcessLookupError:
-                pass
-        if not alive:
+        pids = [pid for pid in pids if _running(pid)]
+        if not pids:
             return
-        pids = alive
         time.sleep(0.02)
     raise RuntimeError(f"processes of the private PostgreSQL server outlived SIGKILL: {pids}")
 
@@ -96,11 +98,15 @@ class PrivatePostgres:
         self.dir = Path(tempfile.mkdtemp(prefix="fsb-pg-"))
         self.data = self.dir / "data"
         self._as_postgres = os.geteuid() == 0
-        if self._as_postgres:
-            shutil.chown(self.dir, "postgres")
-        self._run([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
-                   "-U", "postgres", "--no-sync"], check=True)
         self.process: subprocess.Popen[bytes] | None = None
+        try:
+            if self._as_postgres:
+                shutil.chown(self.dir, "postgres")
+            self._run([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
+                       "-U", "postgres", "--no-sync"], check=True)
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
 
     @property
     def url(self) -> str:
@@ -148,36 +154,58 @@ class PrivatePostgres:
         assert pid is not None, "no WAL writer found"
         os.kill(int(pid), signal.SIGSTOP)
 
+    def _postmaster(self) -> int | None:
+        """The running postmaster's pid, found from the process this object started (never
+        from the data directory's lock file, which a dead server leaves behind)."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        if not self._as_postgres:
+            return self.process.pid
+        found = _children(self.process.pid)  # runuser's one child
+        return found[0] if found else None
+
     def crash(self) -> None:
         """Kill every process of the server with SIGKILL: a power cut, as far as the server's
         memory goes (what it had written to files stays in the OS's cache). The postmaster's
-        children run in sessions of their own, so each is killed by its pid."""
+        children run in sessions of their own, so each is killed by its pid. (Not stopped
+        first: ``runuser`` stops itself when its child stops. The test forks no backend
+        while it crashes the server.)"""
         assert self.process is not None
-        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = _children(postmaster)  # before it dies: then they belong to init
-        os.kill(postmaster, signal.SIGKILL)  # first: it starts no new child once dead
-        for pid in children:
-            os.kill(pid, signal.SIGKILL)
+        postmaster = self._postmaster()
+        children: list[int] = []
+        if postmaster is not None:
+            children = _children(postmaster)  # before it dies: then they belong to init
+            os.kill(postmaster, signal.SIGKILL)  # first: it starts no new child once dead
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self.process.wait(timeout=30)
         self.process = None
-        _wait_gone([postmaster, *children])
+        _wait_gone([pid for pid in (postmaster, *children) if pid is not None])
 
     def close(self) -> None:
         """Stop the server and remove its directory. A fast shutdown (SIGINT) rather than a
         crash: a killed server leaves its shared memory segment behind."""
-        if self.process is not None:
-            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-            children = _children(postmaster)
-            for pid in children:
+        try:
+            postmaster = self._postmaster()
+            if postmaster is not None:
+                assert self.process is not None
+                children = _children(postmaster)
+                for pid in children:
+                    try:
+                        os.kill(pid, signal.SIGCONT)  # a held WAL writer must run to stop
+                    except ProcessLookupError:
+                        pass
+                os.kill(postmaster, signal.SIGINT)
                 try:
-                    os.kill(pid, signal.SIGCONT)  # a held WAL writer must run to shut down
-                except ProcessLookupError:
-                    pass
-            os.kill(postmaster, signal.SIGINT)
-            try:
+                    self.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.crash()
+                _wait_gone([postmaster, *children])
+            elif self.process is not None:
                 self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.crash()
             self.process = None
-            _wait_gone([postmaster, *children])
-        shutil.rmtree(self.dir, ignore_errors=True)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)

@@ -22,9 +22,9 @@ from tests.private_postgres import PrivatePostgres
 
 @pytest.fixture
 def crashable() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres().start()
+    server = PrivatePostgres()
     try:
-        yield server
+        yield server.start()
     finally:
         server.close()
 
