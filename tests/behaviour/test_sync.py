@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from tests.apps import AppUnderTest
-from tests.behaviour.conftest import World
+from tests.behaviour.conftest import AppFactory, World
 from tests.helpers import ledger_rows, outbox_rows
 
 
@@ -203,3 +203,31 @@ def test_bulk_update_moving_members_updates_both(t: AppUnderTest, provider: Worl
 
     assert provider.seats(sub_a) == 2
     assert provider.seats(sub_b) == 3
+
+
+def test_a_rule_that_binds_the_current_time_counts_at_each_sync(
+    make_app: AppFactory, provider: World
+) -> None:
+    """A member whose departure is scheduled (``deleted_at`` ahead) counts until it comes. The
+    app's rule binds the time when the statement is sent (``callable_``), so every sync must
+    count at its own time, not at the first sync's (the prebuilt first read is reused)."""
+    now = [dt.datetime(2026, 1, 1)]
+    t = make_app(billable_filter=lambda M: sa.or_(
+        M.deleted_at.is_(None),
+        M.deleted_at > sa.bindparam("app_now", callable_=lambda: now[0], type_=sa.DateTime())))
+    with t.app.app_context():
+        org = t.add_organization()
+        t.add_members(org.id, 2)
+        t.db.session.add(t.Membership(organization_id=org.id, email="leaving@x.io",
+                                      deleted_at=dt.datetime(2026, 1, 2)))
+        t.db.session.commit()
+        sub = provider.subscribe(t, org.id)
+        assert provider.seats(sub) == 3
+        t.add_members(org.id, 1)
+        assert provider.seats(sub) == 4
+
+        now[0] = dt.datetime(2026, 1, 3)  # the departure has come
+        t.add_members(org.id, 1)
+
+        assert t.billing.billable_seats(org.id) == 4
+        assert provider.seats(sub) == 4
